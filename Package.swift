@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+// OverOpt: a Swift laboratory for reward over-optimization in RLHF.
+import PackageDescription
+
+/// Numerical targets are always compiled with full optimization: a debug build of the
+/// engine is 30-100x slower, which would make even the test suite crawl.
+let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
+
+let package = Package(
+    name: "OverOpt",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "overopt", targets: ["overopt"]),
+        .library(name: "OverOpt", targets: ["OverOpt"]),
+        .library(name: "OverOptEngine", targets: ["OverOptEngine"]),
+        .library(name: "OverOptHDF5", targets: ["OverOptHDF5"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // System libraries (Debian: libopenblas-dev, libhdf5-dev).
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+
+        // Files, groups, datasets, attributes, atomic writes.
+        .target(name: "OverOptHDF5", dependencies: ["CHDF5"]),
+        // Flat buffers, layers, transformer, heads, AdamW, sampler, RNG, checkpoints.
+        .target(name: "OverOptEngine", dependencies: ["CBLAS", "OverOptHDF5"], swiftSettings: fast),
+        // The simulator: world, data, reward models, best-of-n, PPO, experiments.
+        .target(name: "OverOpt", dependencies: ["OverOptEngine", "OverOptHDF5", "TOMLKit"],
+                resources: [.copy("World/Resources")], swiftSettings: fast),
+        // The command-line tool: one file per subcommand.
+        .executableTarget(name: "overopt", dependencies: [
+            "OverOpt", "OverOptEngine", "OverOptHDF5",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "HDF5Tests", dependencies: ["OverOptHDF5"]),
+        .testTarget(name: "EngineTests", dependencies: ["OverOptEngine", "OverOptHDF5"], swiftSettings: fast),
+        .testTarget(name: "OverOptTests", dependencies: ["OverOpt", "OverOptEngine", "OverOptHDF5"],
+                    swiftSettings: fast),
+    ]
+)

@@ -1,0 +1,31 @@
+// HDF5's C API plus the macros Swift cannot import.
+//
+// HDF5 exposes its predefined types and property lists as macros over mutable globals
+// (`H5T_NATIVE_FLOAT` is `(H5open(), H5T_NATIVE_FLOAT_g)`); Swift cannot import them, and
+// reading the `*_g` globals directly is an error under Swift 6 concurrency checking.
+// Each is wrapped here in a `static inline` function.
+#ifndef OVEROPT_CHDF5_SHIM_H
+#define OVEROPT_CHDF5_SHIM_H
+#include <hdf5.h>
+
+static inline hid_t overopt_H5T_NATIVE_FLOAT(void) { return H5T_NATIVE_FLOAT; }
+static inline hid_t overopt_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }
+static inline hid_t overopt_H5T_NATIVE_INT64(void) { return H5T_NATIVE_INT64; }
+static inline hid_t overopt_H5T_NATIVE_INT32(void) { return H5T_NATIVE_INT32; }
+static inline hid_t overopt_H5T_C_S1(void) { return H5T_C_S1; }
+static inline hid_t overopt_H5P_DEFAULT(void) { return H5P_DEFAULT; }
+static inline hid_t overopt_H5P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
+static inline hid_t overopt_H5P_FILE_ACCESS(void) { return H5P_FILE_ACCESS; }
+static inline hid_t overopt_H5S_ALL(void) { return H5S_ALL; }
+static inline hid_t overopt_H5E_DEFAULT(void) { return H5E_DEFAULT; }
+static inline unsigned overopt_H5F_ACC_TRUNC(void) { return H5F_ACC_TRUNC; }
+static inline unsigned overopt_H5F_ACC_EXCL(void) { return H5F_ACC_EXCL; }
+static inline unsigned overopt_H5F_ACC_RDONLY(void) { return H5F_ACC_RDONLY; }
+static inline unsigned overopt_H5F_ACC_RDWR(void) { return H5F_ACC_RDWR; }
+static inline size_t overopt_H5T_VARIABLE(void) { return H5T_VARIABLE; }
+static inline hsize_t overopt_H5S_UNLIMITED(void) { return H5S_UNLIMITED; }
+
+/// Silences HDF5's automatic error printing; errors are read with H5Ewalk2 instead.
+static inline void overopt_H5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+#endif
