@@ -1,0 +1,261 @@
+// Layers.swift — every layer of the transformer as a pair of plain functions,
+// `*Forward` and `*Backward`, on flat buffers (after llm.c's train_gpt2.c).
+//
+// Dimension legend: B batch, T time (sequence), C channels (width), OC output channels,
+// NH heads, hs = C/NH head size, V vocabulary. N = B·T when a layer does not care.
+// Convention: every backward *accumulates* (+=) into its input and weight gradients, so
+// the caller zeroes gradients once per step and gradient accumulation is free.
+// These are also the slow-but-obvious references: the gradient checks in
+// Tests/EngineTests compare each of them with finite differences.
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif
+
+// MARK: - Embedding
+
+/// out (B,T,C) = wte[tokens] + wpe[0..<T].  tokens (B,T), wte (V,C), wpe (maxT,C).
+public func embeddingForward(out: FPtr, tokens: UnsafePointer<Int32>, wte: FPtr, wpe: FPtr,
+                             B: Int, T: Int, C: Int) {
+    for b in 0..<B {
+        for t in 0..<T {
+            let o = out + (b * T + t) * C
+            let e = wte + Int(tokens[b * T + t]) * C
+            let p = wpe + t * C
+            for i in 0..<C { o[i] = e[i] + p[i] }
+        }
+    }
+}
+
+/// dwte[tokens] += dout, dwpe[t] += dout.  Either gradient pointer may be nil (frozen).
+public func embeddingBackward(dwte: FPtr?, dwpe: FPtr?, dout: FPtr, tokens: UnsafePointer<Int32>,
+                              B: Int, T: Int, C: Int) {
+    for b in 0..<B {
+        for t in 0..<T {
+            let d = dout + (b * T + t) * C
+            if let dwte {
+                let e = dwte + Int(tokens[b * T + t]) * C
+                for i in 0..<C { e[i] += d[i] }
+            }
+            if let dwpe {
+                let p = dwpe + t * C
+                for i in 0..<C { p[i] += d[i] }
+            }
+        }
+    }
+}
+
+// MARK: - LayerNorm
+
+/// out (N,C) = (x − mean)/sqrt(var + 1e-5) · w + b; saves mean (N) and rstd (N).
+public func layerNormForward(out: FPtr, mean: FPtr, rstd: FPtr, inp: FPtr, weight: FPtr, bias: FPtr,
+                             N: Int, C: Int) {
+    let eps: Float = 1e-5
+    for n in 0..<N {
+        let x = inp + n * C
+        var m: Float = 0
+        for i in 0..<C { m += x[i] }
+        m /= Float(C)
+        var v: Float = 0
+        for i in 0..<C { let d = x[i] - m; v += d * d }
+        v /= Float(C)
+        let s = 1 / (v + eps).squareRoot()
+        let o = out + n * C
+        for i in 0..<C { o[i] = (x[i] - m) * s * weight[i] + bias[i] }
+        mean[n] = m
+        rstd[n] = s
+    }
+}
+
+/// Backward of LayerNorm: dinp += …, dweight += …, dbias += … (weight grads may be nil).
+public func layerNormBackward(dinp: FPtr, dweight: FPtr?, dbias: FPtr?, dout: FPtr, inp: FPtr,
+                              weight: FPtr, mean: FPtr, rstd: FPtr, N: Int, C: Int) {
+    for n in 0..<N {
+        let d = dout + n * C, x = inp + n * C, di = dinp + n * C
+        let m = mean[n], s = rstd[n]
+        var dnormMean: Float = 0, dnormNormMean: Float = 0
+        for i in 0..<C {
+            let norm = (x[i] - m) * s
+            let dnorm = weight[i] * d[i]
+            dnormMean += dnorm
+            dnormNormMean += dnorm * norm
+        }
+        dnormMean /= Float(C)
+        dnormNormMean /= Float(C)
+        for i in 0..<C {
+            let norm = (x[i] - m) * s
+            let dnorm = weight[i] * d[i]
+            if let dbias { dbias[i] += d[i] }
+            if let dweight { dweight[i] += norm * d[i] }
+            di[i] += (dnorm - dnormMean - norm * dnormNormMean) * s
+        }
+    }
+}
+
+// MARK: - Linear (matmul)
+
+/// out (N,OC) = inp (N,C) · weightᵀ + bias.  weight (OC,C) as in PyTorch's Linear; bias may be nil.
+public func linearForward(out: FPtr, inp: FPtr, weight: FPtr, bias: FPtr?, N: Int, C: Int, OC: Int) {
+    gemm(transA: false, transB: true, M: N, N: OC, K: C, alpha: 1, A: inp, lda: C,
+         B: weight, ldb: C, beta: 0, C: out, ldc: OC)
+    if let bias {
+        for n in 0..<N {
+            let o = out + n * OC
+            for j in 0..<OC { o[j] += bias[j] }
+        }
+    }
+}
+
+/// dinp (N,C) += dout·weight; dweight (OC,C) += doutᵀ·inp; dbias += Σ_n dout. Any may be nil.
+public func linearBackward(dinp: FPtr?, dweight: FPtr?, dbias: FPtr?, dout: FPtr, inp: FPtr,
+                           weight: FPtr, N: Int, C: Int, OC: Int) {
+    if let dinp {
+        gemm(transA: false, transB: false, M: N, N: C, K: OC, alpha: 1, A: dout, lda: OC,
+             B: weight, ldb: C, beta: 1, C: dinp, ldc: C)
+    }
+    if let dweight {
+        gemm(transA: true, transB: false, M: OC, N: C, K: N, alpha: 1, A: dout, lda: OC,
+             B: inp, ldb: C, beta: 1, C: dweight, ldc: C)
+    }
+    if let dbias {
+        for n in 0..<N {
+            let d = dout + n * OC
+            for j in 0..<OC { dbias[j] += d[j] }
+        }
+    }
+}
+
+// MARK: - Causal self-attention
+
+/// Causal multi-head attention.  qkv (B,T,3C) holds q|k|v; out (B,T,C);
+/// att (B,NH,T,T) saves the softmax probabilities (zero above the diagonal).
+public func attentionForward(out: FPtr, att: FPtr, qkv: FPtr, B: Int, T: Int, C: Int, NH: Int) {
+    let hs = C / NH
+    let scale = 1 / Float(hs).squareRoot()
+    let C3 = 3 * C
+    for b in 0..<B {
+        for h in 0..<NH {
+            let q = qkv + b * T * C3 + h * hs
+            let k = q + C, v = q + 2 * C
+            let a = att + (b * NH + h) * T * T
+            // scores (T,T) = scale · q kᵀ
+            gemm(transA: false, transB: true, M: T, N: T, K: hs, alpha: scale, A: q, lda: C3,
+                 B: k, ldb: C3, beta: 0, C: a, ldc: T)
+            for t in 0..<T { causalSoftmaxRow(a + t * T, t: t, T: T) }
+            // out (T,hs) = att · v
+            gemm(transA: false, transB: false, M: T, N: hs, K: T, alpha: 1, A: a, lda: T,
+                 B: v, ldb: C3, beta: 0, C: out + b * T * C + h * hs, ldc: C)
+        }
+    }
+}
+
+/// In-place softmax over row[0...t]; entries after t are set to zero (the causal mask).
+@inline(__always)
+func causalSoftmaxRow(_ row: FPtr, t: Int, T: Int) {
+    var mx = -Float.greatestFiniteMagnitude
+    for j in 0...t where row[j] > mx { mx = row[j] }
+    var sum: Float = 0
+    for j in 0...t { let e = expf(row[j] - mx); row[j] = e; sum += e }
+    let inv = 1 / sum
+    for j in 0...t { row[j] *= inv }
+    if t + 1 < T { for j in (t + 1)..<T { row[j] = 0 } }
+}
+
+/// Backward of causal attention: dqkv (B,T,3C) += …  given dout (B,T,C).
+/// `scratch` holds T·T floats.
+public func attentionBackward(dqkv: FPtr, dout: FPtr, qkv: FPtr, att: FPtr, scratch: FPtr,
+                              B: Int, T: Int, C: Int, NH: Int) {
+    let hs = C / NH
+    let scale = 1 / Float(hs).squareRoot()
+    let C3 = 3 * C
+    for b in 0..<B {
+        for h in 0..<NH {
+            let q = qkv + b * T * C3 + h * hs, k = q + C, v = q + 2 * C
+            let dq = dqkv + b * T * C3 + h * hs, dk = dq + C, dv = dq + 2 * C
+            let a = att + (b * NH + h) * T * T
+            let dO = dout + b * T * C + h * hs
+            let dA = scratch
+            // dA (T,T) = dO vᵀ ; dv += attᵀ dO
+            gemm(transA: false, transB: true, M: T, N: T, K: hs, alpha: 1, A: dO, lda: C,
+                 B: v, ldb: C3, beta: 0, C: dA, ldc: T)
+            gemm(transA: true, transB: false, M: T, N: hs, K: T, alpha: 1, A: a, lda: T,
+                 B: dO, ldb: C, beta: 1, C: dv, ldc: C3)
+            // softmax backward: dS = att ⊙ (dA − Σ_j att·dA), zero above the diagonal
+            for t in 0..<T {
+                let ar = a + t * T, dr = dA + t * T
+                var dot: Float = 0
+                for j in 0...t { dot += ar[j] * dr[j] }
+                for j in 0...t { dr[j] = ar[j] * (dr[j] - dot) }
+                if t + 1 < T { for j in (t + 1)..<T { dr[j] = 0 } }
+            }
+            // dq += scale · dS k ; dk += scale · dSᵀ q
+            gemm(transA: false, transB: false, M: T, N: hs, K: T, alpha: scale, A: dA, lda: T,
+                 B: k, ldb: C3, beta: 1, C: dq, ldc: C3)
+            gemm(transA: true, transB: false, M: T, N: hs, K: T, alpha: scale, A: dA, lda: T,
+                 B: q, ldb: C3, beta: 1, C: dk, ldc: C3)
+        }
+    }
+}
+
+// MARK: - GELU (tanh approximation)
+
+private let geluScale: Float = (2 / Float.pi).squareRoot()
+
+/// out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), elementwise over n values.
+public func geluForward(out: FPtr, inp: FPtr, n: Int) {
+    for i in 0..<n {
+        let x = inp[i]
+        let u = geluScale * (x + 0.044715 * x * x * x)
+        out[i] = 0.5 * x * (1 + tanhf(u))
+    }
+}
+
+/// dinp += gelu'(inp) · dout.
+public func geluBackward(dinp: FPtr, inp: FPtr, dout: FPtr, n: Int) {
+    for i in 0..<n {
+        let x = inp[i]
+        let u = geluScale * (x + 0.044715 * x * x * x)
+        let th = tanhf(u)
+        let sech2 = 1 - th * th
+        let local = 0.5 * (1 + th) + 0.5 * x * sech2 * geluScale * (1 + 3 * 0.044715 * x * x)
+        dinp[i] += local * dout[i]
+    }
+}
+
+// MARK: - ReLU
+
+/// out = max(0, x).
+public func reluForward(out: FPtr, inp: FPtr, n: Int) {
+    for i in 0..<n { out[i] = inp[i] > 0 ? inp[i] : 0 }
+}
+
+/// dinp += (inp > 0) · dout.
+public func reluBackward(dinp: FPtr, inp: FPtr, dout: FPtr, n: Int) {
+    for i in 0..<n where inp[i] > 0 { dinp[i] += dout[i] }
+}
+
+// MARK: - Residual and dropout
+
+/// out = a + b.
+public func residualForward(out: FPtr, a: FPtr, b: FPtr, n: Int) {
+    for i in 0..<n { out[i] = a[i] + b[i] }
+}
+
+/// Inverted dropout: mask[i] ∈ {0, 1/(1−p)}; out = x·mask. With p = 0 the mask is all ones.
+public func dropoutForward(out: FPtr, mask: FPtr, inp: FPtr, n: Int, p: Float, rng: inout RNG) {
+    if p <= 0 {
+        for i in 0..<n { mask[i] = 1; out[i] = inp[i] }
+        return
+    }
+    let keep = 1 / (1 - p)
+    for i in 0..<n {
+        mask[i] = rng.uniform() < p ? 0 : keep
+        out[i] = inp[i] * mask[i]
+    }
+}
+
+/// dinp += mask · dout.
+public func dropoutBackward(dinp: FPtr, mask: FPtr, dout: FPtr, n: Int) {
+    for i in 0..<n { dinp[i] += mask[i] * dout[i] }
+}

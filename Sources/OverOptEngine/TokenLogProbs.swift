@@ -1,0 +1,76 @@
+// TokenLogProbs.swift — log-softmax read-outs of the LM head and their exact backward.
+//
+// Every text objective in OverOpt (pretraining NLL, the GRM regularizers SFT / DPO /
+// DPO-no-reference, PPO's ratio and entropy bonus) is a function of two per-position
+// quantities of the LM head: the log-probability of the next token and the entropy of the
+// next-token distribution. This file computes both from logits and back-propagates any
+// upstream gradient with respect to them into the logits:
+//
+//   logp[n]    = z[n, y_n] − lse(z[n])
+//   entropy[n] = −Σ_v p_v log p_v,          p = softmax(z[n])
+//   ∂logp/∂z_v    = 1[v = y_n] − p_v
+//   ∂entropy/∂z_v = −p_v (log p_v + entropy)
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif
+
+/// For rows where `rowMask[n] != 0`: logp[n] = log softmax(logits[n])[targets[n]],
+/// entropy[n] (if non-nil), and lse[n] (saved for backward). Other rows get 0.
+/// logits (N,V), targets (N).
+public func tokenLogProbsForward(logp: FPtr, entropy: FPtr?, lse: FPtr, logits: FPtr,
+                                 targets: UnsafePointer<Int32>, rowMask: FPtr?, N: Int, V: Int) {
+    for n in 0..<N {
+        if let rowMask, rowMask[n] == 0 { logp[n] = 0; entropy?[n] = 0; lse[n] = 0; continue }
+        let z = logits + n * V
+        var mx = -Float.greatestFiniteMagnitude
+        for v in 0..<V where z[v] > mx { mx = z[v] }
+        var sum: Float = 0
+        for v in 0..<V { sum += expf(z[v] - mx) }
+        let l = mx + logf(sum)
+        lse[n] = l
+        logp[n] = z[Int(targets[n])] - l
+        if let entropy {
+            var h: Float = 0
+            for v in 0..<V {
+                let lp = z[v] - l
+                h -= expf(lp) * lp
+            }
+            entropy[n] = h
+        }
+    }
+}
+
+/// dlogits[n] += dlogp[n]·∂logp/∂z + dentropy[n]·∂entropy/∂z for rows with a nonzero
+/// upstream gradient. `entropy` must be the forward's output when `dentropy` is given.
+public func tokenLogProbsBackward(dlogits: FPtr, dlogp: FPtr, dentropy: FPtr?, entropy: FPtr?,
+                                  logits: FPtr, lse: FPtr, targets: UnsafePointer<Int32>,
+                                  N: Int, V: Int) {
+    for n in 0..<N {
+        let g = dlogp[n]
+        let ge = dentropy?[n] ?? 0
+        if g == 0 && ge == 0 { continue }
+        let z = logits + n * V, dz = dlogits + n * V
+        let l = lse[n]
+        let h = entropy?[n] ?? 0
+        for v in 0..<V {
+            let lp = z[v] - l
+            let p = expf(lp)
+            dz[v] += -g * p - ge * p * (lp + h)
+        }
+        dz[Int(targets[n])] += g
+    }
+}
+
+/// Numerically stable log σ(x).
+@inline(__always)
+public func logSigmoid(_ x: Double) -> Double {
+    x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x))
+}
+
+/// σ(x).
+@inline(__always)
+public func sigmoid(_ x: Double) -> Double {
+    x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x))
+}

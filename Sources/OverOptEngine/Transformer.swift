@@ -1,0 +1,394 @@
+// Transformer.swift — the GPT-2-style decoder with its heads, forward and backward.
+//
+// What it is: token + learned position embeddings, pre-LayerNorm blocks (causal
+// multi-head self-attention with a fused QKV projection, GELU-tanh MLP), a final
+// LayerNorm, an untied LM head, and optional heads on the same final hidden states: a
+// scalar reward head read at the last non-padding token and a per-token value head.
+// What it is not: a general autograd. The forward is the layer calls of Layers.swift in
+// order; the backward is the same calls in reverse. Callers (objectives in the simulator)
+// turn losses into gradients with respect to the heads' outputs and call `backward`.
+//
+// The LM head is untied from the token embedding so that reward-model fine-tuning can
+// freeze it (GRM keeps the base model's LM head) without freezing the input embedding.
+//
+// Shapes: B batch, T time, C width, V vocab, N = B·T, Hh reward-MLP hidden size.
+
+/// A right-padded batch of token sequences.
+public struct TokenBatch: Sendable {
+    public let B: Int
+    public let T: Int
+    /// (B,T) token ids, padded with 0 after each sequence's length.
+    public var tokens: [Int32]
+    /// Number of real tokens per row, 1...T. The reward head reads position lengths[b] − 1.
+    public var lengths: [Int]
+
+    public init(B: Int, T: Int, tokens: [Int32], lengths: [Int]) {
+        precondition(tokens.count == B * T, "TokenBatch: tokens.count \(tokens.count) != B·T = \(B * T)")
+        precondition(lengths.count == B, "TokenBatch: lengths.count \(lengths.count) != B = \(B)")
+        precondition(lengths.allSatisfy { $0 >= 1 && $0 <= T }, "TokenBatch: every length must be in 1...T")
+        self.B = B; self.T = T; self.tokens = tokens; self.lengths = lengths
+    }
+
+    /// Right-pads variable-length sequences to the longest one (or to `T` if given).
+    public init(sequences: [[Int32]], T: Int? = nil) {
+        let t = T ?? sequences.map(\.count).max() ?? 1
+        var toks = [Int32](repeating: 0, count: sequences.count * t)
+        for (b, s) in sequences.enumerated() {
+            precondition(!s.isEmpty && s.count <= t, "TokenBatch: sequence \(b) has length \(s.count), not in 1...\(t)")
+            for (i, x) in s.enumerated() { toks[b * t + i] = x }
+        }
+        self.init(B: sequences.count, T: t, tokens: toks, lengths: sequences.map(\.count))
+    }
+}
+
+/// Saved forward activations for batches of up to `capacityB`×`capacityT` tokens.
+public final class Activations: @unchecked Sendable {
+    public let capacityB: Int, capacityT: Int
+    let L: Int
+    // Per layer (N,·) buffers, each of length L·N·width.
+    let encoded, ln1, ln1Mean, ln1Rstd, qkv, att, atty, res2, ln2, ln2Mean, ln2Rstd: FloatBuffer
+    let fch, fchGelu, res3, mask1, mask2: FloatBuffer
+    /// Final hidden states after the last LayerNorm, (N,C).
+    public let hidden: FloatBuffer
+    let lnfMean, lnfRstd: FloatBuffer
+    /// LM logits (N,V), computed by `lmLogits`.
+    public let logits: FloatBuffer
+    // Reward head (B,·) and value head (N).
+    let rhIn, rhMask, rhDrop, rhHid, rhAct: FloatBuffer
+    public let rewards: FloatBuffer
+    public let values: FloatBuffer
+    var tokens: [Int32] = []
+    var lengths: [Int] = []
+    var B = 0, T = 0
+    var dropoutUsed = false
+
+    public init(config c: TransformerConfig, heads: HeadConfig, B: Int, T: Int) {
+        capacityB = B; capacityT = T; L = c.layers
+        let N = B * T, C = c.width, H = c.mlpRatio * c.width
+        encoded = FloatBuffer(count: N * C)
+        ln1 = FloatBuffer(count: L * N * C); ln1Mean = FloatBuffer(count: L * N); ln1Rstd = FloatBuffer(count: L * N)
+        qkv = FloatBuffer(count: L * N * 3 * C)
+        att = FloatBuffer(count: L * B * c.heads * T * T)
+        atty = FloatBuffer(count: L * N * C)
+        res2 = FloatBuffer(count: L * N * C)
+        ln2 = FloatBuffer(count: L * N * C); ln2Mean = FloatBuffer(count: L * N); ln2Rstd = FloatBuffer(count: L * N)
+        fch = FloatBuffer(count: L * N * H); fchGelu = FloatBuffer(count: L * N * H)
+        res3 = FloatBuffer(count: L * N * C)
+        let dropN = c.dropout > 0 ? L * N * C : 0
+        mask1 = FloatBuffer(count: dropN); mask2 = FloatBuffer(count: dropN)
+        hidden = FloatBuffer(count: N * C); lnfMean = FloatBuffer(count: N); lnfRstd = FloatBuffer(count: N)
+        logits = FloatBuffer(count: N * c.vocabSize)
+        var hh = 0
+        if case .mlp(let h) = heads.reward { hh = h }
+        rhIn = FloatBuffer(count: B * C); rhMask = FloatBuffer(count: B * C); rhDrop = FloatBuffer(count: B * C)
+        rhHid = FloatBuffer(count: B * hh); rhAct = FloatBuffer(count: B * hh)
+        rewards = FloatBuffer(count: B)
+        values = FloatBuffer(count: heads.value ? N : 0)
+    }
+
+    public func fits(B: Int, T: Int) -> Bool { B <= capacityB && T <= capacityT && B * T <= capacityB * capacityT }
+}
+
+/// A GPT-2-style transformer with an LM head and optional reward and value heads.
+public final class Transformer: @unchecked Sendable {
+    public let config: TransformerConfig
+    public let heads: HeadConfig
+    public let layout: ParameterLayout
+    /// All parameters, in `layout` order.
+    public let params: FloatBuffer
+    /// Gradients, same layout as `params`.
+    public let grads: FloatBuffer
+    /// Groups whose parameters receive no gradient and are never updated.
+    public var frozen: Set<ParameterGroup> = []
+    /// The activations of the last forward pass (grown as needed).
+    public private(set) var acts: Activations?
+    let work = Workspace()
+    // Saved by `tokenLogProbs` for `backwardTokenLogProbs`.
+    var lastTargets: [Int32] = []
+    var lastEntropy: [Float]?
+
+    public init(config: TransformerConfig, heads: HeadConfig = .languageModel) {
+        if let e = config.validationError() { preconditionFailure("TransformerConfig: \(e)") }
+        self.config = config
+        self.heads = heads
+        layout = .transformer(config, heads: heads)
+        params = FloatBuffer(count: layout.count)
+        grads = FloatBuffer(count: layout.count)
+    }
+
+    /// Number of parameters.
+    public var parameterCount: Int { layout.count }
+
+    /// Pointer to the named parameter tensor.
+    @inline(__always)
+    public func p(_ name: String) -> FPtr { params.ptr + layout.offset(name) }
+
+    /// Pointer to the named gradient tensor, or nil when its group is frozen.
+    @inline(__always)
+    public func g(_ name: String) -> FPtr? {
+        guard let t = layout[name] else { preconditionFailure("no parameter named \(name)") }
+        return frozen.contains(t.group) ? nil : grads.ptr + t.offset
+    }
+
+    public func zeroGrad() { grads.zero() }
+
+    // MARK: Initialization
+
+    /// GPT-2 initialization: N(0, 0.02) weights, residual projections N(0, 0.02/√(2L)),
+    /// zero biases, unit LayerNorm gains. Heads are initialized too.
+    public func initialize(rng: inout RNG) {
+        let resStd = 0.02 / Float(2 * config.layers).squareRoot()
+        for t in layout.tensors where t.group == .trunk || t.group == .lmHead {
+            let ptr = params.ptr + t.offset
+            if t.name.hasSuffix("ln1_w") || t.name.hasSuffix("ln2_w") || t.name == "lnf_w" {
+                ptr.update(repeating: 1, count: t.count)
+            } else if t.decay {
+                let std: Float = t.name.hasSuffix("proj_w") ? resStd : 0.02
+                for i in 0..<t.count { ptr[i] = std * rng.normal() }
+            } else {
+                ptr.update(repeating: 0, count: t.count)
+            }
+        }
+        initializeHeads(rng: &rng)
+    }
+
+    /// Fresh reward and value heads: N(0, 1/√fan_in) weights (so that rewards start at unit
+    /// scale), zero biases.
+    public func initializeHeads(rng: inout RNG) {
+        for t in layout.tensors where t.group == .rewardHead || t.group == .valueHead {
+            let ptr = params.ptr + t.offset
+            if t.decay {
+                let std = 1 / Float(t.shape[1]).squareRoot()
+                for i in 0..<t.count { ptr[i] = std * rng.normal() }
+            } else {
+                ptr.update(repeating: 0, count: t.count)
+            }
+        }
+    }
+
+    /// Copies every tensor of `other` whose name and shape match; returns the names copied.
+    @discardableResult
+    public func copyParameters(from other: Transformer) -> [String] {
+        var copied: [String] = []
+        for t in layout.tensors {
+            guard let o = other.layout[t.name], o.shape == t.shape else { continue }
+            (params.ptr + t.offset).update(from: other.params.ptr + o.offset, count: t.count)
+            copied.append(t.name)
+        }
+        return copied
+    }
+
+    /// Named parameter values as arrays (for tests and checkpoints).
+    public func tensor(_ name: String) -> [Float] {
+        guard let t = layout[name] else { preconditionFailure("no parameter named \(name)") }
+        return Array(UnsafeBufferPointer(start: params.ptr + t.offset, count: t.count))
+    }
+
+    public func setTensor(_ name: String, _ values: [Float]) {
+        guard let t = layout[name] else { preconditionFailure("no parameter named \(name)") }
+        precondition(values.count == t.count, "\(name): expected \(t.count) values, got \(values.count)")
+        values.withUnsafeBufferPointer { (params.ptr + t.offset).update(from: $0.baseAddress!, count: t.count) }
+    }
+
+    // MARK: Forward
+
+    func activations(B: Int, T: Int) -> Activations {
+        if let a = acts, a.fits(B: B, T: T) { return a }
+        let a = Activations(config: config, heads: heads, B: max(B, acts?.capacityB ?? 0),
+                            T: max(T, acts?.capacityT ?? 0))
+        acts = a
+        return a
+    }
+
+    /// Runs the trunk: embeddings, blocks and the final LayerNorm. Final hidden states are
+    /// in `acts!.hidden` (N,C). With `training`, dropout is applied (if configured).
+    public func forward(_ batch: TokenBatch, training: Bool = false, rng: inout RNG) {
+        let B = batch.B, T = batch.T, N = B * T, C = config.width, H = config.mlpRatio * C
+        precondition(T <= config.contextLength, "sequence length \(T) exceeds the context \(config.contextLength)")
+        let a = activations(B: B, T: T)
+        a.B = B; a.T = T; a.tokens = batch.tokens; a.lengths = batch.lengths
+        let pDrop = training ? config.dropout : 0
+        a.dropoutUsed = pDrop > 0
+        let proj = work.get("proj", N * C)
+        a.tokens.withUnsafeBufferPointer { tok in
+            embeddingForward(out: a.encoded.ptr, tokens: tok.baseAddress!, wte: p("wte"), wpe: p("wpe"), B: B, T: T, C: C)
+        }
+        var residual = a.encoded.ptr
+        for l in 0..<config.layers {
+            let h = "h\(l).", nc = l * N * C
+            let ln1 = a.ln1.ptr + nc, qkv = a.qkv.ptr + l * N * 3 * C, atty = a.atty.ptr + nc
+            let res2 = a.res2.ptr + nc, ln2 = a.ln2.ptr + nc, res3 = a.res3.ptr + nc
+            let fch = a.fch.ptr + l * N * H, fchGelu = a.fchGelu.ptr + l * N * H
+            let att = a.att.ptr + l * B * config.heads * T * T
+            layerNormForward(out: ln1, mean: a.ln1Mean.ptr + l * N, rstd: a.ln1Rstd.ptr + l * N, inp: residual,
+                             weight: p(h + "ln1_w"), bias: p(h + "ln1_b"), N: N, C: C)
+            linearForward(out: qkv, inp: ln1, weight: p(h + "qkv_w"), bias: p(h + "qkv_b"), N: N, C: C, OC: 3 * C)
+            attentionForward(out: atty, att: att, qkv: qkv, B: B, T: T, C: C, NH: config.heads)
+            linearForward(out: proj, inp: atty, weight: p(h + "attn_proj_w"), bias: p(h + "attn_proj_b"), N: N, C: C, OC: C)
+            if pDrop > 0 { dropoutForward(out: proj, mask: a.mask1.ptr + nc, inp: proj, n: N * C, p: pDrop, rng: &rng) }
+            residualForward(out: res2, a: residual, b: proj, n: N * C)
+            layerNormForward(out: ln2, mean: a.ln2Mean.ptr + l * N, rstd: a.ln2Rstd.ptr + l * N, inp: res2,
+                             weight: p(h + "ln2_w"), bias: p(h + "ln2_b"), N: N, C: C)
+            linearForward(out: fch, inp: ln2, weight: p(h + "fc_w"), bias: p(h + "fc_b"), N: N, C: C, OC: H)
+            geluForward(out: fchGelu, inp: fch, n: N * H)
+            linearForward(out: proj, inp: fchGelu, weight: p(h + "mlp_proj_w"), bias: p(h + "mlp_proj_b"), N: N, C: H, OC: C)
+            if pDrop > 0 { dropoutForward(out: proj, mask: a.mask2.ptr + nc, inp: proj, n: N * C, p: pDrop, rng: &rng) }
+            residualForward(out: res3, a: res2, b: proj, n: N * C)
+            residual = res3
+        }
+        layerNormForward(out: a.hidden.ptr, mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, inp: residual,
+                         weight: p("lnf_w"), bias: p("lnf_b"), N: N, C: C)
+    }
+
+    /// Convenience forward without dropout.
+    public func forward(_ batch: TokenBatch) {
+        var rng = RNG(seed: 0)
+        forward(batch, training: false, rng: &rng)
+    }
+
+    /// LM head: logits (N,V) = hidden · lm_head_wᵀ, into `acts!.logits`.
+    @discardableResult
+    public func lmLogits() -> FPtr {
+        let a = acts!, N = a.B * a.T
+        linearForward(out: a.logits.ptr, inp: a.hidden.ptr, weight: p("lm_head_w"), bias: nil,
+                      N: N, C: config.width, OC: config.vocabSize)
+        return a.logits.ptr
+    }
+
+    /// Reward head at each row's last real token: rewards (B), into `acts!.rewards`.
+    @discardableResult
+    public func rewardForward(training: Bool = false, rng: inout RNG) -> [Float] {
+        let a = acts!, B = a.B, T = a.T, C = config.width
+        for b in 0..<B {
+            (a.rhIn.ptr + b * C).update(from: a.hidden.ptr + (b * T + a.lengths[b] - 1) * C, count: C)
+        }
+        switch heads.reward {
+        case .none:
+            preconditionFailure("this model has no reward head")
+        case .linear:
+            linearForward(out: a.rewards.ptr, inp: a.rhIn.ptr, weight: p("rh_w"), bias: p("rh_b"), N: B, C: C, OC: 1)
+        case .mlp(let hh):
+            let pd = training ? heads.rewardDropout : 0
+            dropoutForward(out: a.rhDrop.ptr, mask: a.rhMask.ptr, inp: a.rhIn.ptr, n: B * C, p: pd, rng: &rng)
+            linearForward(out: a.rhHid.ptr, inp: a.rhDrop.ptr, weight: p("rh_fc_w"), bias: p("rh_fc_b"), N: B, C: C, OC: hh)
+            reluForward(out: a.rhAct.ptr, inp: a.rhHid.ptr, n: B * hh)
+            linearForward(out: a.rewards.ptr, inp: a.rhAct.ptr, weight: p("rh_out_w"), bias: p("rh_out_b"), N: B, C: hh, OC: 1)
+        }
+        return Array(UnsafeBufferPointer(start: a.rewards.ptr, count: B))
+    }
+
+    /// Reward head without dropout.
+    @discardableResult
+    public func rewardForward() -> [Float] {
+        var rng = RNG(seed: 0)
+        return rewardForward(training: false, rng: &rng)
+    }
+
+    /// Value head at every position: values (N), into `acts!.values`.
+    @discardableResult
+    public func valueForward() -> FPtr {
+        precondition(heads.value, "this model has no value head")
+        let a = acts!, N = a.B * a.T
+        linearForward(out: a.values.ptr, inp: a.hidden.ptr, weight: p("vh_w"), bias: p("vh_b"), N: N, C: config.width, OC: 1)
+        return a.values.ptr
+    }
+
+    // MARK: Backward
+
+    /// Back-propagates the gradients of a loss with respect to the heads' outputs of the last
+    /// forward pass — dLogits (N,V), dRewards (B), dValues (N); any may be nil — into
+    /// `grads` (accumulating). Frozen groups get no gradient; a frozen trunk is skipped.
+    public func backward(dLogits: FPtr? = nil, dRewards: [Float]? = nil, dValues: FPtr? = nil) {
+        let a = acts!, B = a.B, T = a.T, N = B * T, C = config.width
+        let dhf = work.zeroed("dhf", N * C)
+        if let dLogits {
+            linearBackward(dinp: dhf, dweight: g("lm_head_w"), dbias: nil, dout: dLogits, inp: a.hidden.ptr,
+                           weight: p("lm_head_w"), N: N, C: C, OC: config.vocabSize)
+        }
+        if let dRewards { rewardBackward(dRewards, dhf: dhf) }
+        if let dValues {
+            linearBackward(dinp: dhf, dweight: g("vh_w"), dbias: g("vh_b"), dout: dValues, inp: a.hidden.ptr,
+                           weight: p("vh_w"), N: N, C: C, OC: 1)
+        }
+        if !frozen.contains(.trunk) { trunkBackward(dhf: dhf) }
+    }
+
+    func rewardBackward(_ dRewards: [Float], dhf: FPtr) {
+        let a = acts!, B = a.B, T = a.T, C = config.width
+        precondition(dRewards.count == B, "dRewards needs one value per row")
+        let dr = work.get("dr", B)
+        for b in 0..<B { dr[b] = dRewards[b] }
+        let dx = work.zeroed("drhIn", B * C)
+        switch heads.reward {
+        case .none:
+            preconditionFailure("this model has no reward head")
+        case .linear:
+            linearBackward(dinp: dx, dweight: g("rh_w"), dbias: g("rh_b"), dout: dr, inp: a.rhIn.ptr,
+                           weight: p("rh_w"), N: B, C: C, OC: 1)
+        case .mlp(let hh):
+            let dact = work.zeroed("drhAct", B * hh), dhid = work.zeroed("drhHid", B * hh)
+            let ddrop = work.zeroed("drhDrop", B * C)
+            linearBackward(dinp: dact, dweight: g("rh_out_w"), dbias: g("rh_out_b"), dout: dr, inp: a.rhAct.ptr,
+                           weight: p("rh_out_w"), N: B, C: hh, OC: 1)
+            reluBackward(dinp: dhid, inp: a.rhHid.ptr, dout: dact, n: B * hh)
+            linearBackward(dinp: ddrop, dweight: g("rh_fc_w"), dbias: g("rh_fc_b"), dout: dhid, inp: a.rhDrop.ptr,
+                           weight: p("rh_fc_w"), N: B, C: C, OC: hh)
+            dropoutBackward(dinp: dx, mask: a.rhMask.ptr, dout: ddrop, n: B * C)
+        }
+        for b in 0..<B {
+            let dst = dhf + (b * T + a.lengths[b] - 1) * C, src = dx + b * C
+            for i in 0..<C { dst[i] += src[i] }
+        }
+    }
+
+    func trunkBackward(dhf: FPtr) {
+        let a = acts!, B = a.B, T = a.T, N = B * T, C = config.width, H = config.mlpRatio * C, L = config.layers
+        let dres = work.zeroed("dresidual", N * C)
+        let lastResidual = a.res3.ptr + (L - 1) * N * C
+        layerNormBackward(dinp: dres, dweight: g("lnf_w"), dbias: g("lnf_b"), dout: dhf, inp: lastResidual,
+                          weight: p("lnf_w"), mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, N: N, C: C)
+        let dln = work.get("dln", N * C), dqkv = work.get("dqkv", N * 3 * C), datty = work.get("datty", N * C)
+        let dfch = work.get("dfch", N * H), dfchGelu = work.get("dfchGelu", N * H)
+        let dproj = work.get("dproj", N * C), scratch = work.get("attScratch", T * T)
+        for l in stride(from: L - 1, through: 0, by: -1) {
+            let h = "h\(l).", nc = l * N * C
+            let residualIn = l == 0 ? a.encoded.ptr : a.res3.ptr + (l - 1) * N * C
+            let ln1 = a.ln1.ptr + nc, qkv = a.qkv.ptr + l * N * 3 * C, atty = a.atty.ptr + nc
+            let res2 = a.res2.ptr + nc, ln2 = a.ln2.ptr + nc
+            let fch = a.fch.ptr + l * N * H, fchGelu = a.fchGelu.ptr + l * N * H
+            let att = a.att.ptr + l * B * config.heads * T * T
+            // res3 = res2 + dropout(mlp_proj(gelu(fc(ln2(res2)))))
+            var dbranch = dres
+            if a.dropoutUsed { dproj.update(repeating: 0, count: N * C); dropoutBackward(dinp: dproj, mask: a.mask2.ptr + nc, dout: dres, n: N * C); dbranch = dproj }
+            dfchGelu.update(repeating: 0, count: N * H)
+            linearBackward(dinp: dfchGelu, dweight: g(h + "mlp_proj_w"), dbias: g(h + "mlp_proj_b"), dout: dbranch,
+                           inp: fchGelu, weight: p(h + "mlp_proj_w"), N: N, C: H, OC: C)
+            dfch.update(repeating: 0, count: N * H)
+            geluBackward(dinp: dfch, inp: fch, dout: dfchGelu, n: N * H)
+            dln.update(repeating: 0, count: N * C)
+            linearBackward(dinp: dln, dweight: g(h + "fc_w"), dbias: g(h + "fc_b"), dout: dfch, inp: ln2,
+                           weight: p(h + "fc_w"), N: N, C: C, OC: H)
+            layerNormBackward(dinp: dres, dweight: g(h + "ln2_w"), dbias: g(h + "ln2_b"), dout: dln, inp: res2,
+                              weight: p(h + "ln2_w"), mean: a.ln2Mean.ptr + l * N, rstd: a.ln2Rstd.ptr + l * N, N: N, C: C)
+            // res2 = residualIn + dropout(attn_proj(attention(qkv(ln1(residualIn)))))
+            dbranch = dres
+            if a.dropoutUsed { dproj.update(repeating: 0, count: N * C); dropoutBackward(dinp: dproj, mask: a.mask1.ptr + nc, dout: dres, n: N * C); dbranch = dproj }
+            datty.update(repeating: 0, count: N * C)
+            linearBackward(dinp: datty, dweight: g(h + "attn_proj_w"), dbias: g(h + "attn_proj_b"), dout: dbranch,
+                           inp: atty, weight: p(h + "attn_proj_w"), N: N, C: C, OC: C)
+            dqkv.update(repeating: 0, count: N * 3 * C)
+            attentionBackward(dqkv: dqkv, dout: datty, qkv: qkv, att: att, scratch: scratch, B: B, T: T, C: C, NH: config.heads)
+            dln.update(repeating: 0, count: N * C)
+            linearBackward(dinp: dln, dweight: g(h + "qkv_w"), dbias: g(h + "qkv_b"), dout: dqkv, inp: ln1,
+                           weight: p(h + "qkv_w"), N: N, C: C, OC: 3 * C)
+            layerNormBackward(dinp: dres, dweight: g(h + "ln1_w"), dbias: g(h + "ln1_b"), dout: dln, inp: residualIn,
+                              weight: p(h + "ln1_w"), mean: a.ln1Mean.ptr + l * N, rstd: a.ln1Rstd.ptr + l * N, N: N, C: C)
+        }
+        let dwte = g("wte"), dwpe = g("wpe")
+        if dwte != nil || dwpe != nil {
+            a.tokens.withUnsafeBufferPointer { tok in
+                embeddingBackward(dwte: dwte, dwpe: dwpe, dout: dres, tokens: tok.baseAddress!, B: B, T: T, C: C)
+            }
+        }
+    }
+}

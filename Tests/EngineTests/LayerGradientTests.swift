@@ -1,0 +1,174 @@
+// Finite-difference gradient checks for every layer of Layers.swift and TokenLogProbs.swift.
+import Testing
+import OverOptEngine
+
+@Suite struct LayerGradientTests {
+    @Test func layerNormGradientsMatchFiniteDifferences() {
+        var rng = RNG(seed: 1)
+        let N = 3, C = 8
+        let inp = randomBuffer(N * C, &rng), w = randomBuffer(C, &rng), b = randomBuffer(C, &rng)
+        let out = FloatBuffer(count: N * C), mean = FloatBuffer(count: N), rstd = FloatBuffer(count: N)
+        let upstream = randomBuffer(N * C, &rng)
+        func loss() -> Double {
+            layerNormForward(out: out.ptr, mean: mean.ptr, rstd: rstd.ptr, inp: inp.ptr, weight: w.ptr, bias: b.ptr, N: N, C: C)
+            return weightedSum(out.ptr, upstream)
+        }
+        _ = loss()
+        let dinp = FloatBuffer(count: N * C), dw = FloatBuffer(count: C), db = FloatBuffer(count: C)
+        layerNormBackward(dinp: dinp.ptr, dweight: dw.ptr, dbias: db.ptr, dout: upstream.ptr, inp: inp.ptr,
+                          weight: w.ptr, mean: mean.ptr, rstd: rstd.ptr, N: N, C: C)
+        let e1 = gradientError(x: inp.ptr, n: N * C, analytic: dinp.array, loss: loss)
+        let e2 = gradientError(x: w.ptr, n: C, analytic: dw.array, loss: loss)
+        let e3 = gradientError(x: b.ptr, n: C, analytic: db.array, loss: loss)
+        print("layernorm max rel err: inp \(e1) weight \(e2) bias \(e3)")
+        #expect(e1 < 1e-2 && e2 < 1e-2 && e3 < 1e-2)
+    }
+
+    @Test func linearGradientsMatchFiniteDifferences() {
+        var rng = RNG(seed: 2)
+        let N = 4, C = 5, OC = 3
+        let inp = randomBuffer(N * C, &rng), w = randomBuffer(OC * C, &rng), b = randomBuffer(OC, &rng)
+        let out = FloatBuffer(count: N * OC), upstream = randomBuffer(N * OC, &rng)
+        func loss() -> Double {
+            linearForward(out: out.ptr, inp: inp.ptr, weight: w.ptr, bias: b.ptr, N: N, C: C, OC: OC)
+            return weightedSum(out.ptr, upstream)
+        }
+        let dinp = FloatBuffer(count: N * C), dw = FloatBuffer(count: OC * C), db = FloatBuffer(count: OC)
+        linearBackward(dinp: dinp.ptr, dweight: dw.ptr, dbias: db.ptr, dout: upstream.ptr, inp: inp.ptr, weight: w.ptr, N: N, C: C, OC: OC)
+        let e = [gradientError(x: inp.ptr, n: N * C, analytic: dinp.array, loss: loss),
+                 gradientError(x: w.ptr, n: OC * C, analytic: dw.array, loss: loss),
+                 gradientError(x: b.ptr, n: OC, analytic: db.array, loss: loss)]
+        print("linear max rel err: \(e)")
+        #expect(e.max()! < 1e-2)
+    }
+
+    @Test func attentionGradientsMatchFiniteDifferences() {
+        var rng = RNG(seed: 3)
+        let B = 2, T = 5, C = 8, NH = 2
+        let qkv = randomBuffer(B * T * 3 * C, &rng)
+        let out = FloatBuffer(count: B * T * C), att = FloatBuffer(count: B * NH * T * T)
+        let upstream = randomBuffer(B * T * C, &rng)
+        func loss() -> Double {
+            attentionForward(out: out.ptr, att: att.ptr, qkv: qkv.ptr, B: B, T: T, C: C, NH: NH)
+            return weightedSum(out.ptr, upstream)
+        }
+        _ = loss()
+        let dqkv = FloatBuffer(count: B * T * 3 * C), scratch = FloatBuffer(count: T * T)
+        attentionBackward(dqkv: dqkv.ptr, dout: upstream.ptr, qkv: qkv.ptr, att: att.ptr, scratch: scratch.ptr, B: B, T: T, C: C, NH: NH)
+        let e = gradientError(x: qkv.ptr, n: qkv.count, analytic: dqkv.array, loss: loss)
+        print("attention max rel err: \(e)")
+        #expect(e < 1e-2)
+    }
+
+    @Test func attentionIsCausal() {
+        // Changing a later token's q, k or v must not change earlier outputs.
+        var rng = RNG(seed: 4)
+        let B = 1, T = 6, C = 4, NH = 2
+        let qkv = randomBuffer(T * 3 * C, &rng)
+        let out1 = FloatBuffer(count: T * C), out2 = FloatBuffer(count: T * C), att = FloatBuffer(count: NH * T * T)
+        attentionForward(out: out1.ptr, att: att.ptr, qkv: qkv.ptr, B: B, T: T, C: C, NH: NH)
+        for j in 0..<(3 * C) { qkv[5 * 3 * C + j] += 1 }
+        attentionForward(out: out2.ptr, att: att.ptr, qkv: qkv.ptr, B: B, T: T, C: C, NH: NH)
+        for i in 0..<(5 * C) { #expect(out1[i] == out2[i]) }
+        #expect(out1[5 * C] != out2[5 * C])
+    }
+
+    @Test func geluAndReluGradientsMatchFiniteDifferences() {
+        var rng = RNG(seed: 5)
+        let n = 40
+        let inp = randomBuffer(n, &rng, scale: 2)
+        for i in 0..<n where abs(inp[i]) < 0.05 { inp[i] += 0.2 }   // keep ReLU away from its kink
+        let out = FloatBuffer(count: n), upstream = randomBuffer(n, &rng)
+        func geluLoss() -> Double { geluForward(out: out.ptr, inp: inp.ptr, n: n); return weightedSum(out.ptr, upstream) }
+        func reluLoss() -> Double { reluForward(out: out.ptr, inp: inp.ptr, n: n); return weightedSum(out.ptr, upstream) }
+        let dg = FloatBuffer(count: n), dr = FloatBuffer(count: n)
+        geluBackward(dinp: dg.ptr, inp: inp.ptr, dout: upstream.ptr, n: n)
+        reluBackward(dinp: dr.ptr, inp: inp.ptr, dout: upstream.ptr, n: n)
+        let eg = gradientError(x: inp.ptr, n: n, analytic: dg.array, eps: 1e-3, loss: geluLoss)
+        let er = gradientError(x: inp.ptr, n: n, analytic: dr.array, eps: 1e-3, loss: reluLoss)
+        print("gelu \(eg) relu \(er)")
+        #expect(eg < 1e-2 && er < 1e-2)
+        // GELU(tanh) reference values.
+        let x: [Float] = [-2, -0.5, 0, 0.5, 2]
+        let ref: [Float] = [-0.04540231, -0.15428599, 0, 0.34571401, 1.95459769]
+        let xb = FloatBuffer(x), ob = FloatBuffer(count: 5)
+        geluForward(out: ob.ptr, inp: xb.ptr, n: 5)
+        for i in 0..<5 { #expect(abs(ob[i] - ref[i]) < 1e-6) }
+    }
+
+    @Test func embeddingAndDropoutGradientsMatchFiniteDifferences() {
+        var rng = RNG(seed: 6)
+        let B = 2, T = 3, C = 4, V = 5
+        let tokens: [Int32] = [1, 4, 1, 0, 2, 4]
+        let wte = randomBuffer(V * C, &rng), wpe = randomBuffer(T * C, &rng)
+        let out = FloatBuffer(count: B * T * C), upstream = randomBuffer(B * T * C, &rng)
+        func loss() -> Double {
+            tokens.withUnsafeBufferPointer { embeddingForward(out: out.ptr, tokens: $0.baseAddress!, wte: wte.ptr, wpe: wpe.ptr, B: B, T: T, C: C) }
+            return weightedSum(out.ptr, upstream)
+        }
+        let dwte = FloatBuffer(count: V * C), dwpe = FloatBuffer(count: T * C)
+        tokens.withUnsafeBufferPointer { embeddingBackward(dwte: dwte.ptr, dwpe: dwpe.ptr, dout: upstream.ptr, tokens: $0.baseAddress!, B: B, T: T, C: C) }
+        let e1 = gradientError(x: wte.ptr, n: V * C, analytic: dwte.array, loss: loss)
+        let e2 = gradientError(x: wpe.ptr, n: T * C, analytic: dwpe.array, loss: loss)
+        #expect(e1 < 1e-3 && e2 < 1e-3)
+
+        // Dropout with a fixed mask is linear; its backward applies the same mask.
+        let n = 200, p: Float = 0.25
+        let x = randomBuffer(n, &rng), mask = FloatBuffer(count: n), y = FloatBuffer(count: n)
+        var drng = RNG(seed: 9)
+        dropoutForward(out: y.ptr, mask: mask.ptr, inp: x.ptr, n: n, p: p, rng: &drng)
+        let dropped = (0..<n).filter { mask[$0] == 0 }.count
+        #expect(dropped > 25 && dropped < 75)                 // ≈ 50 expected
+        for i in 0..<n { #expect(mask[i] == 0 || abs(mask[i] - 1 / (1 - p)) < 1e-6) }
+        let dx = FloatBuffer(count: n), up = randomBuffer(n, &rng)
+        dropoutBackward(dinp: dx.ptr, mask: mask.ptr, dout: up.ptr, n: n)
+        for i in 0..<n { #expect(dx[i] == mask[i] * up[i]) }
+    }
+
+    @Test func tokenLogProbsAndEntropyGradientsMatchFiniteDifferences() {
+        var rng = RNG(seed: 7)
+        let N = 4, V = 7
+        let logits = randomBuffer(N * V, &rng, scale: 2)
+        let targets: [Int32] = [3, 0, 6, 2]
+        let rowMask = FloatBuffer([1, 1, 0, 1])
+        let a = randomBuffer(N, &rng), bw = randomBuffer(N, &rng)
+        let logp = FloatBuffer(count: N), ent = FloatBuffer(count: N), lse = FloatBuffer(count: N)
+        func loss() -> Double {
+            targets.withUnsafeBufferPointer {
+                tokenLogProbsForward(logp: logp.ptr, entropy: ent.ptr, lse: lse.ptr, logits: logits.ptr, targets: $0.baseAddress!,
+                                     rowMask: rowMask.ptr, N: N, V: V)
+            }
+            return weightedSum(logp.ptr, a) + weightedSum(ent.ptr, bw)
+        }
+        _ = loss()
+        // Brute-force log-softmax check.
+        for n in 0..<N where rowMask[n] != 0 {
+            let z = (0..<V).map { Double(logits[n * V + $0]) }
+            let l = log(z.map { exp($0) }.reduce(0, +))
+            #expect(abs(Double(logp[n]) - (z[Int(targets[n])] - l)) < 1e-5)
+            let h = -z.map { exp($0 - l) * ($0 - l) }.reduce(0, +)
+            #expect(abs(Double(ent[n]) - h) < 1e-5)
+        }
+        let da = FloatBuffer(count: N), db = FloatBuffer(count: N)
+        for n in 0..<N { da[n] = a[n] * rowMask[n]; db[n] = bw[n] * rowMask[n] }
+        let dlogits = FloatBuffer(count: N * V)
+        targets.withUnsafeBufferPointer {
+            tokenLogProbsBackward(dlogits: dlogits.ptr, dlogp: da.ptr, dentropy: db.ptr, entropy: ent.ptr, logits: logits.ptr,
+                                  lse: lse.ptr, targets: $0.baseAddress!, N: N, V: V)
+        }
+        let e = gradientError(x: logits.ptr, n: N * V, analytic: dlogits.array, eps: 1e-3, loss: loss)
+        print("token logp/entropy max rel err: \(e)")
+        #expect(e < 1e-2)
+    }
+
+    @Test func logSigmoidIsStable() {
+        #expect(abs(logSigmoid(0) - log(0.5)) < 1e-12)
+        #expect(abs(logSigmoid(-800) - (-800)) < 1e-9)
+        #expect(logSigmoid(800) == 0)
+        #expect(abs(sigmoid(2) - 1 / (1 + exp(-2.0))) < 1e-15)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
