@@ -204,22 +204,34 @@ private let geluScale: Float = (2 / Float.pi).squareRoot()
 
 /// out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), elementwise over n values.
 public func geluForward(out: FPtr, inp: FPtr, n: Int) {
-    for i in 0..<n {
-        let x = inp[i]
-        let u = geluScale * (x + 0.044715 * x * x * x)
-        out[i] = 0.5 * x * (1 + tanhf(u))
+    var i = 0
+    while i < n {
+        let c = min(16, n - i)
+        let x = load16(inp + i, c)
+        let x3: F16 = x * x * x
+        let u: F16 = geluScale * (x + 0.044715 * x3)
+        store16(0.5 * x * (1 + vtanh(u)), out + i, c)
+        i += 16
     }
 }
 
 /// dinp += gelu'(inp) · dout.
 public func geluBackward(dinp: FPtr, inp: FPtr, dout: FPtr, n: Int) {
-    for i in 0..<n {
-        let x = inp[i]
-        let u = geluScale * (x + 0.044715 * x * x * x)
-        let th = tanhf(u)
+    var i = 0
+    while i < n {
+        let c = min(16, n - i)
+        let x = load16(inp + i, c)
+        let x3: F16 = x * x * x
+        let u: F16 = geluScale * (x + 0.044715 * x3)
+        let th = vtanh(u)
         let sech2 = 1 - th * th
-        let local = 0.5 * (1 + th) + 0.5 * x * sech2 * geluScale * (1 + 3 * 0.044715 * x * x)
-        dinp[i] += local * dout[i]
+        let x2: F16 = x * x
+        let du: F16 = geluScale * (1 + 0.134145 * x2)
+        let left: F16 = 0.5 * (1 + th)
+        let right: F16 = 0.5 * x * sech2 * du
+        let local: F16 = left + right
+        store16(load16(dinp + i, c) + local * load16(dout + i, c), dinp + i, c)
+        i += 16
     }
 }
 

@@ -1,0 +1,120 @@
+// Benchmark.swift — the engine's speed measurements behind `overopt bench`.
+//
+// The same three workloads as bench/torch_reference.py, on the `large` preset:
+//   (a) a training step: forward + LM loss + backward + AdamW, batch 64 × 64 tokens;
+//   (b) batched KV-cache sampling: 256 sequences, 16-token prompt, 48 new tokens;
+//   (c) OpenBLAS sgemm GFLOP/s at the model's matrix shapes (the machine's ceiling).
+// FLOPs per trained token use the reference's formula: 6·N_matmul + 6·L·T·C, where
+// N_matmul counts the weights of every matmul (QKV, attention projection, MLP, LM head).
+import Foundation
+
+/// Monotonic wall-clock seconds.
+public func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// Median of a non-empty list.
+public func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : 0.5 * (s[s.count / 2 - 1] + s[s.count / 2])
+}
+
+/// Results of `runBenchmarks`, with the JSON keys of the PyTorch reference.
+public struct BenchmarkResult: Codable, Sendable {
+    public var impl = "overopt"
+    public var threads: Int
+    public var repeats: Int
+    public var train_tokens_per_s: Double
+    public var train_gflops: Double
+    public var train_step_ms_median: Double
+    public var sample_tokens_per_s: Double
+    public var sample_ms_median: Double
+    public var sgemm_gflops: Double
+    /// sgemm GFLOP/s per shape "MxNxK".
+    public var sgemm_by_shape: [String: Double]
+}
+
+/// FLOPs per trained token for a config at sequence length T (see the header).
+public func trainingFlopsPerToken(_ c: TransformerConfig, T: Int) -> Double {
+    let C = c.width, H = c.mlpRatio * C
+    let nMatmul = c.layers * (3 * C * C + C * C + 2 * H * C) + c.vocabSize * C
+    return Double(6 * nMatmul + 6 * c.layers * T * C)
+}
+
+/// Runs the three workloads `repeats` times after one warm-up and reports medians.
+/// `progress` receives a line per finished measurement.
+public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void = { _ in }) -> BenchmarkResult {
+    setBLASThreads(threads)
+    let cfg = TransformerConfig.large(vocabSize: 256)
+    var rng = RNG(seed: 1234)
+
+    // (a) training step
+    let B = 64, T = 64
+    let model = Transformer(config: cfg)
+    model.initialize(rng: &rng)
+    let opt = AdamW(model: model, config: AdamWConfig(learningRate: 1e-4))
+    let tokens = (0..<(B * T)).map { _ in Int32(rng.int(below: cfg.vocabSize)) }
+    let batch = TokenBatch(B: B, T: T, tokens: tokens, lengths: [Int](repeating: T, count: B))
+    var mask = [Float](repeating: 1, count: B * T)
+    for b in 0..<B { mask[b * T + T - 1] = 0 }
+    var stepTimes: [Double] = []
+    for r in 0...repeats {
+        let t0 = monotonicSeconds()
+        model.zeroGrad()
+        model.languageModelLoss(batch, mask: mask, backward: true, rng: &rng)
+        opt.update(model)
+        let dt = monotonicSeconds() - t0
+        if r > 0 { stepTimes.append(dt); progress(String(format: "train step %d/%d: %.1f ms", r, repeats, dt * 1000)) }
+    }
+    let stepMed = median(stepTimes)
+    let trainTps = Double(B * T) / stepMed
+
+    // (b) sampling
+    let S = 256, P = 16, newTokens = 48
+    let sampler = Sampler(model: model)
+    let prompts = (0..<S).map { _ in (0..<P).map { _ in Int32(rng.int(below: cfg.vocabSize)) } }
+    let scfg = SamplingConfig(temperature: 1, maxNewTokens: newTokens)
+    var sampleTimes: [Double] = []
+    for r in 0...repeats {
+        let t0 = monotonicSeconds()
+        _ = sampler.generate(prompts: prompts, config: scfg, rng: &rng)
+        let dt = monotonicSeconds() - t0
+        if r > 0 { sampleTimes.append(dt); progress(String(format: "sampling %d/%d: %.1f ms", r, repeats, dt * 1000)) }
+    }
+    let sampleMed = median(sampleTimes)
+
+    // (c) sgemm at the model's shapes (forward matmuls of the training step).
+    let C = cfg.width, H = cfg.mlpRatio * C, N = B * T
+    let shapes = [(N, 3 * C, C), (N, C, C), (N, H, C), (N, C, H), (N, cfg.vocabSize, C)]
+    var byShape: [String: Double] = [:]
+    var totalFlops = 0.0, totalTime = 0.0
+    for (M, Nn, K) in shapes {
+        let a = FloatBuffer(count: M * K), w = FloatBuffer(count: Nn * K), c = FloatBuffer(count: M * Nn)
+        for i in 0..<a.count { a[i] = rng.uniform() }
+        for i in 0..<w.count { w[i] = rng.uniform() }
+        let reps = 20
+        var times: [Double] = []
+        for r in 0...repeats {
+            let t0 = monotonicSeconds()
+            for _ in 0..<reps {
+                gemm(transA: false, transB: true, M: M, N: Nn, K: K, alpha: 1, A: a.ptr, lda: K, B: w.ptr, ldb: K, beta: 0, C: c.ptr, ldc: Nn)
+            }
+            if r > 0 { times.append((monotonicSeconds() - t0) / Double(reps)) }
+        }
+        let t = median(times)
+        let flops = 2.0 * Double(M * Nn * K)
+        byShape["\(M)x\(Nn)x\(K)"] = flops / t / 1e9
+        totalFlops += flops; totalTime += t
+    }
+    progress("sgemm done")
+    return BenchmarkResult(threads: threads, repeats: repeats,
+                           train_tokens_per_s: trainTps,
+                           train_gflops: trainTps * trainingFlopsPerToken(cfg, T: T) / 1e9,
+                           train_step_ms_median: stepMed * 1000,
+                           sample_tokens_per_s: Double(S * newTokens) / sampleMed,
+                           sample_ms_median: sampleMed * 1000,
+                           sgemm_gflops: totalFlops / totalTime / 1e9,
+                           sgemm_by_shape: byShape)
+}
