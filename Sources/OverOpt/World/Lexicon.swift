@@ -101,6 +101,10 @@ public struct Lexicon: Sendable, Hashable {
             toneNames.append(t.promptWords)
             toneAdjectives.append(t.adjectives.map { ($0.word, $0.strength) })
         }
+        // Perturbation.flipTone maps the i-th adjective of one tone to the i-th of the other.
+        guard toneAdjectives[0].map(\.strength) == toneAdjectives[1].map(\.strength) else {
+            throw LexiconError.invalid("the tones' adjective lists must be parallel (equal strengths rank by rank)")
+        }
         let closed: [(WordClass, [String])] = [
             (.neutralAdjective, file.neutralAdjectives), (.intensifier, file.intensifiers),
             (.determiner, file.determiners), (.pronoun, file.pronouns), (.it, file.it),

@@ -147,6 +147,10 @@ struct ReferenceWriter: Sendable {
     /// Token ids per topic, per tone and per closed class, for fast sampling.
     let topicNouns: [[Int32]], topicVerbs: [[Int32]], toneAdjectives: [[Int32]]
     let closed: [WordClass: [Int32]]
+    /// Indexed by token id: the tone adjective of equal rank (and strength) in the other tone.
+    let oppositeAdjective: [Int32?]
+    /// Indexed by token id: topic, noun or verb, and rank of a topic content word.
+    let topicSlot: [(topic: Int, isNoun: Bool, index: Int)?]
 
     init(lexicon: Lexicon, tokenizer: Tokenizer, grammar: Grammar) {
         self.lexicon = lexicon
@@ -159,6 +163,15 @@ struct ReferenceWriter: Sendable {
         var closed: [WordClass: [Int32]] = [:]
         for (c, words) in lexicon.closedClasses { closed[c] = words.map(id) }
         self.closed = closed
+        var opposite = [Int32?](repeating: nil, count: tokenizer.vocabSize)
+        for (a, b) in zip(toneAdjectives[0], toneAdjectives[1]) { opposite[Int(a)] = b; opposite[Int(b)] = a }
+        oppositeAdjective = opposite
+        var slots = [(topic: Int, isNoun: Bool, index: Int)?](repeating: nil, count: tokenizer.vocabSize)
+        for topic in lexicon.topics.indices {
+            for (i, t) in topicNouns[topic].enumerated() { slots[Int(t)] = (topic, true, i) }
+            for (i, t) in topicVerbs[topic].enumerated() { slots[Int(t)] = (topic, false, i) }
+        }
+        topicSlot = slots
     }
 
     /// Writes a response of at most `maxWords` words (plus EOS).
