@@ -70,6 +70,14 @@ public struct GoldScore: Sendable, Hashable {
     public var components: [Double] { [relevance, tone, fluency, length, repetition] }
 }
 
+extension GoldScore: CustomStringConvertible {
+    /// "gold 3.21 = relevance +0.83 tone +2.10 fluency +1.50 length -0.50 repetition -0.15".
+    public var description: String {
+        let parts = zip(GoldScore.componentNames, components).map { "\($0) \(String(format: "%+.2f", $1))" }
+        return "gold \(String(format: "%.2f", total)) = " + parts.joined(separator: " ")
+    }
+}
+
 /// What the gold reward sees in one sentence.
 public struct SentenceAnalysis: Sendable, Hashable {
     /// Token positions in the response.

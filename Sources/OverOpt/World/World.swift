@@ -175,14 +175,8 @@ public struct World: Sendable {
             let p = allPrompts[rng.int(below: allPrompts.count)]
             let y = writeResponse(for: p, rng: &rng)
             lines.append("  " + render(prompt: p, response: y))
-            lines.append("    " + formatGold(gold(prompt: p, response: y)))
+            lines.append("    \(gold(prompt: p, response: y))")
         }
         return lines.joined(separator: "\n")
     }
-}
-
-/// "gold 3.21 = relevance 0.83 + tone 2.10 + …" for logs.
-public func formatGold(_ g: GoldScore) -> String {
-    let parts = zip(GoldScore.componentNames, g.components).map { "\($0) \(String(format: "%+.2f", $1))" }
-    return "gold \(String(format: "%.2f", g.total)) = " + parts.joined(separator: " ")
 }
