@@ -1,0 +1,78 @@
+// ProxyRewardModel.swift — a trained proxy reward model as the downstream stages see it.
+//
+// A proxy is one or more transformers with a reward head (an ensemble has k members),
+// combined when scoring by the mean, the worst case (min) or uncertainty-weighted
+// optimization (mean − λ·variance; Coste et al. 2023). Best-of-n and PPO only ever call
+// `score`. The score of a response is the reward head read at the last token of
+// [BOS] prompt [SEP] response (normally EOS).
+import OverOptEngine
+
+/// How an ensemble's member scores are combined (Coste et al. 2023).
+public enum EnsembleCombiner: String, Codable, Sendable, CaseIterable {
+    /// Mean over members.
+    case mean
+    /// Worst case: minimum over members (WCO).
+    case min
+    /// Uncertainty-weighted: mean − λ·variance over members (UWO).
+    case uwo
+}
+
+/// Combines member scores for one response.
+public func combineEnsemble(_ scores: [Double], combiner: EnsembleCombiner, uwoLambda: Double) -> Double {
+    precondition(!scores.isEmpty, "combineEnsemble needs at least one member score")
+    let mean = scores.reduce(0, +) / Double(scores.count)
+    switch combiner {
+    case .mean: return mean
+    case .min: return scores.min()!
+    case .uwo:
+        // Population variance across members (the intra-ensemble spread).
+        let v = scores.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(scores.count)
+        return mean - uwoLambda * v
+    }
+}
+
+/// A proxy reward model: k ≥ 1 reward transformers and a combiner.
+public final class ProxyRewardModel: @unchecked Sendable {
+    /// The variant name (e.g. "bt", "grm-sft"): the HDF5 group name downstream.
+    public let name: String
+    public let members: [Transformer]
+    public let combiner: EnsembleCombiner
+    public let uwoLambda: Double
+
+    public init(name: String, members: [Transformer], combiner: EnsembleCombiner = .mean, uwoLambda: Double = 0.5) {
+        precondition(!members.isEmpty, "a proxy needs at least one member")
+        precondition(members.allSatisfy { $0.heads.reward != .none }, "every proxy member needs a reward head")
+        self.name = name
+        self.members = members
+        self.combiner = combiner
+        self.uwoLambda = uwoLambda
+    }
+
+    /// Scores of every member for each (prompt, response): [member][response].
+    public func memberScores(world: World, prompts: [Prompt], responses: [[Int32]], batchSize: Int = 256) -> [[Double]] {
+        precondition(prompts.count == responses.count, "one prompt per response")
+        let sequences = zip(prompts, responses).map { world.trainingSequence(prompt: $0, response: $1) }
+        return members.map { scoreSequences($0, sequences, batchSize: batchSize) }
+    }
+
+    /// The proxy score of each (prompt, response), members combined.
+    public func score(world: World, prompts: [Prompt], responses: [[Int32]], batchSize: Int = 256) -> [Double] {
+        let ms = memberScores(world: world, prompts: prompts, responses: responses, batchSize: batchSize)
+        if ms.count == 1 { return ms[0] }
+        return (0..<responses.count).map { i in combineEnsemble(ms.map { $0[i] }, combiner: combiner, uwoLambda: uwoLambda) }
+    }
+}
+
+/// Reward-head scores of full token sequences, in batches (forward only, no dropout).
+public func scoreSequences(_ model: Transformer, _ sequences: [[Int32]], batchSize: Int = 256) -> [Double] {
+    var out: [Double] = []
+    out.reserveCapacity(sequences.count)
+    var start = 0
+    while start < sequences.count {
+        let chunk = Array(sequences[start..<min(sequences.count, start + batchSize)])
+        model.forward(TokenBatch(sequences: chunk))
+        out += model.rewardForward().map(Double.init)
+        start += batchSize
+    }
+    return out
+}
