@@ -24,6 +24,7 @@ public final class H5Group {
     }
 
     /// Creates the group `name` (intermediate groups included) or returns it if it already exists.
+    @discardableResult
     public func createGroup(_ name: String) throws -> H5Group {
         try serialized {
             let parts = name.split(separator: "/").map(String.init)
