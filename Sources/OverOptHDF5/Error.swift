@@ -9,7 +9,7 @@ public struct HDF5Error: Error, CustomStringConvertible {
 
     /// Makes an error from `context`, appending (and clearing) HDF5's current error stack.
     init(_ context: String, hdf5Stack: Bool = true) {
-        let stack = hdf5Stack ? drainErrorStack() : []
+        let stack = hdf5Stack ? serialized(drainErrorStack) : []
         message = ([context] + stack.map { "  HDF5: " + $0 }).joined(separator: "\n")
     }
 }
