@@ -13,6 +13,10 @@ static inline hid_t overopt_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; 
 static inline hid_t overopt_H5T_NATIVE_INT64(void) { return H5T_NATIVE_INT64; }
 static inline hid_t overopt_H5T_NATIVE_INT32(void) { return H5T_NATIVE_INT32; }
 static inline hid_t overopt_H5T_C_S1(void) { return H5T_C_S1; }
+// Little-endian file types, so files are identical on every machine.
+static inline hid_t overopt_H5T_IEEE_F32LE(void) { return H5T_IEEE_F32LE; }
+static inline hid_t overopt_H5T_IEEE_F64LE(void) { return H5T_IEEE_F64LE; }
+static inline hid_t overopt_H5T_STD_I64LE(void) { return H5T_STD_I64LE; }
 static inline hid_t overopt_H5P_DEFAULT(void) { return H5P_DEFAULT; }
 static inline hid_t overopt_H5P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
 static inline hid_t overopt_H5P_FILE_ACCESS(void) { return H5P_FILE_ACCESS; }

@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+
+/// The built `overopt` executable: next to the test bundle (any build folder), else `.build/debug/overopt`.
+private func overoptBinary() throws -> String {
+    let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let candidates = [testBinary.deletingLastPathComponent().appendingPathComponent("overopt").path,
+                      packageRoot.appendingPathComponent(".build/debug/overopt").path]
+    guard let found = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
+        Issue.record("the overopt binary was not found at \(candidates); build it first with `swift build`")
+        throw Unavailable()
+    }
+    return found
+}
+
+/// A small file written by h5py, as a user would make one.
+private let h5pyFile = #"""
+import h5py, sys
+import numpy as np
+with h5py.File(sys.argv[1], 'w') as f:
+    f.attrs['experiment'] = 'quickstart'
+    f.attrs['seed'] = np.int64(7)
+    f.attrs['betas'] = np.array([0.9, 0.999])
+    f.attrs['long'] = 'x' * 500
+    g = f.create_group('rm/bt')
+    g['scores'] = np.array([[1.5, 2.5], [3.5, 4.5]], dtype=np.float32)
+    g['scores'].attrs['units'] = 'nats'
+    g['steps'] = np.arange(100, dtype=np.int64)
+    g.create_dataset('texts', data=['a cat', 'ünï'], dtype=h5py.string_dtype())
+    g['fixed'] = np.array([b'ab', b'cd'], dtype='S2')
+"""#
+
+@Suite("overopt inspect") struct CLITests {
+    @Test func printsTheTreeOfAnH5pyFile() throws {
+        let binary = try overoptBinary()
+        let folder = try TemporaryFolder()
+        let path = folder.file("from-h5py.h5")
+        _ = try runPython(h5pyFile, [path])
+
+        let plain = try runProcess(binary, ["inspect", path])
+        #expect(plain.status == 0, "stderr: \(plain.stderr)")
+        let lines = plain.stdout.split(separator: "\n").map(String.init)
+        for expected in ["/", "  @betas = [0.9, 0.999]", "  @experiment = \"quickstart\"", "  @seed = 7", "  rm/", "    bt/",
+                         "      fixed  string [2]", "      scores  float32 [2, 2]", "        @units = \"nats\"",
+                         "      steps  int64 [100]", "      texts  string [2]"] {
+            #expect(lines.contains(expected), "missing line \(expected.debugDescription) in:\n\(plain.stdout)")
+        }
+        let long = try #require(lines.first { $0.hasPrefix("  @long = ") })
+        #expect(long.count < 100 && long.hasSuffix("…\""))  // long values are shortened
+
+        let withValues = try runProcess(binary, ["inspect", "--values", path])
+        #expect(withValues.status == 0)
+        for expected in ["      scores  float32 [2, 2]  = [[1.5, 2.5], [3.5, 4.5]]",
+                         "      texts  string [2]  = [\"a cat\", \"ünï\"]",
+                         "      fixed  string [2]  = [\"ab\", \"cd\"]",
+                         "      steps  int64 [100]  = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, … (100 values)]"] {
+            #expect(withValues.stdout.contains(expected), "missing \(expected.debugDescription) in:\n\(withValues.stdout)")
+        }
+    }
+
+    @Test func aMissingFileExitsNonZeroNamingIt() throws {
+        let binary = try overoptBinary()
+        let folder = try TemporaryFolder()
+        let path = folder.file("missing.h5")
+        let result = try runProcess(binary, ["inspect", path])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(path) && result.stderr.contains("no such file"))
+        #expect(result.stdout.isEmpty)
+    }
+
+    @Test func aNonHDF5FileExitsNonZeroNamingIt() throws {
+        let binary = try overoptBinary()
+        let folder = try TemporaryFolder()
+        let path = folder.file("notes.txt")
+        try "hello".write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try runProcess(binary, ["inspect", path])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("'\(path)' is not an HDF5 file"))
+    }
+
+    @Test func versionAndHelp() throws {
+        let binary = try overoptBinary()
+        #expect(try runProcess(binary, ["--version"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
+        let help = try runProcess(binary, ["--help"])
+        #expect(help.status == 0 && help.stdout.contains("inspect"))
+    }
+}
