@@ -14,6 +14,7 @@ struct OverOptCommand: ParsableCommand {
         // Adding a command: write `<Name>.swift` in this folder and list it here.
         subcommands: [
             Inspect.self,
+            Bench.self,
         ]
     )
 }
