@@ -15,6 +15,8 @@ struct OverOptCommand: ParsableCommand {
         subcommands: [
             Inspect.self,
             Bench.self,
+            WorldCommand.self,
+            Scratch.self,
         ]
     )
 }

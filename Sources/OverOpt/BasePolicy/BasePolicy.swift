@@ -1,0 +1,146 @@
+// BasePolicy.swift — pretraining the base policy on the world's reference writer.
+//
+// The base policy is the "pretrained LLM" of the simulation: a GPT-2-style transformer
+// trained by next-token prediction on sequences [BOS] prompt [SEP] response [EOS] written
+// by the reference writer. It imitates mediocre writing, so best-of-n and PPO have room to
+// improve on it. The loss counts every token after BOS (prompt and response), so the final
+// hidden states carry the prompt's topic and tone — the features GRM's regularizer keeps.
+// Pretraining uses prompts of every split (an LLM has seen every topic); reward models
+// never see held-out prompts. The stage is deterministic for a seed and thread count and
+// is cached by the run orchestrator (key: world fingerprint + this config).
+import Foundation
+import OverOptEngine
+
+/// Settings of base-policy pretraining (`[base]` in a config file).
+public struct BasePolicyConfig: Codable, Sendable, Equatable {
+    /// Model size: "small" (width 64, 2 layers, 2 heads) or "large" (128, 4, 4); context 64.
+    public var preset = "small"
+    /// Number of writer sequences in the pretraining corpus.
+    public var corpusSize = 60_000
+    public var epochs = 1
+    public var batchSize = 64
+    public var learningRate = 2e-3
+    /// Warmup as a fraction of all steps; cosine decay to 10% afterwards.
+    public var warmupFraction = 0.03
+    public var weightDecay = 0.1
+    public var maxGradNorm = 1.0
+    /// Seed of the corpus, initialization and data order. Independent of the run seed so
+    /// that every run of a sweep reuses one cached base policy.
+    public var seed: UInt64 = 0
+    /// Sequences held out to measure NLL after training.
+    public var evalSequences = 1000
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case preset, epochs, seed
+        case corpusSize = "corpus_size", batchSize = "batch_size", learningRate = "learning_rate"
+        case warmupFraction = "warmup_fraction", weightDecay = "weight_decay", maxGradNorm = "max_grad_norm"
+        case evalSequences = "eval_sequences"
+    }
+
+    public func validate() throws {
+        if TransformerConfig.preset(preset, vocabSize: 2) == nil {
+            throw ConfigError.invalid(key: "base.preset", "must be \"small\" or \"large\" (got \"\(preset)\")")
+        }
+        if corpusSize < 1 { throw ConfigError.invalid(key: "base.corpus_size", "must be positive (got \(corpusSize))") }
+        if epochs < 1 { throw ConfigError.invalid(key: "base.epochs", "must be positive (got \(epochs))") }
+        if batchSize < 1 { throw ConfigError.invalid(key: "base.batch_size", "must be positive (got \(batchSize))") }
+        if !(learningRate > 0) { throw ConfigError.invalid(key: "base.learning_rate", "must be positive (got \(learningRate))") }
+        if !(0..<1).contains(warmupFraction) { throw ConfigError.invalid(key: "base.warmup_fraction", "must be in [0, 1) (got \(warmupFraction))") }
+        if weightDecay < 0 { throw ConfigError.invalid(key: "base.weight_decay", "must be non-negative (got \(weightDecay))") }
+        if evalSequences < 1 { throw ConfigError.invalid(key: "base.eval_sequences", "must be positive (got \(evalSequences))") }
+    }
+
+    /// The model configuration for a world.
+    public func modelConfig(vocabSize: Int) -> TransformerConfig {
+        TransformerConfig.preset(preset, vocabSize: vocabSize)!
+    }
+}
+
+/// What pretraining produced: the model and its learning curve.
+public struct BasePolicy: @unchecked Sendable {
+    public let model: Transformer
+    /// Optimizer step and mean training NLL per token over the last logging window.
+    public var curveStep: [Int64] = []
+    public var curveLoss: [Double] = []
+    /// Mean NLL per token on held-out writer sequences.
+    public var evalNLL: Double = .nan
+    public var seconds: Double = 0
+    /// Training tokens per second.
+    public var tokensPerSecond: Double = 0
+}
+
+/// Pretrains a base policy on the world's reference writer.
+public func pretrainBasePolicy(world: World, config: BasePolicyConfig, log: (String) -> Void) -> BasePolicy {
+    let root = RNG(seed: config.seed).split("base-policy")
+    var corpusRNG = root.split("corpus"), initRNG = root.split("init"), orderRNG = root.split("order")
+    var dropRNG = root.split("dropout")
+    let corpus = world.corpus(count: config.corpusSize, rng: &corpusRNG)
+    var evalRNG = root.split("eval-corpus")
+    let evalCorpus = world.corpus(count: config.evalSequences, rng: &evalRNG)
+
+    let model = Transformer(config: config.modelConfig(vocabSize: world.vocabSize))
+    model.initialize(rng: &initRNG)
+    let opt = AdamW(model: model, config: AdamWConfig(learningRate: Float(config.learningRate), weightDecay: Float(config.weightDecay)))
+    let stepsPerEpoch = (corpus.count + config.batchSize - 1) / config.batchSize
+    let totalSteps = stepsPerEpoch * config.epochs
+    let schedule = CosineSchedule(peak: Float(config.learningRate), totalSteps: totalSteps, warmupFraction: Float(config.warmupFraction))
+    log("base policy: \(config.preset) preset, \(model.parameterCount) parameters, \(corpus.count) sequences × \(config.epochs) epoch(s) = \(totalSteps) steps")
+
+    var result = BasePolicy(model: model)
+    let start = monotonicSeconds()
+    var windowLoss = 0.0, windowTokens = 0, totalTokens = 0, step = 0
+    var lastLog = start
+    for epoch in 0..<config.epochs {
+        var order = Array(0..<corpus.count)
+        orderRNG.shuffle(&order)
+        for s in 0..<stepsPerEpoch {
+            let idx = order[(s * config.batchSize)..<min(order.count, (s + 1) * config.batchSize)]
+            let seqs = idx.map { corpus[$0] }
+            let batch = TokenBatch(sequences: seqs)
+            let mask = wholeSequenceMask(batch)
+            let tokens = Int(mask.reduce(0, +))
+            model.zeroGrad()
+            let loss = model.languageModelLoss(batch, mask: mask, backward: true, training: true, rng: &dropRNG)
+            clipGradientNorm(model, maxNorm: Float(config.maxGradNorm))
+            opt.update(model, lr: schedule.learningRate(step: step))
+            step += 1
+            windowLoss += Double(loss) * Double(tokens); windowTokens += tokens; totalTokens += tokens
+            let now = monotonicSeconds()
+            if now - lastLog > 5 || step == totalSteps {
+                let mean = windowLoss / Double(max(1, windowTokens))
+                result.curveStep.append(Int64(step)); result.curveLoss.append(mean)
+                log(String(format: "  base policy epoch %d step %d/%d  loss %.3f  %.0f tokens/s",
+                           epoch + 1, step, totalSteps, mean, Double(totalTokens) / (now - start)))
+                windowLoss = 0; windowTokens = 0; lastLog = now
+            }
+        }
+    }
+    result.seconds = monotonicSeconds() - start
+    result.tokensPerSecond = Double(totalTokens) / result.seconds
+    result.evalNLL = meanNLL(model: model, sequences: evalCorpus)
+    log(String(format: "base policy: held-out NLL %.3f nats/token after %.1f s", result.evalNLL, result.seconds))
+    return result
+}
+
+/// Loss mask counting every next-token prediction of a sequence (positions 0…len−2).
+public func wholeSequenceMask(_ batch: TokenBatch) -> [Float] {
+    responseLossMask(B: batch.B, T: batch.T, responseStart: [Int](repeating: 1, count: batch.B), lengths: batch.lengths)
+}
+
+/// Mean next-token NLL per token over whole sequences (no dropout).
+public func meanNLL(model: Transformer, sequences: [[Int32]], batchSize: Int = 256) -> Double {
+    var total = 0.0, count = 0.0
+    var start = 0
+    var rng = RNG(seed: 0)
+    while start < sequences.count {
+        let batch = TokenBatch(sequences: Array(sequences[start..<min(sequences.count, start + batchSize)]))
+        let mask = wholeSequenceMask(batch)
+        let n = Double(mask.reduce(0, +))
+        total += Double(model.languageModelLoss(batch, mask: mask, backward: false, rng: &rng)) * n
+        count += n
+        start += batchSize
+    }
+    return total / max(1, count)
+}
