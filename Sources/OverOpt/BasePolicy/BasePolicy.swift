@@ -10,6 +10,7 @@
 // is cached by the run orchestrator (key: world fingerprint + this config).
 import Foundation
 import OverOptEngine
+import OverOptHDF5
 
 /// Settings of base-policy pretraining (`[base]` in a config file).
 public struct BasePolicyConfig: Codable, Sendable, Equatable {
@@ -143,4 +144,30 @@ public func meanNLL(model: Transformer, sequences: [[Int32]], batchSize: Int = 2
         start += batchSize
     }
     return total / max(1, count)
+}
+
+// MARK: - HDF5
+
+extension BasePolicy {
+    /// Writes the model checkpoint (`model/`) and the learning curve.
+    public func write(to group: H5Group) throws {
+        try model.save(to: group.createGroup("model"))
+        try group.write("curve_step", curveStep)
+        try group.write("curve_loss", curveLoss)
+        try group.setAttribute("eval_nll", evalNLL)
+        try group.setAttribute("seconds", seconds)
+        try group.setAttribute("tokens_per_second", tokensPerSecond)
+        try group.setAttribute("parameters", Int64(model.parameterCount))
+    }
+
+    /// Reads a base policy written by `write(to:)`.
+    public static func read(from group: H5Group) throws -> BasePolicy {
+        var b = BasePolicy(model: try Transformer.load(from: group.group("model")))
+        b.curveStep = try group.readInt64s("curve_step").values
+        b.curveLoss = try group.readDoubles("curve_loss").values
+        b.evalNLL = try group.doubleAttribute("eval_nll")
+        b.seconds = try group.doubleAttribute("seconds")
+        b.tokensPerSecond = try group.doubleAttribute("tokens_per_second")
+        return b
+    }
 }

@@ -1,0 +1,128 @@
+// ConfigLoader.swift — TOML config files and `--set` overrides into typed configs.
+//
+// A config file is read with TOMLKit and bridged to a JSON-like tree. `--set a.b=value`
+// overrides are applied to that tree, every key is checked against the keys the defaults
+// have (so a typo names the key, the file and the valid keys beside it), the tree is
+// merged over the defaults (so a file only lists what it changes) and decoded into the
+// Codable config. Type errors name the key and the expected type.
+import Foundation
+import TOMLKit
+
+/// A JSON-like tree: [String: Any], [Any], String, NSNumber, Bool.
+public typealias ConfigTree = [String: Any]
+
+/// Parses TOML text into a tree; `source` names the file in errors.
+public func parseTOML(_ text: String, source: String) throws -> ConfigTree {
+    let table: TOMLTable
+    do {
+        table = try TOMLTable(string: text)
+    } catch let e as TOMLParseError {
+        throw ConfigError.file(path: source, "not valid TOML: \(e.description) at line \(e.source.begin.line), column \(e.source.begin.column)")
+    }
+    let json = table.convert(to: .json)
+    guard let tree = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? ConfigTree else {
+        throw ConfigError.file(path: source, "could not be read as a table")
+    }
+    return tree
+}
+
+/// Parses the value of a `--set key=value` override as a TOML value (number, bool,
+/// string, array); anything that is not valid TOML is taken as a plain string.
+public func parseOverrideValue(_ text: String) -> Any {
+    if let tree = try? parseTOML("v = \(text)", source: "--set"), let v = tree["v"] { return v }
+    return text
+}
+
+/// Applies `key.path=value` overrides to a tree.
+public func applyOverrides(_ overrides: [String], to tree: inout ConfigTree) throws {
+    for o in overrides {
+        guard let eq = o.firstIndex(of: "="), eq != o.startIndex else {
+            throw ConfigError.invalid(key: o, "a --set override must look like key=value or section.key=value")
+        }
+        let path = o[..<eq].split(separator: ".").map(String.init)
+        setValue(parseOverrideValue(String(o[o.index(after: eq)...])), at: path[...], in: &tree)
+    }
+}
+
+func setValue(_ value: Any, at path: ArraySlice<String>, in tree: inout ConfigTree) {
+    guard let first = path.first else { return }
+    if path.count == 1 { tree[first] = value; return }
+    var sub = tree[first] as? ConfigTree ?? [:]
+    setValue(value, at: path.dropFirst(), in: &sub)
+    tree[first] = sub
+}
+
+/// Checks that every key of `user` exists in `defaults` (recursively). Tables listed in
+/// `freeTables` may hold any key, each checked against `freeTableSchema` when given.
+public func checkKeys(_ user: ConfigTree, against defaults: ConfigTree, source: String, prefix: String = "",
+                      freeTables: [String: ConfigTree] = [:]) throws {
+    for (key, value) in user {
+        let full = prefix.isEmpty ? key : "\(prefix).\(key)"
+        if let schema = freeTables[full] {
+            guard let entries = value as? ConfigTree else {
+                throw ConfigError.wrongType(key: full, source: source, expected: "a table of named tables")
+            }
+            for (name, entry) in entries {
+                guard let t = entry as? ConfigTree else {
+                    throw ConfigError.wrongType(key: "\(full).\(name)", source: source, expected: "a table")
+                }
+                try checkKeys(t, against: schema, source: source, prefix: "\(full).\(name)")
+            }
+            continue
+        }
+        guard let d = defaults[key] else {
+            throw ConfigError.unknownKey(key: full, source: source, valid: Array(defaults.keys))
+        }
+        if let dt = d as? ConfigTree {
+            guard let ut = value as? ConfigTree else {
+                throw ConfigError.wrongType(key: full, source: source, expected: "a table [\(full)]")
+            }
+            try checkKeys(ut, against: dt, source: source, prefix: full, freeTables: freeTables)
+        }
+    }
+}
+
+/// `user` merged over `base`, recursively for tables.
+public func deepMerge(_ base: ConfigTree, _ user: ConfigTree) -> ConfigTree {
+    var out = base
+    for (k, v) in user {
+        if let b = base[k] as? ConfigTree, let u = v as? ConfigTree { out[k] = deepMerge(b, u) } else { out[k] = v }
+    }
+    return out
+}
+
+/// The JSON tree of an encodable value.
+public func encodeTree<T: Encodable>(_ value: T) throws -> ConfigTree {
+    let data = try JSONEncoder().encode(value)
+    return try JSONSerialization.jsonObject(with: data) as? ConfigTree ?? [:]
+}
+
+/// Decodes a tree into `T`, turning decoding errors into `ConfigError`s naming the key.
+public func decodeTree<T: Decodable>(_ type: T.Type, from tree: ConfigTree, source: String) throws -> T {
+    let data = try JSONSerialization.data(withJSONObject: tree)
+    do {
+        return try JSONDecoder().decode(T.self, from: data)
+    } catch let DecodingError.typeMismatch(expected, ctx) {
+        throw ConfigError.wrongType(key: keyPath(ctx.codingPath), source: source, expected: typeName(expected))
+    } catch let DecodingError.dataCorrupted(ctx) {
+        throw ConfigError.invalid(key: keyPath(ctx.codingPath), ctx.debugDescription)
+    } catch let DecodingError.valueNotFound(expected, ctx) {
+        throw ConfigError.wrongType(key: keyPath(ctx.codingPath), source: source, expected: typeName(expected))
+    } catch let DecodingError.keyNotFound(key, ctx) {
+        throw ConfigError.invalid(key: keyPath(ctx.codingPath + [key]), "missing")
+    }
+}
+
+func keyPath(_ path: [CodingKey]) -> String {
+    path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+}
+
+func typeName(_ t: Any.Type) -> String {
+    switch t {
+    case is Int.Type, is Int64.Type, is UInt64.Type: return "an integer"
+    case is Double.Type, is Float.Type: return "a number"
+    case is Bool.Type: return "true or false"
+    case is String.Type: return "a string"
+    default: return "\(t)"
+    }
+}
