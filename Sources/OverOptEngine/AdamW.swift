@@ -46,13 +46,15 @@ public final class AdamW: @unchecked Sendable {
         let P = model.params.ptr, G = model.grads.ptr, M = m.ptr, V = v.ptr
         for t in model.layout.tensors where !model.frozen.contains(t.group) {
             let wd = t.decay ? config.weightDecay : 0
-            for i in t.offset..<(t.offset + t.count) {
-                let g = G[i]
-                let mi = b1 * M[i] + (1 - b1) * g
-                let vi = b2 * V[i] + (1 - b2) * g * g
-                M[i] = mi; V[i] = vi
-                let mhat = mi / c1, vhat = vi / c2
-                P[i] -= lr * (mhat / (vhat.squareRoot() + eps) + wd * P[i])
+            parallelFor(t.count, costPerItem: 4) { _, range in
+                for i in (t.offset + range.lowerBound)..<(t.offset + range.upperBound) {
+                    let g = G[i]
+                    let mi = b1 * M[i] + (1 - b1) * g
+                    let vi = b2 * V[i] + (1 - b2) * g * g
+                    M[i] = mi; V[i] = vi
+                    let mhat = mi / c1, vhat = vi / c2
+                    P[i] -= lr * (mhat / (vhat.squareRoot() + eps) + wd * P[i])
+                }
             }
         }
     }

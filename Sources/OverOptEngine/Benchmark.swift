@@ -46,7 +46,7 @@ public func trainingFlopsPerToken(_ c: TransformerConfig, T: Int) -> Double {
 /// Runs the three workloads `repeats` times after one warm-up and reports medians.
 /// `progress` receives a line per finished measurement.
 public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void = { _ in }) -> BenchmarkResult {
-    setBLASThreads(threads)
+    setEngineThreads(threads)
     let cfg = TransformerConfig.large(vocabSize: 256)
     var rng = RNG(seed: 1234)
 

@@ -52,59 +52,80 @@ public func embeddingBackward(dwte: FPtr?, dwpe: FPtr?, dout: FPtr, tokens: Unsa
 public func layerNormForward(out: FPtr, mean: FPtr, rstd: FPtr, inp: FPtr, weight: FPtr, bias: FPtr,
                              N: Int, C: Int) {
     let eps: Float = 1e-5
-    for n in 0..<N {
-        let x = inp + n * C
-        var m: Float = 0
-        for i in 0..<C { m += x[i] }
-        m /= Float(C)
-        var v: Float = 0
-        for i in 0..<C { let d = x[i] - m; v += d * d }
-        v /= Float(C)
-        let s = 1 / (v + eps).squareRoot()
-        let o = out + n * C
-        for i in 0..<C { o[i] = (x[i] - m) * s * weight[i] + bias[i] }
-        mean[n] = m
-        rstd[n] = s
+    parallelFor(N, costPerItem: 4 * C) { _, rows in
+        for n in rows {
+            let x = inp + n * C
+            let m = vsum(x, C) / Float(C)
+            var v: Float = 0
+            for i in 0..<C { let d = x[i] - m; v += d * d }
+            v /= Float(C)
+            let s = 1 / (v + eps).squareRoot()
+            let o = out + n * C
+            for i in 0..<C { o[i] = (x[i] - m) * s * weight[i] + bias[i] }
+            mean[n] = m
+            rstd[n] = s
+        }
     }
 }
 
 /// Backward of LayerNorm: dinp += …, dweight += …, dbias += … (weight grads may be nil).
 public func layerNormBackward(dinp: FPtr, dweight: FPtr?, dbias: FPtr?, dout: FPtr, inp: FPtr,
                               weight: FPtr, mean: FPtr, rstd: FPtr, N: Int, C: Int) {
-    for n in 0..<N {
-        let d = dout + n * C, x = inp + n * C, di = dinp + n * C
-        let m = mean[n], s = rstd[n]
-        var dnormMean: Float = 0, dnormNormMean: Float = 0
-        for i in 0..<C {
-            let norm = (x[i] - m) * s
-            let dnorm = weight[i] * d[i]
-            dnormMean += dnorm
-            dnormNormMean += dnorm * norm
-        }
-        dnormMean /= Float(C)
-        dnormNormMean /= Float(C)
-        for i in 0..<C {
-            let norm = (x[i] - m) * s
-            let dnorm = weight[i] * d[i]
-            if let dbias { dbias[i] += d[i] }
-            if let dweight { dweight[i] += norm * d[i] }
-            di[i] += (dnorm - dnormMean - norm * dnormNormMean) * s
+    let parts = parallelParts(N, costPerItem: 6 * C)
+    // Per-part partial sums of the weight gradients, added in part order (deterministic).
+    let partial = FloatBuffer(count: parts * 2 * C)
+    parallelFor(N, costPerItem: 6 * C) { part, rows in
+        let pw = partial.ptr + part * 2 * C, pb = pw + C
+        for n in rows {
+            let d = dout + n * C, x = inp + n * C, di = dinp + n * C
+            let m = mean[n], s = rstd[n]
+            var dnormMean: Float = 0, dnormNormMean: Float = 0
+            for i in 0..<C {
+                let norm = (x[i] - m) * s
+                let dnorm = weight[i] * d[i]
+                dnormMean += dnorm
+                dnormNormMean += dnorm * norm
+            }
+            dnormMean /= Float(C)
+            dnormNormMean /= Float(C)
+            for i in 0..<C {
+                let norm = (x[i] - m) * s
+                let dnorm = weight[i] * d[i]
+                pb[i] += d[i]
+                pw[i] += norm * d[i]
+                di[i] += (dnorm - dnormMean - norm * dnormNormMean) * s
+            }
         }
     }
+    for part in 0..<parts {
+        let pw = partial.ptr + part * 2 * C, pb = pw + C
+        if let dweight { for i in 0..<C { dweight[i] += pw[i] } }
+        if let dbias { for i in 0..<C { dbias[i] += pb[i] } }
+    }
+}
+
+/// Σ x[0..<n] with 16-lane partial sums.
+@inline(__always)
+func vsum(_ x: FPtr, _ n: Int) -> Float {
+    var acc = F16()
+    var i = 0
+    while i + 16 <= n { acc += load16(x + i); i += 16 }
+    var s = acc.sum()
+    while i < n { s += x[i]; i += 1 }
+    return s
 }
 
 // MARK: - Linear (matmul)
 
 /// out (N,OC) = inp (N,C) · weightᵀ + bias.  weight (OC,C) as in PyTorch's Linear; bias may be nil.
 public func linearForward(out: FPtr, inp: FPtr, weight: FPtr, bias: FPtr?, N: Int, C: Int, OC: Int) {
-    gemm(transA: false, transB: true, M: N, N: OC, K: C, alpha: 1, A: inp, lda: C,
-         B: weight, ldb: C, beta: 0, C: out, ldc: OC)
     if let bias {
-        for n in 0..<N {
-            let o = out + n * OC
-            for j in 0..<OC { o[j] += bias[j] }
+        parallelFor(N, costPerItem: OC) { _, rows in
+            for n in rows { (out + n * OC).update(from: bias, count: OC) }
         }
     }
+    gemm(transA: false, transB: true, M: N, N: OC, K: C, alpha: 1, A: inp, lda: C,
+         B: weight, ldb: C, beta: bias == nil ? 0 : 1, C: out, ldc: OC)
 }
 
 /// dinp (N,C) += dout·weight; dweight (OC,C) += doutᵀ·inp; dbias += Σ_n dout. Any may be nil.
@@ -118,10 +139,18 @@ public func linearBackward(dinp: FPtr?, dweight: FPtr?, dbias: FPtr?, dout: FPtr
         gemm(transA: true, transB: false, M: OC, N: C, K: N, alpha: 1, A: dout, lda: OC,
              B: inp, ldb: C, beta: 1, C: dweight, ldc: C)
     }
-    if let dbias {
-        for n in 0..<N {
-            let d = dout + n * OC
-            for j in 0..<OC { dbias[j] += d[j] }
+    if let dbias { columnSums(into: dbias, dout, N: N, OC: OC) }
+}
+
+/// acc (OC) += Σ_n x[n, ·] for x (N,OC), parallel over column blocks.
+func columnSums(into acc: FPtr, _ x: FPtr, N: Int, OC: Int) {
+    let blocks = (OC + 15) / 16
+    parallelFor(blocks, costPerItem: 16 * N) { _, range in
+        for blk in range {
+            let j0 = blk * 16, w = min(16, OC - j0)
+            var s = F16()
+            for n in 0..<N { s += load16(x + n * OC + j0, w) }
+            store16(load16(acc + j0, w) + s, acc + j0, w)
         }
     }
 }
@@ -134,8 +163,9 @@ public func attentionForward(out: FPtr, att: FPtr, qkv: FPtr, B: Int, T: Int, C:
     let hs = C / NH
     let scale = 1 / Float(hs).squareRoot()
     let C3 = 3 * C
-    for b in 0..<B {
-        for h in 0..<NH {
+    parallelFor(B * NH, costPerItem: 4 * T * T * hs) { _, items in
+        for item in items {
+            let b = item / NH, h = item % NH
             let q = qkv + b * T * C3 + h * hs
             let k = q + C, v = q + 2 * C
             let a = att + (b * NH + h) * T * T
@@ -153,29 +183,38 @@ public func attentionForward(out: FPtr, att: FPtr, qkv: FPtr, B: Int, T: Int, C:
 /// In-place softmax over row[0...t]; entries after t are set to zero (the causal mask).
 @inline(__always)
 func causalSoftmaxRow(_ row: FPtr, t: Int, T: Int) {
+    let n = t + 1
     var mx = -Float.greatestFiniteMagnitude
-    for j in 0...t where row[j] > mx { mx = row[j] }
+    for j in 0..<n where row[j] > mx { mx = row[j] }
     var sum: Float = 0
-    for j in 0...t { let e = expf(row[j] - mx); row[j] = e; sum += e }
+    var j = 0
+    while j < n {
+        let c = min(16, n - j)
+        let e = vexp(load16(row + j, c) - mx)
+        store16(e, row + j, c)
+        if c == 16 { sum += e.sum() } else { for u in 0..<c { sum += e[u] } }
+        j += 16
+    }
     let inv = 1 / sum
-    for j in 0...t { row[j] *= inv }
-    if t + 1 < T { for j in (t + 1)..<T { row[j] = 0 } }
+    for j in 0..<n { row[j] *= inv }
+    if n < T { for j in n..<T { row[j] = 0 } }
 }
 
 /// Backward of causal attention: dqkv (B,T,3C) += …  given dout (B,T,C).
-/// `scratch` holds T·T floats.
+/// `scratch` holds T·T floats per worker thread (`engineThreadCount()·T·T`).
 public func attentionBackward(dqkv: FPtr, dout: FPtr, qkv: FPtr, att: FPtr, scratch: FPtr,
                               B: Int, T: Int, C: Int, NH: Int) {
     let hs = C / NH
     let scale = 1 / Float(hs).squareRoot()
     let C3 = 3 * C
-    for b in 0..<B {
-        for h in 0..<NH {
+    parallelFor(B * NH, costPerItem: 8 * T * T * hs) { part, items in
+        for item in items {
+            let b = item / NH, h = item % NH
             let q = qkv + b * T * C3 + h * hs, k = q + C, v = q + 2 * C
             let dq = dqkv + b * T * C3 + h * hs, dk = dq + C, dv = dq + 2 * C
             let a = att + (b * NH + h) * T * T
             let dO = dout + b * T * C + h * hs
-            let dA = scratch
+            let dA = scratch + part * T * T
             // dA (T,T) = dO vᵀ ; dv += attᵀ dO
             gemm(transA: false, transB: true, M: T, N: T, K: hs, alpha: 1, A: dO, lda: C,
                  B: v, ldb: C3, beta: 0, C: dA, ldc: T)
@@ -204,22 +243,27 @@ private let geluScale: Float = (2 / Float.pi).squareRoot()
 
 /// out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), elementwise over n values.
 public func geluForward(out: FPtr, inp: FPtr, n: Int) {
-    var i = 0
-    while i < n {
-        let c = min(16, n - i)
+    parallelFor((n + 15) / 16, costPerItem: 256) { _, blocks in
+    var i = blocks.lowerBound * 16
+    let end = min(n, blocks.upperBound * 16)
+    while i < end {
+        let c = min(16, end - i)
         let x = load16(inp + i, c)
         let x3: F16 = x * x * x
         let u: F16 = geluScale * (x + 0.044715 * x3)
         store16(0.5 * x * (1 + vtanh(u)), out + i, c)
         i += 16
     }
+    }
 }
 
 /// dinp += gelu'(inp) · dout.
 public func geluBackward(dinp: FPtr, inp: FPtr, dout: FPtr, n: Int) {
-    var i = 0
-    while i < n {
-        let c = min(16, n - i)
+    parallelFor((n + 15) / 16, costPerItem: 256) { _, blocks in
+    var i = blocks.lowerBound * 16
+    let end = min(n, blocks.upperBound * 16)
+    while i < end {
+        let c = min(16, end - i)
         let x = load16(inp + i, c)
         let x3: F16 = x * x * x
         let u: F16 = geluScale * (x + 0.044715 * x3)
@@ -232,6 +276,7 @@ public func geluBackward(dinp: FPtr, inp: FPtr, dout: FPtr, n: Int) {
         let local: F16 = left + right
         store16(load16(dinp + i, c) + local * load16(dout + i, c), dinp + i, c)
         i += 16
+    }
     }
 }
 
@@ -251,7 +296,7 @@ public func reluBackward(dinp: FPtr, inp: FPtr, dout: FPtr, n: Int) {
 
 /// out = a + b.
 public func residualForward(out: FPtr, a: FPtr, b: FPtr, n: Int) {
-    for i in 0..<n { out[i] = a[i] + b[i] }
+    parallelFor(n) { _, r in for i in r { out[i] = a[i] + b[i] } }
 }
 
 /// Inverted dropout: mask[i] ∈ {0, 1/(1−p)}; out = x·mask. With p = 0 the mask is all ones.

@@ -96,26 +96,42 @@ public final class Sampler: @unchecked Sendable {
         var outLogp = [[Float]](repeating: [], count: B)
         var pos = prompts.map(\.count)          // position of the next token to feed
         var active = [Int](0..<B)
-        let probs = work.get("probs", V)
-        var order = [Int](repeating: 0, count: V)
+        let probs = work.get("probs", engineThreadCount() * V)
 
         // Buffers for the decode step (M ≤ B rows).
         let x = work.get("x", B * C), ln = work.get("ln", B * C), qkv = work.get("qkv", B * 3 * C)
         let atty = work.get("atty", B * C), proj = work.get("proj", B * C)
         let fch = work.get("fch", B * H), fchGelu = work.get("fchGelu", B * H)
         let mean = work.get("mean", B), rstd = work.get("rstd", B)
-        let scores = work.get("scores", maxT)
+        let scores = work.get("scores", engineThreadCount() * maxT)
         let scale = 1 / Float(hs).squareRoot()
         var logitRow = [Int](0..<B)             // row of `logits` holding each active sequence's logits
 
         while !active.isEmpty {
             // 1. Sample the next token of every active row.
             var next = [Int32](repeating: 0, count: active.count)
+            let stepLogp = UnsafeMutablePointer<Float>.allocate(capacity: active.count)
+            defer { stepLogp.deallocate() }
+            next.withUnsafeMutableBufferPointer { nx in
+                rowRNG.withUnsafeMutableBufferPointer { rr in
+                    active.withUnsafeBufferPointer { act in
+                        logitRow.withUnsafeBufferPointer { lr in
+                            parallelFor(act.count, costPerItem: 16 * V) { part, rows in
+                                var ord = [Int](repeating: 0, count: V)
+                                let pr = probs + part * V
+                                for i in rows {
+                                    let z = logits + lr[i] * V
+                                    nx[i] = drawToken(z, V: V, config: s, probs: pr, order: &ord, rng: &rr[act[i]])
+                                    stepLogp[i] = logSoftmaxAt(z, V: V, index: Int(nx[i]))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             for (i, b) in active.enumerated() {
-                let z = logits + logitRow[i] * V
-                next[i] = drawToken(z, V: V, config: s, probs: probs, order: &order, rng: &rowRNG[b])
                 out[b].append(next[i])
-                outLogp[b].append(logSoftmaxAt(z, V: V, index: Int(next[i])))
+                outLogp[b].append(stepLogp[i])
             }
             // 2. Retire finished rows.
             var feed: [(row: Int, token: Int32)] = []
@@ -138,31 +154,21 @@ public final class Sampler: @unchecked Sendable {
                 layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: model.p(h + "ln1_w"),
                                  bias: model.p(h + "ln1_b"), N: M, C: C)
                 linearForward(out: qkv, inp: ln, weight: model.p(h + "qkv_w"), bias: model.p(h + "qkv_b"), N: M, C: C, OC: 3 * C)
-                for (i, b) in active.enumerated() {
-                    let t = pos[b]
-                    let row = qkv + i * 3 * C
-                    kAt(l, b, t).update(from: row + C, count: C)
-                    vAt(l, b, t).update(from: row + 2 * C, count: C)
-                    for hd in 0..<NH {
-                        let q = row + hd * hs
-                        var mx = -Float.greatestFiniteMagnitude
-                        for j in 0...t {
-                            let k = kAt(l, b, j) + hd * hs
-                            var d: Float = 0
-                            for u in 0..<hs { d += q[u] * k[u] }
-                            d *= scale
-                            scores[j] = d
-                            if d > mx { mx = d }
-                        }
-                        var sum: Float = 0
-                        for j in 0...t { let e = expf(scores[j] - mx); scores[j] = e; sum += e }
-                        let inv = 1 / sum
-                        let o = atty + i * C + hd * hs
-                        for u in 0..<hs { o[u] = 0 }
-                        for j in 0...t {
-                            let w = scores[j] * inv
-                            let v = vAt(l, b, j) + hd * hs
-                            for u in 0..<hs { o[u] += w * v[u] }
+                active.withUnsafeBufferPointer { act in
+                    pos.withUnsafeBufferPointer { ps in
+                        parallelFor(M, costPerItem: 4 * C * maxT) { part, rows in
+                            let sc = scores + part * maxT
+                            for i in rows {
+                                let b = act[i], t = ps[b]
+                                let row = qkv + i * 3 * C
+                                kAt(l, b, t).update(from: row + C, count: C)
+                                vAt(l, b, t).update(from: row + 2 * C, count: C)
+                                for hd in 0..<NH {
+                                    decodeAttention(q: row + hd * hs, keys: kAt(l, b, 0) + hd * hs, values: vAt(l, b, 0) + hd * hs,
+                                                    stride: C, count: t + 1, hs: hs, scale: scale, scores: sc,
+                                                    out: atty + i * C + hd * hs)
+                                }
+                            }
                         }
                     }
                 }
@@ -181,6 +187,36 @@ public final class Sampler: @unchecked Sendable {
             for b in active { pos[b] += 1 }
         }
         return (out, outLogp)
+    }
+}
+
+/// One query attending over `count` cached keys and values (row stride `stride`):
+/// out (hs) = Σ_j softmax_j(scale·q·k_j) v_j.  `scores` holds `count` floats.
+@inline(__always)
+func decodeAttention(q: FPtr, keys: FPtr, values: FPtr, stride: Int, count: Int, hs: Int, scale: Float,
+                     scores: FPtr, out: FPtr) {
+    var mx = -Float.greatestFiniteMagnitude
+    for j in 0..<count {
+        let k = keys + j * stride
+        var acc = F16()
+        var u = 0
+        while u + 16 <= hs { acc += load16(q + u) * load16(k + u); u += 16 }
+        var d = acc.sum()
+        while u < hs { d += q[u] * k[u]; u += 1 }
+        d *= scale
+        scores[j] = d
+        if d > mx { mx = d }
+    }
+    var sum: Float = 0
+    for j in 0..<count { let e = expf(scores[j] - mx); scores[j] = e; sum += e }
+    let inv = 1 / sum
+    for u in 0..<hs { out[u] = 0 }
+    for j in 0..<count {
+        let w = scores[j] * inv
+        let v = values + j * stride
+        var u = 0
+        while u + 16 <= hs { store16(load16(out + u) + w * load16(v + u), out + u); u += 16 }
+        while u < hs { out[u] += w * v[u]; u += 1 }
     }
 }
 

@@ -21,23 +21,29 @@ import Foundation
 /// logits (N,V), targets (N).
 public func tokenLogProbsForward(logp: FPtr, entropy: FPtr?, lse: FPtr, logits: FPtr,
                                  targets: UnsafePointer<Int32>, rowMask: FPtr?, N: Int, V: Int) {
-    for n in 0..<N {
-        if let rowMask, rowMask[n] == 0 { logp[n] = 0; entropy?[n] = 0; lse[n] = 0; continue }
-        let z = logits + n * V
-        var mx = -Float.greatestFiniteMagnitude
-        for v in 0..<V where z[v] > mx { mx = z[v] }
-        var sum: Float = 0
-        for v in 0..<V { sum += expf(z[v] - mx) }
-        let l = mx + logf(sum)
-        lse[n] = l
-        logp[n] = z[Int(targets[n])] - l
-        if let entropy {
-            var h: Float = 0
-            for v in 0..<V {
-                let lp = z[v] - l
-                h -= expf(lp) * lp
+    parallelFor(N, costPerItem: 8 * V) { _, rows in
+        for n in rows {
+            if let rowMask, rowMask[n] == 0 { logp[n] = 0; entropy?[n] = 0; lse[n] = 0; continue }
+            let z = logits + n * V
+            var mx = -Float.greatestFiniteMagnitude
+            for v in 0..<V where z[v] > mx { mx = z[v] }
+            // Σ exp(z − max) and Σ exp(z − max)·(z − max), 16 lanes at a time.
+            var s = F16(), sz = F16()
+            var v = 0
+            while v < V {
+                let c = min(16, V - v)
+                let d = load16(z + v, c) - mx
+                var e = vexp(d)
+                if c < 16 { for u in c..<16 { e[u] = 0 } }
+                s += e; sz += e * d
+                v += 16
             }
-            entropy[n] = h
+            let sum = s.sum()
+            let l = mx + logf(sum)
+            lse[n] = l
+            logp[n] = z[Int(targets[n])] - l
+            // H = −Σ p (z − l) = (l − mx) − Σ e·(z − mx)/sum
+            entropy?[n] = (l - mx) - sz.sum() / sum
         }
     }
 }
@@ -47,19 +53,25 @@ public func tokenLogProbsForward(logp: FPtr, entropy: FPtr?, lse: FPtr, logits: 
 public func tokenLogProbsBackward(dlogits: FPtr, dlogp: FPtr, dentropy: FPtr?, entropy: FPtr?,
                                   logits: FPtr, lse: FPtr, targets: UnsafePointer<Int32>,
                                   N: Int, V: Int) {
-    for n in 0..<N {
-        let g = dlogp[n]
-        let ge = dentropy?[n] ?? 0
-        if g == 0 && ge == 0 { continue }
-        let z = logits + n * V, dz = dlogits + n * V
-        let l = lse[n]
-        let h = entropy?[n] ?? 0
-        for v in 0..<V {
-            let lp = z[v] - l
-            let p = expf(lp)
-            dz[v] += -g * p - ge * p * (lp + h)
+    parallelFor(N, costPerItem: 8 * V) { _, rows in
+        for n in rows {
+            let g = dlogp[n]
+            let ge = dentropy?[n] ?? 0
+            if g == 0 && ge == 0 { continue }
+            let z = logits + n * V, dz = dlogits + n * V
+            let l = lse[n]
+            let h = entropy?[n] ?? 0
+            var v = 0
+            while v < V {
+                let c = min(16, V - v)
+                let lp = load16(z + v, c) - l
+                let p = vexp(lp)
+                let upd: F16 = -g * p - ge * p * (lp + h)
+                store16(load16(dz + v, c) + upd, dz + v, c)
+                v += 16
+            }
+            dz[Int(targets[n])] += g
         }
-        dz[Int(targets[n])] += g
     }
 }
 

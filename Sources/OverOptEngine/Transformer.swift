@@ -349,7 +349,7 @@ public final class Transformer: @unchecked Sendable {
                           weight: p("lnf_w"), mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, N: N, C: C)
         let dln = work.get("dln", N * C), dqkv = work.get("dqkv", N * 3 * C), datty = work.get("datty", N * C)
         let dfch = work.get("dfch", N * H), dfchGelu = work.get("dfchGelu", N * H)
-        let dproj = work.get("dproj", N * C), scratch = work.get("attScratch", T * T)
+        let dproj = work.get("dproj", N * C), scratch = work.get("attScratch", engineThreadCount() * T * T)
         for l in stride(from: L - 1, through: 0, by: -1) {
             let h = "h\(l).", nc = l * N * C
             let residualIn = l == 0 ? a.encoded.ptr : a.res3.ptr + (l - 1) * N * C

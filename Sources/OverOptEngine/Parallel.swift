@@ -1,0 +1,53 @@
+// Parallel.swift — the engine's own threads for the non-BLAS work.
+//
+// On 2 cores the engine uses one level of parallelism per phase: matrix products run on
+// OpenBLAS's threads, and the elementwise, normalization, attention and softmax loops
+// between them run on the same number of threads through `parallelFor`. The work is split
+// into fixed contiguous ranges that depend only on the item count and the thread count,
+// and cross-thread reductions are summed in thread order, so results are bitwise
+// identical for a given seed and thread count.
+import Dispatch
+
+/// Number of worker threads for `parallelFor`; set together with BLAS's by `setEngineThreads`.
+nonisolated(unsafe) var engineThreads = 1
+
+/// Sets the thread count for both OpenBLAS and the engine's own loops.
+public func setEngineThreads(_ n: Int) {
+    engineThreads = max(1, n)
+    setBLASThreads(n)
+}
+
+/// The engine's current thread count.
+public func engineThreadCount() -> Int { engineThreads }
+
+/// Calls `body(part, range)` for `parts` contiguous ranges covering 0..<n, in parallel
+/// when worthwhile (`n·costPerItem` above a threshold). `part` is the range's index.
+@inline(__always)
+public func parallelFor(_ n: Int, costPerItem: Int = 1, _ body: (Int, Range<Int>) -> Void) {
+    let threads = engineThreads
+    if threads <= 1 || n < 2 || n * costPerItem < 32_768 {
+        body(0, 0..<n)
+        return
+    }
+    let parts = min(threads, n)
+    withoutActuallyEscaping(body) { b in
+        let box = UncheckedSendable(b)
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            box.value(p, (p * n / parts)..<((p + 1) * n / parts))
+        }
+    }
+}
+
+/// Lets a closure over raw buffers cross into worker threads; the ranges given to each
+/// worker are disjoint, which is what makes this safe.
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// The number of parts `parallelFor` would use for n items (for per-part scratch buffers).
+public func parallelParts(_ n: Int, costPerItem: Int = 1) -> Int {
+    let threads = engineThreads
+    if threads <= 1 || n < 2 || n * costPerItem < 32_768 { return 1 }
+    return min(threads, n)
+}

@@ -1,0 +1,47 @@
+// Same seed and thread count → bitwise-identical training; the engine's own threads give
+// the same results as one thread up to float rounding.
+import Testing
+import OverOptEngine
+
+@Suite(.serialized) struct DeterminismTests {
+    /// Losses of a few AdamW steps of a small model on a fixed batch, plus a sample.
+    func trainingRun(threads: Int) -> (losses: [Float], sample: [[Int32]]) {
+        let previous = engineThreadCount()
+        setEngineThreads(threads)
+        defer { setEngineThreads(previous) }
+        let cfg = TransformerConfig(vocabSize: 50, contextLength: 32, width: 32, layers: 2, heads: 2, dropout: 0.1)
+        let m = Transformer(config: cfg)
+        var rng = RNG(seed: 5)
+        m.initialize(rng: &rng)
+        let opt = AdamW(model: m, config: AdamWConfig(learningRate: 3e-3))
+        let seqs = (0..<48).map { i in (0..<(8 + i % 20)).map { _ in Int32(1 + rng.int(below: 49)) } }
+        let batch = TokenBatch(sequences: seqs)
+        let mask = responseLossMask(B: batch.B, T: batch.T, responseStart: [Int](repeating: 1, count: batch.B), lengths: batch.lengths)
+        var losses: [Float] = []
+        var drop = RNG(seed: 9)
+        for _ in 0..<4 {
+            m.zeroGrad()
+            losses.append(m.languageModelLoss(batch, mask: mask, backward: true, training: true, rng: &drop))
+            clipGradientNorm(m, maxNorm: 1)
+            opt.update(m)
+        }
+        var srng = RNG(seed: 3)
+        let sample = Sampler(model: m).generate(prompts: Array(seqs.prefix(40)).map { Array($0.prefix(4)) },
+                                                config: SamplingConfig(temperature: 1, maxNewTokens: 10), rng: &srng)
+        return (losses, sample)
+    }
+
+    @Test func sameSeedAndThreadsGiveBitwiseIdenticalTraining() {
+        for threads in [1, 2] {
+            let a = trainingRun(threads: threads), b = trainingRun(threads: threads)
+            #expect(a.losses == b.losses, "threads \(threads)")
+            #expect(a.sample == b.sample, "threads \(threads)")
+        }
+    }
+
+    @Test func twoThreadsMatchOneThreadUpToRounding() {
+        let a = trainingRun(threads: 1), b = trainingRun(threads: 2)
+        for (x, y) in zip(a.losses, b.losses) { #expect(abs(x - y) < 1e-4 * max(1, abs(x))) }
+        print("1 vs 2 threads, losses:", a.losses, b.losses)
+    }
+}
