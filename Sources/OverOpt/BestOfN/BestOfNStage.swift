@@ -1,0 +1,424 @@
+// BestOfNStage.swift — the best-of-n stage: sample N responses per evaluation prompt from
+// the base policy once, score them with gold (all components) and with each proxy, and turn
+// the scores into over-optimization curves with the unbiased estimator (BestOfNEstimator.swift).
+//
+// Orchestration only: the math is in BestOfNEstimator.swift. Two steps, so that the samples
+// (the expensive part) are shared by every proxy of a run and can be cached:
+//
+//     let samples = try sampleBestOfN(world:policy:config:rng:log:)      // BestOfNSamples
+//     let curves  = try evaluateBestOfN(proxy:samples:world:config:log:) // BestOfNCurves, per proxy
+//
+// Results go to `/bon/<variant>/` (written by the caller through `BestOfNCurves.write(to:)`).
+
+import Foundation
+import OverOptEngine
+import OverOptHDF5
+
+// MARK: - Config
+
+/// Settings of the best-of-n stage. Every key is optional in TOML; defaults below.
+public struct BestOfNConfig: Codable, Sendable, Equatable {
+    /// `prompts`: how many evaluation prompts (drawn without replacement from `prompt_split`;
+    /// all of the split if it has fewer). Default 128: the sem over prompts is then about a
+    /// tenth of the per-prompt spread, enough to separate proxies.
+    public var prompts = 128
+    /// `prompt_split`: where the evaluation prompts come from. Default `heldOut` (the paper
+    /// evaluates best-of-n on held-out prompts).
+    public var promptSplit = PromptSplit.heldOut
+    /// `samples_per_prompt`: N. The paper uses 405 (KL up to 5.0 nats). Default 256: KL_256 =
+    /// 4.55 nats covers 90% of the paper's KL range for 63% of the samples; 128 × 256 =
+    /// 32 768 samples take about 25 s to sample and 11 s to score per proxy with the small
+    /// base model (90 s and 75 s with the large one) on two busy cores.
+    public var samplesPerPrompt = 256
+    /// `temperature` of the base policy's samples. Default 1.0: the samples then come from the
+    /// base policy itself, so KL_n is measured against the same π_ref as PPO's KL and the two
+    /// are comparable. The paper uses 0.7; WORLD-NOTES found best-of-n over-optimization needs
+    /// diverse samples (a clear turn-over only at 1.5 in the prototype) — set 1.5 to study that,
+    /// knowing that KL_n is then relative to the tempered policy.
+    public var temperature = 1.0
+    /// `top_p` (nucleus) of the samples; 1 = off (default, so samples are the policy's own).
+    public var topP = 1.0
+    /// `max_n`: largest n on the curve grid; absent = N (default).
+    public var maxN: Int? = nil
+    /// `grid_dense_up_to`: every n up to this is on the grid (default 16).
+    public var gridDenseUpTo = 16
+    /// `grid_per_doubling`: grid points per doubling of n above that (default 4).
+    public var gridPerDoubling = 4
+    /// `save_samples`: also store every sample's proxy and gold score (prompts × N) so users
+    /// can recompute anything. Default false.
+    public var saveSamples = false
+    /// `batch_size`: rows decoded together by the sampler (default 256; the KV cache is small).
+    /// Part of the samples' identity: a row's random stream depends on its place in its batch.
+    public var batchSize = 256
+    /// `score_batch_size`: sequences per proxy forward pass (default 32: the fastest of 16–128
+    /// measured for the large model on two cores, and its activations stay ~80 MB).
+    public var scoreBatchSize = 32
+
+    enum CodingKeys: String, CodingKey {
+        case prompts
+        case promptSplit = "prompt_split"
+        case samplesPerPrompt = "samples_per_prompt"
+        case temperature
+        case topP = "top_p"
+        case maxN = "max_n"
+        case gridDenseUpTo = "grid_dense_up_to"
+        case gridPerDoubling = "grid_per_doubling"
+        case saveSamples = "save_samples"
+        case batchSize = "batch_size"
+        case scoreBatchSize = "score_batch_size"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = BestOfNConfig()
+        prompts = try c.decodeIfPresent(Int.self, forKey: .prompts) ?? d.prompts
+        promptSplit = try c.decodeIfPresent(PromptSplit.self, forKey: .promptSplit) ?? d.promptSplit
+        samplesPerPrompt = try c.decodeIfPresent(Int.self, forKey: .samplesPerPrompt) ?? d.samplesPerPrompt
+        temperature = try c.decodeIfPresent(Double.self, forKey: .temperature) ?? d.temperature
+        topP = try c.decodeIfPresent(Double.self, forKey: .topP) ?? d.topP
+        maxN = try c.decodeIfPresent(Int.self, forKey: .maxN)
+        gridDenseUpTo = try c.decodeIfPresent(Int.self, forKey: .gridDenseUpTo) ?? d.gridDenseUpTo
+        gridPerDoubling = try c.decodeIfPresent(Int.self, forKey: .gridPerDoubling) ?? d.gridPerDoubling
+        saveSamples = try c.decodeIfPresent(Bool.self, forKey: .saveSamples) ?? d.saveSamples
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
+        scoreBatchSize = try c.decodeIfPresent(Int.self, forKey: .scoreBatchSize) ?? d.scoreBatchSize
+    }
+
+    /// Throws a message naming the offending key.
+    public func validate() throws {
+        func fail(_ m: String) throws -> Never { throw BestOfNError.invalidConfig(m) }
+        if prompts < 1 { try fail("bon.prompts must be ≥ 1 (got \(prompts))") }
+        if samplesPerPrompt < 1 { try fail("bon.samples_per_prompt must be ≥ 1 (got \(samplesPerPrompt))") }
+        if !(temperature > 0) || !temperature.isFinite {
+            try fail("bon.temperature must be > 0 and finite (got \(temperature)); best-of-n needs diverse samples")
+        }
+        if !(topP > 0 && topP <= 1) { try fail("bon.top_p must be in (0, 1] (got \(topP))") }
+        if let m = maxN, m < 1 || m > samplesPerPrompt {
+            try fail("bon.max_n must be in 1 … samples_per_prompt = \(samplesPerPrompt) (got \(m))")
+        }
+        if gridDenseUpTo < 1 { try fail("bon.grid_dense_up_to must be ≥ 1 (got \(gridDenseUpTo))") }
+        if gridPerDoubling < 1 { try fail("bon.grid_per_doubling must be ≥ 1 (got \(gridPerDoubling))") }
+        if batchSize < 1 { try fail("bon.batch_size must be ≥ 1 (got \(batchSize))") }
+        if scoreBatchSize < 1 { try fail("bon.score_batch_size must be ≥ 1 (got \(scoreBatchSize))") }
+    }
+
+    /// The n at which curves are evaluated (see `bestOfNGrid`), up to `max_n` (default N).
+    public var grid: [Int] {
+        bestOfNGrid(N: maxN ?? samplesPerPrompt, denseUpTo: gridDenseUpTo, perDoubling: gridPerDoubling)
+    }
+
+    /// The settings the samples depend on (with the policy, the world and the RNG), for a
+    /// cache key: `max_n`, the grid, `save_samples` and `score_batch_size` only affect curves.
+    public var samplesKey: String {
+        "prompts=\(prompts) prompt_split=\(promptSplit.rawValue) samples_per_prompt=\(samplesPerPrompt) "
+            + "temperature=\(temperature) top_p=\(topP) batch_size=\(batchSize)"
+    }
+
+    /// The sampler settings for the base policy in `world`.
+    public func sampling(world: World) -> SamplingConfig {
+        SamplingConfig(temperature: Float(temperature), topP: Float(topP),
+                       maxNewTokens: world.config.maxResponseTokens, eosToken: Tokenizer.eos)
+    }
+}
+
+/// Errors of the best-of-n stage.
+public enum BestOfNError: Error, CustomStringConvertible, Equatable {
+    case invalidConfig(String)
+    case nonFiniteScores(proxy: String, count: Int)
+    case badSamples(String)
+
+    public var description: String {
+        switch self {
+        case .invalidConfig(let m): m
+        case .nonFiniteScores(let p, let k): "proxy '\(p)' gave \(k) non-finite scores on the best-of-n samples"
+        case .badSamples(let m): "best-of-n samples: \(m)"
+        }
+    }
+}
+
+// MARK: - Samples
+
+/// N responses per evaluation prompt from the base policy with their gold scores: shared by
+/// every proxy of a run. Arrays over samples are prompt-major: sample j of prompt p is at
+/// p · N + j.
+public struct BestOfNSamples: Sendable, Equatable {
+    /// `Prompt.id` of each evaluation prompt (index into `World.allPrompts`).
+    public var promptIDs: [Int]
+    /// N.
+    public var samplesPerPrompt: Int
+    /// Generated tokens (EOS included when emitted), prompts × N.
+    public var responses: [[Int32]]
+    /// Gold total of each sample.
+    public var gold: [Double]
+    /// Gold components, [component][sample], in `GoldScore.componentNames` order.
+    public var goldComponents: [[Double]]
+    /// Sampling settings, for the record.
+    public var temperature: Double
+    public var topP: Double
+
+    public init(promptIDs: [Int], samplesPerPrompt: Int, responses: [[Int32]], gold: [Double],
+                goldComponents: [[Double]], temperature: Double, topP: Double) {
+        self.promptIDs = promptIDs; self.samplesPerPrompt = samplesPerPrompt; self.responses = responses
+        self.gold = gold; self.goldComponents = goldComponents; self.temperature = temperature; self.topP = topP
+    }
+
+    /// Number of evaluation prompts.
+    public var promptCount: Int { promptIDs.count }
+
+    /// The prompt of every sample (prompts × N), for scoring.
+    public func samplePrompts(in world: World) -> [Prompt] {
+        promptIDs.flatMap { id in repeatElement(world.allPrompts[id], count: samplesPerPrompt) }
+    }
+
+    /// Indices of prompt p's samples.
+    public func range(ofPrompt p: Int) -> Range<Int> { (p * samplesPerPrompt)..<((p + 1) * samplesPerPrompt) }
+
+    /// Writes `prompt_ids`, `responses` (padded with 0, samples × longest), `response_lengths`,
+    /// `gold`, `gold_<component>` (all prompts × N) and attributes.
+    public func write(to group: H5Group) throws {
+        let P = promptCount, N = samplesPerPrompt
+        let width = max(1, responses.map(\.count).max() ?? 1)
+        var tokens = [Int64](repeating: 0, count: responses.count * width)
+        for (i, r) in responses.enumerated() { for (t, x) in r.enumerated() { tokens[i * width + t] = Int64(x) } }
+        try group.write("prompt_ids", promptIDs.map(Int64.init))
+        try group.write("responses", tokens, shape: [responses.count, width], compress: true)
+        try group.write("response_lengths", responses.map { Int64($0.count) }, shape: [P, N])
+        try group.write("gold", gold, shape: [P, N])
+        for (name, values) in zip(GoldScore.componentNames, goldComponents) {
+            try group.write("gold_\(name)", values, shape: [P, N])
+        }
+        try group.setAttribute("samples_per_prompt", Int64(N))
+        try group.setAttribute("prompts", Int64(P))
+        try group.setAttribute("temperature", temperature)
+        try group.setAttribute("top_p", topP)
+    }
+
+    /// Reads what `write(to:)` wrote.
+    public static func read(from group: H5Group) throws -> BestOfNSamples {
+        let ids = try group.readInt64s("prompt_ids").values.map(Int.init)
+        let N = Int(try group.intAttribute("samples_per_prompt"))
+        let (tokens, shape) = try group.readInt64s("responses")
+        let lengths = try group.readInt64s("response_lengths").values.map(Int.init)
+        guard shape.count == 2, shape[0] == ids.count * N, lengths.count == shape[0] else {
+            throw BestOfNError.badSamples("responses of shape \(shape) do not match \(ids.count) prompts × \(N)")
+        }
+        let width = shape[1]
+        let responses = lengths.enumerated().map { i, len in tokens[(i * width)..<(i * width + len)].map { Int32($0) } }
+        let gold = try group.readDoubles("gold").values
+        let components = try GoldScore.componentNames.map { try group.readDoubles("gold_\($0)").values }
+        return BestOfNSamples(promptIDs: ids, samplesPerPrompt: N, responses: responses, gold: gold,
+                              goldComponents: components,
+                              temperature: try group.doubleAttribute("temperature"),
+                              topP: try group.doubleAttribute("top_p"))
+    }
+}
+
+/// Draws the evaluation prompts and N samples per prompt from `policy` (a language model),
+/// in batches of `batch_size` rows, and scores them with gold. Reproducible for a given RNG
+/// and config. Logs sampling throughput.
+public func sampleBestOfN(world: World, policy: Transformer, config: BestOfNConfig, rng: inout RNG,
+                          log: (String) -> Void = { _ in }) throws -> BestOfNSamples {
+    try config.validate()
+    var promptRNG = rng.split("bon-prompts"), sampleRNG = rng.split("bon-samples")
+    _ = rng.next()
+    var pool = world.prompts(config.promptSplit)
+    promptRNG.shuffle(&pool)
+    let prompts = pool.prefix(config.prompts).sorted { $0.id < $1.id }
+    if prompts.count < config.prompts {
+        log("best-of-n: split \(config.promptSplit.rawValue) has only \(prompts.count) prompts (asked \(config.prompts)); using all")
+    }
+    let N = config.samplesPerPrompt, total = prompts.count * N
+    let contexts = prompts.map { world.context(for: $0) }
+    let sampling = config.sampling(world: world)
+    let sampler = Sampler(model: policy)
+
+    var responses: [[Int32]] = []
+    responses.reserveCapacity(total)
+    let t0 = monotonicSeconds()
+    var nextReport = 0.1
+    var start = 0
+    while start < total {
+        let rows = start..<min(total, start + config.batchSize)
+        let batch = rows.map { contexts[$0 / N] }
+        responses += sampler.generate(prompts: batch, config: sampling, rng: &sampleRNG)
+        start = rows.upperBound
+        if Double(start) / Double(total) >= nextReport || start == total {
+            let dt = monotonicSeconds() - t0
+            log(String(format: "best-of-n sampling: %d/%d samples (%.0f samples/s)", start, total, Double(start) / max(dt, 1e-9)))
+            nextReport += 0.1
+        }
+    }
+    let dt = monotonicSeconds() - t0
+    let tokens = responses.reduce(0) { $0 + $1.count }
+
+    var gold = [Double](repeating: 0, count: total)
+    var components = [[Double]](repeating: [Double](repeating: 0, count: total), count: GoldScore.componentNames.count)
+    for i in 0..<total {
+        let g = world.gold(prompt: prompts[i / N], response: responses[i])
+        gold[i] = g.total
+        for (k, c) in g.components.enumerated() { components[k][i] = c }
+    }
+    log(String(format: "best-of-n sampling: %d prompts × %d = %d samples in %.1f s (%.0f samples/s, %.0f tokens/s, mean length %.1f), T = %.2f, top_p = %.2f",
+               prompts.count, N, total, dt, Double(total) / max(dt, 1e-9), Double(tokens) / max(dt, 1e-9),
+               Double(tokens) / Double(max(total, 1)), config.temperature, config.topP))
+    return BestOfNSamples(promptIDs: prompts.map(\.id), samplesPerPrompt: N, responses: responses, gold: gold,
+                          goldComponents: components, temperature: config.temperature, topP: config.topP)
+}
+
+// MARK: - Curves
+
+/// Best-of-n curves of one proxy: expected proxy and gold score of the best-of-n sample
+/// selected by the proxy, on a grid of n, averaged over prompts, with the oracle (selected by
+/// gold) and the gold components. Raw values; `*Shifted` subtract the n = 1 value as in the
+/// paper's figures.
+public struct BestOfNCurves: Sendable, Equatable {
+    /// The proxy's variant name.
+    public var name: String
+    public var n: [Int]
+    /// KL_n = log n − (n−1)/n, nats.
+    public var kl: [Double]
+    public var proxy: [Double]
+    public var gold: [Double]
+    public var proxySEM: [Double]
+    public var goldSEM: [Double]
+    /// Gold of best-of-n selected by gold itself (upper bound of `gold`).
+    public var goldOracle: [Double]
+    public var goldOracleSEM: [Double]
+    /// Gold components of the proxy-selected sample, [component][n index], `GoldScore.componentNames` order.
+    public var goldComponents: [[Double]]
+    public var samplesPerPrompt: Int
+    public var prompts: Int
+    public var temperature: Double
+    public var topP: Double
+    /// Every sample's proxy and gold score (prompts × N), when `save_samples`.
+    public var sampleProxy: [Double]?
+    public var sampleGold: [Double]?
+
+    /// `proxy` minus its n = 1 value.
+    public var proxyShifted: [Double] { proxy.map { $0 - proxy[0] } }
+    /// `gold` minus its n = 1 value.
+    public var goldShifted: [Double] { gold.map { $0 - gold[0] } }
+    /// `goldOracle` minus the n = 1 gold value (the same start as `gold`).
+    public var goldOracleShifted: [Double] { goldOracle.map { $0 - goldOracle[0] } }
+
+    /// Computes the curves from every sample's proxy score (prompts × N, prompt-major) with
+    /// the unbiased estimator, per prompt, then mean and sem over prompts.
+    public init(name: String, proxyScores: [Double], samples: BestOfNSamples, grid: [Int], keepSamples: Bool = false) {
+        let P = samples.promptCount, N = samples.samplesPerPrompt
+        precondition(proxyScores.count == P * N, "one proxy score per sample (\(P * N)), got \(proxyScores.count)")
+        precondition(grid.first == 1 && grid.allSatisfy { $0 <= N }, "the grid must start at n = 1 and stay ≤ N = \(N)")
+        let weights = grid.map { bestOfNWeights(N: N, n: $0) }
+        let C = samples.goldComponents.count
+        // perPrompt[series][p][n index]; series 0 proxy, 1 gold, 2 oracle, 3… components.
+        var perPrompt = [[[Double]]](repeating: [], count: 3 + C)
+        for p in 0..<P {
+            let r = samples.range(ofPrompt: p)
+            let s = Array(proxyScores[r]), g = Array(samples.gold[r])
+            let byProxy = BestOfNRanking(selectBy: s).expected(
+                values: [s, g] + samples.goldComponents.map { Array($0[r]) }, rankWeights: weights)
+            let oracle = BestOfNRanking(selectBy: g).expected(values: [g], rankWeights: weights)[0]
+            perPrompt[0].append(byProxy[0]); perPrompt[1].append(byProxy[1]); perPrompt[2].append(oracle)
+            for k in 0..<C { perPrompt[3 + k].append(byProxy[2 + k]) }
+        }
+        // Mean and sem over prompts of each series at each n.
+        let stats = perPrompt.map { series in grid.indices.map { j in meanAndStandardError(series.map { $0[j] }) } }
+        self.name = name
+        n = grid
+        kl = grid.map(klBestOfN(n:))
+        proxy = stats[0].map(\.mean); proxySEM = stats[0].map(\.sem)
+        gold = stats[1].map(\.mean); goldSEM = stats[1].map(\.sem)
+        goldOracle = stats[2].map(\.mean); goldOracleSEM = stats[2].map(\.sem)
+        goldComponents = (0..<C).map { k in stats[3 + k].map(\.mean) }
+        samplesPerPrompt = N; prompts = P
+        temperature = samples.temperature; topP = samples.topP
+        sampleProxy = keepSamples ? proxyScores : nil
+        sampleGold = keepSamples ? samples.gold : nil
+    }
+
+    /// Writes `n` (int64), `kl`, `proxy`, `gold`, `proxy_sem`, `gold_sem`, `gold_oracle`,
+    /// `gold_oracle_sem`, `gold_<component>`, `proxy_shifted`, `gold_shifted`,
+    /// `gold_oracle_shifted`, optionally `sample_proxy` and `sample_gold` (prompts × N), and
+    /// the attributes `samples_per_prompt`, `prompts`, `temperature`, `top_p`, `proxy`.
+    public func write(to group: H5Group) throws {
+        try group.write("n", n.map(Int64.init))
+        try group.write("kl", kl)
+        try group.write("proxy", proxy)
+        try group.write("gold", gold)
+        try group.write("proxy_sem", proxySEM)
+        try group.write("gold_sem", goldSEM)
+        try group.write("gold_oracle", goldOracle)
+        try group.write("gold_oracle_sem", goldOracleSEM)
+        for (name, curve) in zip(GoldScore.componentNames, goldComponents) { try group.write("gold_\(name)", curve) }
+        try group.write("proxy_shifted", proxyShifted)
+        try group.write("gold_shifted", goldShifted)
+        try group.write("gold_oracle_shifted", goldOracleShifted)
+        if let sp = sampleProxy { try group.write("sample_proxy", sp, shape: [prompts, samplesPerPrompt], compress: true) }
+        if let sg = sampleGold { try group.write("sample_gold", sg, shape: [prompts, samplesPerPrompt], compress: true) }
+        try group.setAttribute("samples_per_prompt", Int64(samplesPerPrompt))
+        try group.setAttribute("prompts", Int64(prompts))
+        try group.setAttribute("temperature", temperature)
+        try group.setAttribute("top_p", topP)
+        try group.setAttribute("proxy", name)
+    }
+
+    /// Reads what `write(to:)` wrote.
+    public static func read(from group: H5Group) throws -> BestOfNCurves {
+        var c = BestOfNCurves(empty: try group.stringAttribute("proxy"))
+        c.n = try group.readInt64s("n").values.map(Int.init)
+        c.kl = try group.readDoubles("kl").values
+        c.proxy = try group.readDoubles("proxy").values
+        c.gold = try group.readDoubles("gold").values
+        c.proxySEM = try group.readDoubles("proxy_sem").values
+        c.goldSEM = try group.readDoubles("gold_sem").values
+        c.goldOracle = try group.readDoubles("gold_oracle").values
+        c.goldOracleSEM = try group.readDoubles("gold_oracle_sem").values
+        c.goldComponents = try GoldScore.componentNames.map { try group.readDoubles("gold_\($0)").values }
+        c.samplesPerPrompt = Int(try group.intAttribute("samples_per_prompt"))
+        c.prompts = Int(try group.intAttribute("prompts"))
+        c.temperature = try group.doubleAttribute("temperature")
+        c.topP = try group.doubleAttribute("top_p")
+        if group.contains("sample_proxy") { c.sampleProxy = try group.readDoubles("sample_proxy").values }
+        if group.contains("sample_gold") { c.sampleGold = try group.readDoubles("sample_gold").values }
+        return c
+    }
+
+    private init(empty name: String) {
+        self.name = name
+        n = []; kl = []; proxy = []; gold = []; proxySEM = []; goldSEM = []; goldOracle = []; goldOracleSEM = []
+        goldComponents = []; samplesPerPrompt = 0; prompts = 0; temperature = 0; topP = 0
+    }
+
+    /// One line per chosen n: "n=… KL=… proxy=… gold=…±… oracle=…" (shifted values).
+    public func summary(at ns: [Int]? = nil) -> String {
+        let want = ns ?? [1, 4, 16, 64, n.last!]
+        return n.indices.filter { want.contains(n[$0]) }.map { j in
+            name + String(format: " n=%d KL=%.2f proxy%+.3f gold%+.3f±%.3f oracle%+.3f", n[j], kl[j],
+                   proxyShifted[j], goldShifted[j], goldSEM[j], goldOracleShifted[j])
+        }.joined(separator: "\n")
+    }
+}
+
+/// Scores every sample with `proxy` (batched forward passes, ensemble members combined by the
+/// proxy's combiner) and computes its best-of-n curves on `config.grid`. Logs scoring
+/// throughput. Throws if the proxy gives NaN or infinite scores.
+public func evaluateBestOfN(proxy: ProxyRewardModel, samples: BestOfNSamples, world: World, config: BestOfNConfig,
+                            log: (String) -> Void = { _ in }) throws -> BestOfNCurves {
+    try config.validate()
+    guard samples.samplesPerPrompt == config.samplesPerPrompt else {
+        throw BestOfNError.badSamples("have N = \(samples.samplesPerPrompt), config asks samples_per_prompt = \(config.samplesPerPrompt)")
+    }
+    let t0 = monotonicSeconds()
+    let scores = proxy.score(world: world, prompts: samples.samplePrompts(in: world), responses: samples.responses,
+                             batchSize: config.scoreBatchSize)
+    let dt = monotonicSeconds() - t0
+    let bad = scores.filter { !$0.isFinite }.count
+    if bad > 0 { throw BestOfNError.nonFiniteScores(proxy: proxy.name, count: bad) }
+    log("best-of-n scoring '\(proxy.name)': " + String(format: "%d samples × %d member(s) in %.1f s (%.0f samples/s)",
+               scores.count, proxy.members.count, dt, Double(scores.count) / max(dt, 1e-9)))
+    let curves = BestOfNCurves(name: proxy.name, proxyScores: scores, samples: samples, grid: config.grid,
+                               keepSamples: config.saveSamples)
+    log(curves.summary())
+    return curves
+}
