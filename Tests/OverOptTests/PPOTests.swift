@@ -246,3 +246,54 @@ func tokenCountScorer(_ token: Int32) -> PPOScorer {
     #expect(try group.doubleAttribute("learning_rate") == 1e-2)
     #expect(try group.readDoubles("clip_fraction").values.count == 24)
 }
+
+@Test func temperedLogprobsAreThoseOfTheTemperedSoftmaxWithExactGradients() throws {
+    var config = PPOConfig()
+    config.temperature = 0.5
+    config.temperedLogprobs = true
+    let base = tinyPolicy()
+    let trainer = try PPOTrainer(config: config, world: testWorld, basePolicy: base, scorer: tokenCountScorer(5), seed: 1)
+    let policy = trainer.policy
+    let head = policy.tensor("lm_head_w")
+    let p = testWorld.trainPrompts[3]
+    let seq = testWorld.context(for: p) + [40, 41, 42, Tokenizer.eos]
+    let start = testWorld.context(for: p).count
+    let tempered = trainer.readout(policy, sequences: [seq], responseStart: [start], values: false, entropy: false).logp[0]
+    #expect(policy.tensor("lm_head_w") == head, "the head is restored exactly")
+    // Against log softmax(z/T) of the raw logits.
+    let batch = TokenBatch(sequences: [seq])
+    policy.forward(batch)
+    let z = policy.lmLogits(), V = testWorld.vocabSize
+    for (i, lp) in tempered.enumerated() {
+        let row = z + (start - 1 + i) * V
+        let scaled = (0..<V).map { Double(row[$0]) / 0.5 }
+        let mx = scaled.max()!
+        let lse = mx + log(scaled.reduce(0) { $0 + exp($1 - mx) })
+        #expect(abs(lp - (scaled[Int(seq[start + i])] - lse)) < 1e-4)
+    }
+    // ∂/∂W of Σ_t tempered log-prob against central differences on the raw head weights.
+    let mask = responseLossMask(B: 1, T: batch.T, responseStart: [start], lengths: batch.lengths)
+    func objective() -> Double {
+        trainer.readout(policy, sequences: [seq], responseStart: [start], values: false, entropy: false).logp[0].reduce(0, +)
+    }
+    policy.zeroGrad()
+    trainer.withLogprobTemperature(policy, backward: true) {
+        _ = policy.tokenLogProbs(batch, mask: mask)
+        policy.backwardTokenLogProbs(dlogp: mask)
+    }
+    let offset = policy.layout["lm_head_w"]!.offset
+    let analyticHead = (0..<head.count).map { Double(policy.grads.ptr[offset + $0]) }
+    for k in [Int(seq[start]) * 16 + 3, 7 * 16 + 1, Int(Tokenizer.eos) * 16 + 10] {
+        let analytic = analyticHead[k]
+        let w = head[k], h: Float = 1e-2
+        var plus = head; plus[k] = w + h
+        policy.setTensor("lm_head_w", plus)
+        let fPlus = objective()
+        var minus = head; minus[k] = w - h
+        policy.setTensor("lm_head_w", minus)
+        let fMinus = objective()
+        policy.setTensor("lm_head_w", head)
+        let numeric = (fPlus - fMinus) / Double(2 * h)
+        #expect(abs(analytic - numeric) < 0.02 * max(1, abs(numeric)), "W[\(k)]: \(analytic) vs \(numeric)")
+    }
+}

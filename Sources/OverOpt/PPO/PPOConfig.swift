@@ -24,6 +24,11 @@ public struct PPOConfig: Codable, Sendable, Equatable {
     public var temperature: Float = 0.7
     /// Nucleus sampling threshold of rollouts and evaluation samples (paper: 0.9).
     public var topP: Float = 0.9
+    /// Whether log-probabilities (PPO ratio, KL penalty, KL estimates, entropy) are those of
+    /// the tempered distribution softmax(z/temperature) the rollouts are drawn from (TRL's
+    /// choice) rather than the raw model's softmax(z) (false, the default). Top-p is never
+    /// included.
+    public var temperedLogprobs = false
     /// Maximum response tokens, EOS included (≤ the world's `maxResponseTokens`, 50).
     public var maxNewTokens = 50
     /// AdamW learning rate (constant).
@@ -77,6 +82,7 @@ public struct PPOConfig: Codable, Sendable, Equatable {
         case promptsPerStep = "prompts_per_step"
         case temperature
         case topP = "top_p"
+        case temperedLogprobs = "tempered_logprobs"
         case maxNewTokens = "max_new_tokens"
         case learningRate = "learning_rate"
         case weightDecay = "weight_decay"
@@ -109,6 +115,7 @@ public struct PPOConfig: Codable, Sendable, Equatable {
         promptsPerStep = try get(.promptsPerStep, d.promptsPerStep)
         temperature = try get(.temperature, d.temperature)
         topP = try get(.topP, d.topP)
+        temperedLogprobs = try get(.temperedLogprobs, d.temperedLogprobs)
         maxNewTokens = try get(.maxNewTokens, d.maxNewTokens)
         learningRate = try get(.learningRate, d.learningRate)
         weightDecay = try get(.weightDecay, d.weightDecay)
@@ -172,6 +179,7 @@ public struct PPOConfig: Codable, Sendable, Equatable {
         var a: [(String, Double)] = [
             ("steps", Double(steps)), ("prompts_per_step", Double(promptsPerStep)),
             ("temperature", Double(temperature)), ("top_p", Double(topP)), ("max_new_tokens", Double(maxNewTokens)),
+            ("tempered_logprobs", temperedLogprobs ? 1 : 0),
             ("learning_rate", learningRate), ("weight_decay", weightDecay), ("ppo_epochs", Double(ppoEpochs)),
             ("minibatch_size", Double(minibatchSize)), ("clip_range", clipRange), ("value_clip_range", valueClipRange),
             ("gamma", gamma), ("lambda", lambda), ("vf_coef", vfCoef), ("entropy_coef", entropyCoef),

@@ -14,13 +14,16 @@
 //   gradient flows into the trunk the policy uses, so `vf_coef` also moves the policy (and
 //   the KL) — not only the critic. It is half the memory and compute of a separate critic.
 // - The reference π_ref is a frozen copy of the base policy (a separate transformer).
-// - Rollouts are drawn at temperature 0.7 and top-p 0.9 (the paper), but every log-
-//   probability used here — old and new (the PPO ratio), reference (the KL penalty and the
-//   KL estimates) and the entropy — is that of the raw model (temperature 1, no top-p). The
-//   ratio π_θ/π_θold is then the ratio of the policies being trained, evaluated on
-//   samples from their tempered versions; the KL reported is Σ_t (log π − log π_ref) of the
-//   raw models on tempered samples, as the paper measures it. (TRL instead divides the
-//   logits by the temperature; the engine's log-prob read-out has no temperature.)
+// - Rollouts are drawn at temperature 0.7 and top-p 0.9 (the paper). By default every
+//   log-probability used here — old and new (the PPO ratio), reference (the KL penalty and
+//   the KL estimates) and the entropy — is that of the raw model (temperature 1, no top-p):
+//   the ratio π_θ/π_θold is that of the policies being trained, evaluated on samples from
+//   their tempered versions, and the KL reported is Σ_t (log π − log π_ref) of the raw
+//   models on tempered samples. With `tempered_logprobs`, all of them are instead those of
+//   softmax(z/T) (TRL divides the logits by the temperature), which makes the policy
+//   gradient on-policy up to top-p; it is implemented by dividing the LM head's weights by
+//   T around the forward and backward passes (logits = h·Wᵀ has no bias), see
+//   `withLogprobTemperature`.
 // - Old log-probabilities and values are recomputed with one full forward pass after
 //   sampling, so that old and new come from the same code path (the sampler's KV-cache
 //   log-probabilities agree only up to rounding).
@@ -210,6 +213,25 @@ public final class PPOTrainer {
 
     // MARK: Read-outs
 
+    /// Runs `body` with `model`'s log-probabilities at the configured temperature: the LM
+    /// head's weights W are replaced by W/T (softmax(h·(W/T)ᵀ) = softmax(z/T)) and restored
+    /// exactly afterwards. With `backward`, `body` runs one backward pass on zeroed
+    /// gradients: the head's gradient it accumulates is that of W/T, so it is scaled by 1/T
+    /// (∂L/∂W = ∂L/∂(W/T) / T). Identity when the option is off or T = 1.
+    func withLogprobTemperature<R>(_ model: Transformer, backward: Bool = false, _ body: () -> R) -> R {
+        let T = config.temperature
+        guard config.temperedLogprobs, T != 1 else { return body() }
+        let saved = model.tensor("lm_head_w")
+        model.setTensor("lm_head_w", saved.map { $0 / T })
+        let result = body()
+        model.setTensor("lm_head_w", saved)
+        if backward, let g = model.g("lm_head_w") {
+            let n = saved.count, inv = 1 / T
+            for i in 0..<n { g[i] *= inv }
+        }
+        return result
+    }
+
     /// Log-probabilities (and values, entropies) of each response's tokens under `model`,
     /// from full forward passes over `sequences` = context + response in chunks.
     func readout(_ model: Transformer, sequences: [[Int32]], responseStart: [Int],
@@ -221,7 +243,7 @@ public final class PPOTrainer {
             let batch = TokenBatch(sequences: Array(sequences[lo..<hi]))
             let starts = Array(responseStart[lo..<hi])
             let mask = responseLossMask(B: batch.B, T: batch.T, responseStart: starts, lengths: batch.lengths)
-            let lp = model.tokenLogProbs(batch, mask: mask, entropy: wantEntropy)
+            let lp = withLogprobTemperature(model) { model.tokenLogProbs(batch, mask: mask, entropy: wantEntropy) }
             let v = wantValues ? model.valueForward() : nil
             for b in 0..<batch.B {
                 let range = (b * batch.T + starts[b] - 1)..<(b * batch.T + batch.lengths[b] - 1)
@@ -293,31 +315,33 @@ public final class PPOTrainer {
                 let mask = responseLossMask(B: batch.B, T: batch.T, responseStart: starts, lengths: batch.lengths)
                 let tokens = Double(rows.reduce(0) { $0 + oldLogp[$1].count })
                 policy.zeroGrad()
-                let lp = policy.tokenLogProbs(batch, mask: mask, entropy: wantEntropy)
-                let values = policy.valueForward()
-                var dlogp = [Float](repeating: 0, count: batch.B * batch.T)
-                var dvalues = [Float](repeating: 0, count: batch.B * batch.T)
-                var dentropy: [Float]? = wantEntropy ? [Float](repeating: 0, count: batch.B * batch.T) : nil
                 var pl = 0.0, vl = 0.0, clipped = 0.0, akl = 0.0
-                for (b, row) in rows.enumerated() {
-                    for t in oldLogp[row].indices {
-                        let pos = b * batch.T + starts[b] - 1 + t
-                        let logp = Double(lp.logp[pos])
-                        let s = clippedSurrogate(logp: logp, oldLogp: oldLogp[row][t], advantage: advantages[row][t],
-                                                 clipRange: config.clipRange)
-                        let v = clippedValueLoss(value: Double(values[pos]), oldValue: oldValues[row][t],
-                                                 target: returns[row][t], clipRange: config.valueClipRange)
-                        pl += s.loss; vl += v.loss
-                        if s.clipped { clipped += 1 }
-                        let d = logp - oldLogp[row][t]
-                        akl += 0.5 * d * d
-                        dlogp[pos] = Float(s.gradLogp / tokens)
-                        dvalues[pos] = Float(config.vfCoef * v.gradValue / tokens)
-                        dentropy?[pos] = Float(-config.entropyCoef / tokens)
+                withLogprobTemperature(policy, backward: true) {
+                    let lp = policy.tokenLogProbs(batch, mask: mask, entropy: wantEntropy)
+                    let values = policy.valueForward()
+                    var dlogp = [Float](repeating: 0, count: batch.B * batch.T)
+                    var dvalues = [Float](repeating: 0, count: batch.B * batch.T)
+                    var dentropy: [Float]? = wantEntropy ? [Float](repeating: 0, count: batch.B * batch.T) : nil
+                    for (b, row) in rows.enumerated() {
+                        for t in oldLogp[row].indices {
+                            let pos = b * batch.T + starts[b] - 1 + t
+                            let logp = Double(lp.logp[pos])
+                            let s = clippedSurrogate(logp: logp, oldLogp: oldLogp[row][t], advantage: advantages[row][t],
+                                                     clipRange: config.clipRange)
+                            let v = clippedValueLoss(value: Double(values[pos]), oldValue: oldValues[row][t],
+                                                     target: returns[row][t], clipRange: config.valueClipRange)
+                            pl += s.loss; vl += v.loss
+                            if s.clipped { clipped += 1 }
+                            let d = logp - oldLogp[row][t]
+                            akl += 0.5 * d * d
+                            dlogp[pos] = Float(s.gradLogp / tokens)
+                            dvalues[pos] = Float(config.vfCoef * v.gradValue / tokens)
+                            dentropy?[pos] = Float(-config.entropyCoef / tokens)
+                        }
                     }
-                }
-                dvalues.withUnsafeMutableBufferPointer { dv in
-                    policy.backwardTokenLogProbs(dlogp: dlogp, dentropy: dentropy, dValues: dv.baseAddress!)
+                    dvalues.withUnsafeMutableBufferPointer { dv in
+                        policy.backwardTokenLogProbs(dlogp: dlogp, dentropy: dentropy, dValues: dv.baseAddress!)
+                    }
                 }
                 clipGradientNorm(policy, maxNorm: Float(config.maxGradNorm))
                 optimizer.update(policy)
