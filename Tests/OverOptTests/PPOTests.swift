@@ -297,3 +297,29 @@ func tokenCountScorer(_ token: Int32) -> PPOScorer {
         #expect(abs(analytic - numeric) < 0.02 * max(1, abs(numeric)), "W[\(k)]: \(analytic) vs \(numeric)")
     }
 }
+
+@Test func aRunOfZeroStepsHasOnlyTheStepZeroEvaluationAndStillWrites() throws {
+    var config = PPOConfig()
+    config.steps = 0; config.evalPrompts = 8; config.sampleTexts = 0; config.maxNewTokens = 6
+    let trainer = try PPOTrainer(config: config, world: testWorld, basePolicy: tinyPolicy(), scorer: tokenCountScorer(5), seed: 2)
+    let curves = trainer.run()
+    #expect(curves.step == [0] && curves.kl == [0] && curves.trainStep.isEmpty && curves.sampleText.isEmpty)
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("ppo-\(UUID().uuidString).h5").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let group = try H5File.create(path).root.createGroup("ppo/empty")
+    try curves.write(to: group)
+    #expect(try group.readInt64s("train_step").values.isEmpty)
+    #expect(try group.readStrings("sample_text").isEmpty)
+}
+
+@Test func adaptiveKLCoefficientIsUsedAndRecordedPerStep() throws {
+    var config = PPOConfig()
+    config.steps = 4; config.promptsPerStep = 16; config.minibatchSize = 8; config.ppoEpochs = 1
+    config.maxNewTokens = 6; config.evalPrompts = 8; config.evalEvery = 4; config.sampleTexts = 0
+    config.klCoef = 0.1; config.targetKL = 100
+    let trainer = try PPOTrainer(config: config, world: testWorld, basePolicy: tinyPolicy(), scorer: tokenCountScorer(5), seed: 3)
+    let curves = trainer.run()
+    // KL far below the target: β shrinks by the clipped factor (1 − 0.1·0.2·16/10⁴) each step.
+    #expect(curves.klCoef.count == 4 && curves.klCoef[0] == 0.1)
+    for i in 1..<4 { #expect(abs(curves.klCoef[i] - curves.klCoef[i - 1] * (1 - 0.1 * 0.2 * 16 / 10_000)) < 1e-12) }
+}

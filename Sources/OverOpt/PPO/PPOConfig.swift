@@ -31,8 +31,10 @@ public struct PPOConfig: Codable, Sendable, Equatable {
     public var temperedLogprobs = false
     /// Maximum response tokens, EOS included (≤ the world's `maxResponseTokens`, 50).
     public var maxNewTokens = 50
-    /// AdamW learning rate (constant).
-    public var learningRate = 3e-5
+    /// AdamW learning rate (constant). Sets the resolution of the curves in KL: with the
+    /// small preset against a hackable reward, 1e-5 reached ≈ 1.3 nats at step 20, ≈ 5 at 30
+    /// and ≈ 30 at 80; 3e-5 reached ≈ 3.5 at step 10 and ≈ 16 at 20.
+    public var learningRate = 1e-5
     /// AdamW weight decay on matrices (0: PPO fine-tunes; decay toward 0 would move the
     /// policy away from the reference for no reason).
     public var weightDecay = 0.0
