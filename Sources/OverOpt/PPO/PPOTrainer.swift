@@ -1,0 +1,449 @@
+// PPOTrainer.swift — PPO of a policy against a proxy reward, tracking proxy, gold and KL.
+//
+// What it is: the orchestration of the paper's PPO experiment (PAPER.md §3): rollouts on
+// training prompts, the proxy's score as the reward, GAE, clipped PPO updates, and every
+// `eval_every` iterations an evaluation on held-out prompts of proxy, gold (and its
+// components) and KL(π‖π_ref). The formulas are in PPOMath.swift.
+// What it is not: a reader of files or configs; the caller passes the world, the base
+// policy and a scorer, and writes the returned curves.
+//
+// Design choices (each affects what the curves mean):
+// - Policy and value share one transformer: the policy is a copy of the base policy with a
+//   value head (`HeadConfig(value: true)`) on the same trunk, its weights initialized to 0
+//   so that V ≡ 0 at step 0 (the normalized reward's mean). Consequence: the value loss's
+//   gradient flows into the trunk the policy uses, so `vf_coef` also moves the policy (and
+//   the KL) — not only the critic. It is half the memory and compute of a separate critic.
+// - The reference π_ref is a frozen copy of the base policy (a separate transformer).
+// - Rollouts are drawn at temperature 0.7 and top-p 0.9 (the paper). By default every
+//   log-probability used here — old and new (the PPO ratio), reference (the KL penalty and
+//   the KL estimates) and the entropy — is that of the raw model (temperature 1, no top-p):
+//   the ratio π_θ/π_θold is that of the policies being trained, evaluated on samples from
+//   their tempered versions, and the KL reported is Σ_t (log π − log π_ref) of the raw
+//   models on tempered samples. With `tempered_logprobs`, all of them are instead those of
+//   softmax(z/T) (TRL divides the logits by the temperature), which makes the policy
+//   gradient on-policy up to top-p; it is implemented by dividing the LM head's weights by
+//   T around the forward and backward passes (logits = h·Wᵀ has no bias), see
+//   `withLogprobTemperature`. Consequence of the default: π's rollouts are not samples of
+//   π, so the k1 mean is not a KL and can be slightly negative early on (measured: −0.05 to
+//   −0.1 nats on training batches in the first steps while k2 and k3 are > 0).
+// - Old log-probabilities and values are recomputed with one full forward pass after
+//   sampling, so that old and new come from the same code path (the sampler's KV-cache
+//   log-probabilities agree only up to rounding).
+// - The reward of a response is its proxy score, normalized with the first rollout batch's
+//   mean and standard deviation (fixed thereafter), optionally clipped, placed at its last
+//   token; with kl_coef > 0 each token also gets −β·(log πold − log π_ref).
+// - Responses that hit `max_new_tokens` without EOS are scored as they are.
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif
+import OverOptEngine
+import OverOptHDF5
+
+/// The reward PPO maximizes: one score per (prompt, response). Pass a proxy's score
+/// (`{ proxy.score(world: world, prompts: $0, responses: $1) }`) or any toy reward.
+public typealias PPOScorer = ([Prompt], [[Int32]]) -> [Double]
+
+/// The curves of one PPO run (HDF5 `/ppo/<variant>/`).
+public struct PPOCurves: Sendable, Equatable {
+    public var config: PPOConfig
+    // Evaluation on held-out prompts, one entry per evaluation.
+    public var step: [Int64] = []
+    /// Mean over samples of k1 = Σ_t (log π − log π_ref) (the paper's KL).
+    public var kl: [Double] = []
+    public var klK2: [Double] = []
+    public var klK3: [Double] = []
+    /// Mean raw proxy score (not normalized).
+    public var proxy: [Double] = []
+    public var gold: [Double] = []
+    /// Mean of each gold component, keyed by `GoldScore.componentNames`.
+    public var goldComponents: [String: [Double]] = [:]
+    /// Mean response length in tokens (EOS included).
+    public var length: [Double] = []
+    /// Mean next-token entropy (nats) of the raw policy over response positions.
+    public var entropy: [Double] = []
+    // Training, one entry per iteration.
+    public var trainStep: [Int64] = []
+    public var policyLoss: [Double] = []
+    public var valueLoss: [Double] = []
+    /// Mean raw proxy score of the rollout batch.
+    public var trainReward: [Double] = []
+    /// Mean k1 of the rollout batch against the reference.
+    public var trainKL: [Double] = []
+    public var clipFraction: [Double] = []
+    /// Mean over tokens and minibatches of ½(log π − log πold)² before each minibatch step.
+    public var approxKL: [Double] = []
+    /// The KL coefficient β used for each iteration's rewards.
+    public var klCoef: [Double] = []
+    // Sample texts from evaluations.
+    public var sampleStep: [Int64] = []
+    public var sampleText: [String] = []
+    /// Mean and std used to normalize rewards (from the first rollout batch).
+    public var rewardMean = 0.0
+    public var rewardStd = 1.0
+    /// Wall-clock seconds: rollout (sampling), scoring, update (log-probs, GAE, epochs), evaluation.
+    public var seconds: [String: Double] = [:]
+
+    public init(config: PPOConfig) { self.config = config }
+
+    /// Writes every curve as a dataset and the config as attributes of `group`.
+    public func write(to group: H5Group) throws {
+        try group.write("step", step)
+        try group.write("kl", kl)
+        try group.write("kl_k2", klK2)
+        try group.write("kl_k3", klK3)
+        try group.write("proxy", proxy)
+        try group.write("gold", gold)
+        for name in GoldScore.componentNames { try group.write("gold_\(name)", goldComponents[name] ?? []) }
+        try group.write("length", length)
+        try group.write("entropy", entropy)
+        try group.write("train_step", trainStep)
+        try group.write("policy_loss", policyLoss)
+        try group.write("value_loss", valueLoss)
+        try group.write("train_reward", trainReward)
+        try group.write("train_kl", trainKL)
+        try group.write("clip_fraction", clipFraction)
+        try group.write("approx_kl", approxKL)
+        try group.write("kl_coef", klCoef)
+        try group.write("sample_step", sampleStep)
+        try group.write("sample_text", strings: sampleText)
+        for (k, v) in config.attributes { try group.setAttribute(k, v) }
+        try group.setAttribute("reward_mean", rewardMean)
+        try group.setAttribute("reward_std", rewardStd)
+        for (k, v) in seconds { try group.setAttribute("seconds_\(k)", v) }
+    }
+}
+
+/// One evaluation on the held-out prompts.
+public struct PPOEvaluation: Sendable {
+    public var kl: KLEstimates
+    public var proxy: Double
+    public var gold: Double
+    public var goldComponents: [Double]
+    public var length: Double
+    public var entropy: Double
+    public var samples: [String]
+}
+
+/// Per response: the response-token read-outs of one model on [BOS] prompt [SEP] response.
+struct ResponseReadout {
+    var logp: [[Double]]
+    var values: [[Double]]
+    var entropy: [[Double]]
+}
+
+/// PPO of a copy of the base policy against a reward.
+public final class PPOTrainer {
+    public let config: PPOConfig
+    public let world: World
+    /// The trained policy, with a value head on its trunk.
+    public let policy: Transformer
+    /// The frozen base policy.
+    public let reference: Transformer
+    let scorer: PPOScorer
+    let optimizer: AdamW
+    let sampler: Sampler
+    var rng: RNG
+    /// Fixed sampling stream of the evaluations (the same noise at every evaluation).
+    let evalRNG: RNG
+    /// The held-out prompts evaluated.
+    public let evalPromptSet: [Prompt]
+    var trainOrder: [Prompt] = []
+    var trainCursor = 0
+    var klController: AdaptiveKLController?
+    var rewardNorm: (mean: Double, std: Double)?
+
+    /// - Parameters:
+    ///   - basePolicy: the pretrained LM; it is copied, never modified.
+    ///   - scorer: the reward of (prompt, response) pairs, e.g. a proxy's `score`.
+    ///   - seed: seeds rollouts, minibatch order and the evaluation samples.
+    public init(config: PPOConfig, world: World, basePolicy: Transformer, scorer: @escaping PPOScorer, seed: UInt64) throws {
+        try config.validate()
+        guard config.maxNewTokens <= world.config.maxResponseTokens else {
+            throw PPOConfigError(key: "max_new_tokens",
+                                 message: "must be ≤ the world's max response tokens (\(world.config.maxResponseTokens)), got \(config.maxNewTokens)")
+        }
+        guard basePolicy.config.vocabSize == world.vocabSize,
+              basePolicy.config.contextLength >= world.maxSequenceLength else {
+            throw PPOConfigError(key: "policy", message: "the base policy's vocabulary/context does not fit the world")
+        }
+        self.config = config
+        self.world = world
+        self.scorer = scorer
+        policy = Transformer(config: basePolicy.config, heads: HeadConfig(value: true))
+        policy.copyParameters(from: basePolicy)
+        policy.setTensor("vh_w", [Float](repeating: 0, count: policy.layout["vh_w"]!.count))
+        policy.setTensor("vh_b", [Float](repeating: 0, count: policy.layout["vh_b"]!.count))
+        reference = Transformer(config: basePolicy.config, heads: .languageModel)
+        reference.copyParameters(from: basePolicy)
+        reference.frozen = Set(reference.layout.tensors.map(\.group))
+        optimizer = AdamW(model: policy, config: AdamWConfig(learningRate: Float(config.learningRate),
+                                                             weightDecay: Float(config.weightDecay)))
+        sampler = Sampler(model: policy)
+        rng = RNG(seed: seed)
+        evalRNG = rng.split("ppo-eval")
+        // Held-out prompts spread evenly over the (ordered) held-out list.
+        let held = world.heldOutPrompts
+        let n = min(config.evalPrompts, held.count)
+        evalPromptSet = (0..<n).map { held[$0 * held.count / n] }
+        if let target = config.targetKL { klController = AdaptiveKLController(initial: config.klCoef, target: target) }
+    }
+
+    var sampling: SamplingConfig {
+        SamplingConfig(temperature: config.temperature, topP: config.topP, maxNewTokens: config.maxNewTokens,
+                       eosToken: Tokenizer.eos)
+    }
+
+    /// The current β of the per-token KL penalty.
+    public var klCoefficient: Double { klController?.value ?? config.klCoef }
+
+    /// The next `count` training prompts, cycling through shuffled passes over the train split.
+    func nextTrainPrompts(_ count: Int) -> [Prompt] {
+        var out: [Prompt] = []
+        while out.count < count {
+            if trainCursor >= trainOrder.count {
+                trainOrder = world.trainPrompts
+                rng.shuffle(&trainOrder)
+                trainCursor = 0
+            }
+            out.append(trainOrder[trainCursor])
+            trainCursor += 1
+        }
+        return out
+    }
+
+    // MARK: Read-outs
+
+    /// Runs `body` with `model`'s log-probabilities at the configured temperature: the LM
+    /// head's weights W are replaced by W/T (softmax(h·(W/T)ᵀ) = softmax(z/T)) and restored
+    /// exactly afterwards. With `backward`, `body` runs one backward pass on zeroed
+    /// gradients: the head's gradient it accumulates is that of W/T, so it is scaled by 1/T
+    /// (∂L/∂W = ∂L/∂(W/T) / T). Identity when the option is off or T = 1.
+    func withLogprobTemperature<R>(_ model: Transformer, backward: Bool = false, _ body: () -> R) -> R {
+        let T = config.temperature
+        guard config.temperedLogprobs, T != 1 else { return body() }
+        let saved = model.tensor("lm_head_w")
+        model.setTensor("lm_head_w", saved.map { $0 / T })
+        let result = body()
+        model.setTensor("lm_head_w", saved)
+        if backward, let g = model.g("lm_head_w") {
+            let n = saved.count, inv = 1 / T
+            for i in 0..<n { g[i] *= inv }
+        }
+        return result
+    }
+
+    /// Log-probabilities (and values, entropies) of each response's tokens under `model`,
+    /// from full forward passes over `sequences` = context + response in chunks.
+    func readout(_ model: Transformer, sequences: [[Int32]], responseStart: [Int],
+                 values wantValues: Bool, entropy wantEntropy: Bool) -> ResponseReadout {
+        var out = ResponseReadout(logp: [], values: [], entropy: [])
+        var lo = 0
+        while lo < sequences.count {
+            let hi = min(sequences.count, lo + config.forwardBatchSize)
+            let batch = TokenBatch(sequences: Array(sequences[lo..<hi]))
+            let starts = Array(responseStart[lo..<hi])
+            let mask = responseLossMask(B: batch.B, T: batch.T, responseStart: starts, lengths: batch.lengths)
+            let lp = withLogprobTemperature(model) { model.tokenLogProbs(batch, mask: mask, entropy: wantEntropy) }
+            let v = wantValues ? model.valueForward() : nil
+            for b in 0..<batch.B {
+                let range = (b * batch.T + starts[b] - 1)..<(b * batch.T + batch.lengths[b] - 1)
+                out.logp.append(range.map { Double(lp.logp[$0]) })
+                if let v { out.values.append(range.map { Double(v[$0]) }) }
+                if let e = lp.entropy { out.entropy.append(range.map { Double(e[$0]) }) }
+            }
+            lo = hi
+        }
+        return out
+    }
+
+    // MARK: Evaluation
+
+    /// Samples one response per held-out prompt with the fixed evaluation stream and
+    /// measures proxy, gold, KL to the reference, length and entropy.
+    public func evaluate() -> PPOEvaluation {
+        var r = evalRNG
+        let prompts = evalPromptSet
+        let contexts = prompts.map { world.context(for: $0) }
+        let responses = sampler.generate(prompts: contexts, config: sampling, rng: &r)
+        let sequences = zip(contexts, responses).map { $0 + $1 }
+        let starts = contexts.map(\.count)
+        let pol = readout(policy, sequences: sequences, responseStart: starts, values: false, entropy: true)
+        let ref = readout(reference, sequences: sequences, responseStart: starts, values: false, entropy: false)
+        var kl = KLEstimates(k1: 0, k2: 0, k3: 0)
+        for i in prompts.indices {
+            let k = klEstimates(logRatios: zip(pol.logp[i], ref.logp[i]).map { $0 - $1 })
+            kl.k1 += k.k1; kl.k2 += k.k2; kl.k3 += k.k3
+        }
+        let n = Double(prompts.count)
+        kl.k1 /= n; kl.k2 /= n; kl.k3 /= n
+        let proxy = scorer(prompts, responses).reduce(0, +) / n
+        var gold = 0.0, components = [Double](repeating: 0, count: GoldScore.componentNames.count)
+        for (p, y) in zip(prompts, responses) {
+            let g = world.gold(prompt: p, response: y)
+            gold += g.total
+            for (j, c) in g.components.enumerated() { components[j] += c }
+        }
+        let tokens = pol.entropy.reduce(0) { $0 + $1.count }
+        let entropy = pol.entropy.reduce(0) { $0 + $1.reduce(0, +) } / Double(max(1, tokens))
+        let samples = (0..<config.sampleTexts).map { world.render(prompt: prompts[$0], response: responses[$0]) }
+        return PPOEvaluation(kl: kl, proxy: proxy, gold: gold / n, goldComponents: components.map { $0 / n },
+                             length: Double(tokens) / n, entropy: entropy, samples: samples)
+    }
+
+    // MARK: Training
+
+    /// Statistics of one PPO update.
+    struct UpdateStats {
+        var policyLoss = 0.0, valueLoss = 0.0, clipFraction = 0.0, approxKL = 0.0
+    }
+
+    /// Several epochs of clipped PPO over shuffled minibatches of the rollout batch.
+    func update(sequences: [[Int32]], responseStart: [Int], oldLogp: [[Double]], oldValues: [[Double]],
+                advantages: [[Double]], returns: [[Double]]) -> UpdateStats {
+        var stats = UpdateStats()
+        var minibatches = 0
+        let wantEntropy = config.entropyCoef != 0
+        var order = Array(sequences.indices)
+        for _ in 0..<config.ppoEpochs {
+            rng.shuffle(&order)
+            var lo = 0
+            while lo < order.count {
+                let rows = Array(order[lo..<min(order.count, lo + config.minibatchSize)])
+                lo += config.minibatchSize
+                let batch = TokenBatch(sequences: rows.map { sequences[$0] })
+                let starts = rows.map { responseStart[$0] }
+                let mask = responseLossMask(B: batch.B, T: batch.T, responseStart: starts, lengths: batch.lengths)
+                let tokens = Double(rows.reduce(0) { $0 + oldLogp[$1].count })
+                policy.zeroGrad()
+                var pl = 0.0, vl = 0.0, clipped = 0.0, akl = 0.0
+                withLogprobTemperature(policy, backward: true) {
+                    let lp = policy.tokenLogProbs(batch, mask: mask, entropy: wantEntropy)
+                    let values = policy.valueForward()
+                    var dlogp = [Float](repeating: 0, count: batch.B * batch.T)
+                    var dvalues = [Float](repeating: 0, count: batch.B * batch.T)
+                    var dentropy: [Float]? = wantEntropy ? [Float](repeating: 0, count: batch.B * batch.T) : nil
+                    for (b, row) in rows.enumerated() {
+                        for t in oldLogp[row].indices {
+                            let pos = b * batch.T + starts[b] - 1 + t
+                            let logp = Double(lp.logp[pos])
+                            let s = clippedSurrogate(logp: logp, oldLogp: oldLogp[row][t], advantage: advantages[row][t],
+                                                     clipRange: config.clipRange)
+                            let v = clippedValueLoss(value: Double(values[pos]), oldValue: oldValues[row][t],
+                                                     target: returns[row][t], clipRange: config.valueClipRange)
+                            pl += s.loss; vl += v.loss
+                            if s.clipped { clipped += 1 }
+                            let d = logp - oldLogp[row][t]
+                            akl += 0.5 * d * d
+                            dlogp[pos] = Float(s.gradLogp / tokens)
+                            dvalues[pos] = Float(config.vfCoef * v.gradValue / tokens)
+                            dentropy?[pos] = Float(-config.entropyCoef / tokens)
+                        }
+                    }
+                    dvalues.withUnsafeMutableBufferPointer { dv in
+                        policy.backwardTokenLogProbs(dlogp: dlogp, dentropy: dentropy, dValues: dv.baseAddress!)
+                    }
+                }
+                clipGradientNorm(policy, maxNorm: Float(config.maxGradNorm))
+                optimizer.update(policy)
+                stats.policyLoss += pl / tokens; stats.valueLoss += vl / tokens
+                stats.clipFraction += clipped / tokens; stats.approxKL += akl / tokens
+                minibatches += 1
+            }
+        }
+        let m = Double(max(1, minibatches))
+        stats.policyLoss /= m; stats.valueLoss /= m; stats.clipFraction /= m; stats.approxKL /= m
+        return stats
+    }
+
+    /// Runs `config.steps` PPO iterations with evaluations at 0, every `eval_every` and at
+    /// the end. `log` receives one line per iteration and one per evaluation.
+    public func run(log: (String) -> Void = { _ in }) -> PPOCurves {
+        var curves = PPOCurves(config: config)
+        var seconds = ["rollout": 0.0, "scoring": 0.0, "update": 0.0, "eval": 0.0]
+        func record(_ step: Int) {
+            let t0 = monotonicSeconds()
+            let e = evaluate()
+            seconds["eval", default: 0] += monotonicSeconds() - t0
+            curves.step.append(Int64(step))
+            curves.kl.append(e.kl.k1); curves.klK2.append(e.kl.k2); curves.klK3.append(e.kl.k3)
+            curves.proxy.append(e.proxy); curves.gold.append(e.gold)
+            for (j, name) in GoldScore.componentNames.enumerated() { curves.goldComponents[name, default: []].append(e.goldComponents[j]) }
+            curves.length.append(e.length); curves.entropy.append(e.entropy)
+            for s in e.samples { curves.sampleStep.append(Int64(step)); curves.sampleText.append(s) }
+            log(String(format: "ppo eval step %d: kl %.3f (k2 %.3f, k3 %.3f) proxy %.3f gold %.3f length %.1f entropy %.3f (%.1fs)",
+                       step, e.kl.k1, e.kl.k2, e.kl.k3, e.proxy, e.gold, e.length, e.entropy, monotonicSeconds() - t0))
+            for s in e.samples.prefix(2) { log("  sample: \(s)") }
+        }
+        record(0)
+        for step in stride(from: 1, through: config.steps, by: 1) {
+            // Rollout: sample one response per training prompt.
+            var t0 = monotonicSeconds()
+            let prompts = nextTrainPrompts(config.promptsPerStep)
+            let contexts = prompts.map { world.context(for: $0) }
+            let responses = sampler.generate(prompts: contexts, config: sampling, rng: &rng)
+            let tRollout = monotonicSeconds() - t0
+            // Scoring with the reward (proxy).
+            t0 = monotonicSeconds()
+            let scores = scorer(prompts, responses)
+            let tScore = monotonicSeconds() - t0
+            // Update: old log-probs and values, reference log-probs, rewards, GAE, epochs.
+            t0 = monotonicSeconds()
+            let sequences = zip(contexts, responses).map { $0 + $1 }
+            let starts = contexts.map(\.count)
+            let old = readout(policy, sequences: sequences, responseStart: starts, values: true, entropy: false)
+            let ref = readout(reference, sequences: sequences, responseStart: starts, values: false, entropy: false)
+            if rewardNorm == nil {
+                if config.normalizeReward {
+                    let mean = scores.reduce(0, +) / Double(scores.count)
+                    let sd = (scores.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(scores.count)).squareRoot()
+                    rewardNorm = (mean, sd > 1e-8 ? sd : 1)
+                } else {
+                    rewardNorm = (0, 1)
+                }
+                curves.rewardMean = rewardNorm!.mean; curves.rewardStd = rewardNorm!.std
+            }
+            let beta = klCoefficient
+            var advantages: [[Double]] = [], returns: [[Double]] = []
+            var batchKL = 0.0
+            for i in prompts.indices {
+                let ratios = zip(old.logp[i], ref.logp[i]).map { $0 - $1 }
+                batchKL += ratios.reduce(0, +)
+                let s = normalizedScore(scores[i], mean: rewardNorm!.mean, std: rewardNorm!.std, clip: config.rewardClip)
+                let rewards = perTokenRewards(score: s, logRatios: ratios, klCoef: beta)
+                let g = generalizedAdvantages(rewards: rewards, values: old.values[i], gamma: config.gamma, lambda: config.lambda)
+                advantages.append(g.advantages); returns.append(g.returns)
+            }
+            batchKL /= Double(prompts.count)
+            if config.whitenAdvantages {
+                let flat = whiten(advantages.flatMap { $0 })
+                var k = 0
+                for i in advantages.indices {
+                    for t in advantages[i].indices { advantages[i][t] = flat[k]; k += 1 }
+                }
+            }
+            let stats = update(sequences: sequences, responseStart: starts, oldLogp: old.logp, oldValues: old.values,
+                               advantages: advantages, returns: returns)
+            klController?.update(measuredKL: batchKL, samples: prompts.count)
+            let tUpdate = monotonicSeconds() - t0
+            seconds["rollout", default: 0] += tRollout
+            seconds["scoring", default: 0] += tScore
+            seconds["update", default: 0] += tUpdate
+
+            let meanScore = scores.reduce(0, +) / Double(scores.count)
+            curves.trainStep.append(Int64(step))
+            curves.policyLoss.append(stats.policyLoss); curves.valueLoss.append(stats.valueLoss)
+            curves.trainReward.append(meanScore); curves.trainKL.append(batchKL)
+            curves.clipFraction.append(stats.clipFraction); curves.approxKL.append(stats.approxKL)
+            curves.klCoef.append(beta)
+            let meanLength = Double(responses.reduce(0) { $0 + $1.count }) / Double(responses.count)
+            log(String(format: "ppo step %d/%d: reward %.3f kl %.3f length %.1f | pl %.4f vl %.4f clip %.3f approx_kl %.4f | rollout %.2fs score %.2fs update %.2fs",
+                       step, config.steps, meanScore, batchKL, meanLength, stats.policyLoss, stats.valueLoss,
+                       stats.clipFraction, stats.approxKL, tRollout, tScore, tUpdate))
+            if step % config.evalEvery == 0 || step == config.steps { record(step) }
+        }
+        curves.seconds = seconds
+        return curves
+    }
+}
