@@ -2,7 +2,8 @@
 //
 // A checkpoint group holds one float32 dataset per named tensor under `params/` (with its
 // natural shape) and the model's configuration as JSON string attributes `config` and
-// `heads`, so any HDF5 reader can see the weights and a model can be rebuilt exactly.
+// `heads` (and `lora` for a model with adapters; their tensors are under `params/` too),
+// so any HDF5 reader can see the weights and a model can be rebuilt exactly.
 import Foundation
 import OverOptHDF5
 
@@ -18,6 +19,7 @@ extension Transformer {
         enc.outputFormatting = [.sortedKeys]
         try group.setAttribute("config", String(decoding: try enc.encode(config), as: UTF8.self))
         try group.setAttribute("heads", String(decoding: try enc.encode(heads), as: UTF8.self))
+        if let lora { try group.setAttribute("lora", String(decoding: try enc.encode(lora.config), as: UTF8.self)) }
         try group.setAttribute("parameter_count", Int64(parameterCount))
         let params = try group.createGroup("params")
         for t in layout.tensors {
@@ -33,7 +35,15 @@ extension Transformer {
             throw CheckpointError(description: "\(group.path): the 'config' or 'heads' attribute is not a valid model configuration")
         }
         if let e = config.validationError() { throw CheckpointError(description: "\(group.path): \(e)") }
-        let model = Transformer(config: config, heads: heads)
+        var lora: LoRAConfig?
+        if group.hasAttribute("lora") {
+            guard let l = try? dec.decode(LoRAConfig.self, from: Data(try group.stringAttribute("lora").utf8)),
+                  l.validationError() == nil else {
+                throw CheckpointError(description: "\(group.path): the 'lora' attribute is not a valid LoRA configuration")
+            }
+            lora = l
+        }
+        let model = Transformer(config: config, heads: heads, lora: lora)
         let params = try group.group("params")
         for t in model.layout.tensors {
             guard params.contains(t.name) else {

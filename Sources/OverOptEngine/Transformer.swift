@@ -106,12 +106,19 @@ public final class Transformer: @unchecked Sendable {
     // Saved by `tokenLogProbs` for `backwardTokenLogProbs`.
     var lastTargets: [Int32] = []
     var lastEntropy: [Float]?
+    /// Low-rank adapters on the attention projections (LoRA.swift), or nil.
+    public let lora: LoRAAdapters?
 
-    public init(config: TransformerConfig, heads: HeadConfig = .languageModel) {
+    /// A model with the given heads; with `lora`, adapter tensors (group `.lora`) are
+    /// appended to the layout and applied after the qkv and attn_proj projections.
+    public init(config: TransformerConfig, heads: HeadConfig = .languageModel, lora: LoRAConfig? = nil) {
         if let e = config.validationError() { preconditionFailure("TransformerConfig: \(e)") }
         self.config = config
         self.heads = heads
-        layout = .transformer(config, heads: heads)
+        var layout = ParameterLayout.transformer(config, heads: heads)
+        if let lora { layout.addLoRA(config, lora) }
+        self.layout = layout
+        self.lora = lora.map(LoRAAdapters.init(config:))
         params = FloatBuffer(count: layout.count)
         grads = FloatBuffer(count: layout.count)
     }
@@ -164,6 +171,7 @@ public final class Transformer: @unchecked Sendable {
                 ptr.update(repeating: 0, count: t.count)
             }
         }
+        initializeLoRA(rng: &rng)  // LoRA hook: no-op (no draws) without adapters
     }
 
     /// Copies every tensor of `other` whose name and shape match; returns the names copied.
@@ -223,8 +231,10 @@ public final class Transformer: @unchecked Sendable {
             layerNormForward(out: ln1, mean: a.ln1Mean.ptr + l * N, rstd: a.ln1Rstd.ptr + l * N, inp: residual,
                              weight: p(h + "ln1_w"), bias: p(h + "ln1_b"), N: N, C: C)
             linearForward(out: qkv, inp: ln1, weight: p(h + "qkv_w"), bias: p(h + "qkv_b"), N: N, C: C, OC: 3 * C)
+            if lora != nil { loraForward(qkv: true, layer: l, inp: ln1, out: qkv, N: N, training: training, rng: &rng) }
             attentionForward(out: atty, att: att, qkv: qkv, B: B, T: T, C: C, NH: config.heads)
             linearForward(out: proj, inp: atty, weight: p(h + "attn_proj_w"), bias: p(h + "attn_proj_b"), N: N, C: C, OC: C)
+            if lora != nil { loraForward(qkv: false, layer: l, inp: atty, out: proj, N: N, training: training, rng: &rng) }
             if pDrop > 0 { dropoutForward(out: proj, mask: a.mask1.ptr + nc, inp: proj, n: N * C, p: pDrop, rng: &rng) }
             residualForward(out: res2, a: residual, b: proj, n: N * C)
             layerNormForward(out: ln2, mean: a.ln2Mean.ptr + l * N, rstd: a.ln2Rstd.ptr + l * N, inp: res2,
@@ -310,7 +320,9 @@ public final class Transformer: @unchecked Sendable {
             linearBackward(dinp: dhf, dweight: g("vh_w"), dbias: g("vh_b"), dout: dValues, inp: a.hidden.ptr,
                            weight: p("vh_w"), N: N, C: C, OC: 1)
         }
-        if !frozen.contains(.trunk) { trunkBackward(dhf: dhf) }
+        // LoRA hook: adapters need the trunk's backward even when its weights are frozen.
+        let loraTrains = lora != nil && !frozen.contains(.lora)
+        if !frozen.contains(.trunk) || loraTrains { trunkBackward(dhf: dhf) }
     }
 
     func rewardBackward(_ dRewards: [Float], dhf: FPtr) {
@@ -376,11 +388,13 @@ public final class Transformer: @unchecked Sendable {
             datty.update(repeating: 0, count: N * C)
             linearBackward(dinp: datty, dweight: g(h + "attn_proj_w"), dbias: g(h + "attn_proj_b"), dout: dbranch,
                            inp: atty, weight: p(h + "attn_proj_w"), N: N, C: C, OC: C)
+            if lora != nil { loraBackward(qkv: false, layer: l, inp: atty, dout: dbranch, dinp: datty, N: N) }
             dqkv.update(repeating: 0, count: N * 3 * C)
             attentionBackward(dqkv: dqkv, dout: datty, qkv: qkv, att: att, scratch: scratch, B: B, T: T, C: C, NH: config.heads)
             dln.update(repeating: 0, count: N * C)
             linearBackward(dinp: dln, dweight: g(h + "qkv_w"), dbias: g(h + "qkv_b"), dout: dqkv, inp: ln1,
                            weight: p(h + "qkv_w"), N: N, C: C, OC: 3 * C)
+            if lora != nil { loraBackward(qkv: true, layer: l, inp: ln1, dout: dqkv, dinp: dln, N: N) }
             layerNormBackward(dinp: dres, dweight: g(h + "ln1_w"), dbias: g(h + "ln1_b"), dout: dln, inp: residualIn,
                               weight: p(h + "ln1_w"), mean: a.ln1Mean.ptr + l * N, rstd: a.ln1Rstd.ptr + l * N, N: N, C: C)
         }
