@@ -16,7 +16,7 @@ struct OverOptCommand: ParsableCommand {
             Inspect.self,
             Bench.self,
             WorldCommand.self,
-            Scratch.self,
+            Run.self,
         ]
     )
 }

@@ -223,7 +223,7 @@ func tokenCountScorer(_ token: Int32) -> PPOScorer {
     var lines: [String] = []
     let curves = trainer.run { lines.append($0) }
     #expect(curves.step == [0, 12, 24])
-    #expect(curves.trainStep.count == 24 && lines.filter { $0.hasPrefix("ppo step") }.count == 24)
+    #expect(curves.trainStep.count == 24 && lines.contains { $0.hasPrefix("ppo step 24/24") })
     #expect(curves.kl[0] == 0)
     // The count of the token rises well above its chance level (≈ 8/188 ≈ 0.04) …
     let first = curves.trainReward.prefix(4).reduce(0, +) / 4, last = curves.trainReward.suffix(4).reduce(0, +) / 4

@@ -28,7 +28,7 @@ public struct PPOConfig: Codable, Sendable, Equatable {
     /// the tempered distribution softmax(z/temperature) the rollouts are drawn from (TRL's
     /// choice) rather than the raw model's softmax(z) (false, the default). Top-p is never
     /// included.
-    public var temperedLogprobs = false
+    public var temperedLogprobs = true
     /// Maximum response tokens, EOS included (≤ the world's `maxResponseTokens`, 50).
     public var maxNewTokens = 50
     /// AdamW learning rate (constant). Sets the resolution of the curves in KL: with the

@@ -85,6 +85,9 @@ public struct PPOCurves: Sendable, Equatable {
     /// Wall-clock seconds: rollout (sampling), scoring, update (log-probs, GAE, epochs), evaluation.
     public var seconds: [String: Double] = [:]
 
+    /// The first step whose losses or rewards were not finite (the run stopped there).
+    public var nonFiniteStep: Int?
+
     public init(config: PPOConfig) { self.config = config }
 
     /// Writes every curve as a dataset and the config as attributes of `group`.
@@ -377,6 +380,7 @@ public final class PPOTrainer {
             for s in e.samples.prefix(2) { log("  sample: \(s)") }
         }
         record(0)
+        var lastLog = monotonicSeconds()
         for step in stride(from: 1, through: config.steps, by: 1) {
             // Rollout: sample one response per training prompt.
             var t0 = monotonicSeconds()
@@ -432,15 +436,23 @@ public final class PPOTrainer {
             seconds["update", default: 0] += tUpdate
 
             let meanScore = scores.reduce(0, +) / Double(scores.count)
+            if !(stats.policyLoss.isFinite && stats.valueLoss.isFinite && meanScore.isFinite) {
+                curves.nonFiniteStep = step
+                log("ppo step \(step): non-finite loss or reward (policy loss \(stats.policyLoss), value loss \(stats.valueLoss), reward \(meanScore)); stopping")
+                break
+            }
             curves.trainStep.append(Int64(step))
             curves.policyLoss.append(stats.policyLoss); curves.valueLoss.append(stats.valueLoss)
             curves.trainReward.append(meanScore); curves.trainKL.append(batchKL)
             curves.clipFraction.append(stats.clipFraction); curves.approxKL.append(stats.approxKL)
             curves.klCoef.append(beta)
             let meanLength = Double(responses.reduce(0) { $0 + $1.count }) / Double(responses.count)
+            if monotonicSeconds() - lastLog > 3 || step == config.steps {
+            lastLog = monotonicSeconds()
             log(String(format: "ppo step %d/%d: reward %.3f kl %.3f length %.1f | pl %.4f vl %.4f clip %.3f approx_kl %.4f | rollout %.2fs score %.2fs update %.2fs",
                        step, config.steps, meanScore, batchKL, meanLength, stats.policyLoss, stats.valueLoss,
                        stats.clipFraction, stats.approxKL, tRollout, tScore, tUpdate))
+            }
             if step % config.evalEvery == 0 || step == config.steps { record(step) }
         }
         curves.seconds = seconds

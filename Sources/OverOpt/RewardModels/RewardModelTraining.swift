@@ -255,10 +255,10 @@ public func responseLogProbs(_ model: Transformer, sequences: [[Int32]], respons
 /// measures its reward mean and std on `normalizationSamples` (base-policy samples) if given.
 public func trainRewardModel(config cfg: RewardModelConfig, base: Transformer, world: World, data: PreferenceDataset,
                              seed: UInt64, normalizationSamples: (prompts: [Prompt], responses: [[Int32]])? = nil,
-                             log: (String) -> Void) throws -> RewardModelResult {
+                             name variantName: String? = nil, log: (String) -> Void) throws -> RewardModelResult {
     try cfg.validate()
     precondition(!data.train.isEmpty, "trainRewardModel needs training pairs")
-    let name = cfg.variantName
+    let name = variantName ?? cfg.variantName
     let root = RNG(seed: seed).split("rm").split(name)
     var pairs = EncodedPairs(world: world, pairs: data.train)
     if cfg.usesLanguageModel && cfg.regularizer == .dpo {

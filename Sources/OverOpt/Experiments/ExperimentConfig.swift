@@ -1,0 +1,144 @@
+// ExperimentConfig.swift — one run's complete configuration, and how it is resolved.
+//
+// A config file (TOML) lists only what it changes; everything else comes from the
+// defaults below, which are the built-in quick-start experiment. Resolution order:
+// defaults < file < `--set key=value` overrides < `--seed`. Every key is checked (an
+// unknown key names the file and the valid keys beside it), every value's type and
+// range is checked before any work starts.
+//
+// Proxy variants are named. Built-in names map to reward-model settings layered over the
+// `[rm]` table (e.g. "grm-sft" = objective grm, regularizer sft); a `[variants.NAME]`
+// table defines or refines a variant with any `[rm]` key.
+import Foundation
+import OverOptEngine
+
+/// The configuration of one run (one seed).
+public struct ExperimentConfig: Codable, Sendable, Equatable {
+    /// A label for the experiment (stored in the result file).
+    public var name = "quickstart"
+    /// Seed of the preference data, proxies, best-of-n samples and PPO. The base policy has
+    /// its own seed (`base.seed`) so runs of a sweep share one.
+    public var seed: UInt64 = 0
+    /// Proxy variants to train, by name (built-in or defined in `[variants.NAME]`).
+    public var proxies = ["bt", "ensemble", "grm-sft"]
+    /// Optimization stages run against every proxy: "bon", "ppo".
+    public var stages = ["bon", "ppo"]
+    public var world = WorldConfig()
+    public var base = BasePolicyConfig()
+    public var data = PreferenceDataConfig()
+    /// Reward-model settings shared by every variant.
+    public var rm = RewardModelConfig()
+    /// The resolved reward-model settings of each proxy in `proxies`.
+    public var variants: [String: RewardModelConfig] = [:]
+    public var bon = BestOfNConfig()
+    public var ppo = PPOConfig()
+
+    public init() {}
+
+    /// The quick-start experiment: small enough to finish in a few minutes on 2 cores.
+    public static var quickstart: ExperimentConfig {
+        var c = ExperimentConfig()
+        c.variants = (try? ExperimentConfig.resolveVariants(c.proxies, rm: encodeTree(c.rm), user: [:], source: "defaults")) ?? [:]
+        return c
+    }
+
+    /// Reward-model settings of the built-in variant names, layered over `[rm]`.
+    public static let builtinVariants: [String: [String: String]] = [
+        "bt": ["objective": "bt"],
+        "margin": ["objective": "margin"],
+        "label-smoothing": ["objective": "label-smoothing"],
+        "frozen": ["objective": "frozen", "head": "mlp"],
+        "ensemble": ["objective": "ensemble", "combiner": "mean"],
+        "ensemble-min": ["objective": "ensemble", "combiner": "min"],
+        "ensemble-uwo": ["objective": "ensemble", "combiner": "uwo"],
+        "warm": ["objective": "warm"],
+        "grm-sft": ["objective": "grm", "regularizer": "sft"],
+        "grm-sft-nll": ["objective": "grm", "regularizer": "sft-nll"],
+        "grm-dpo": ["objective": "grm", "regularizer": "dpo"],
+        "grm-dpo-noref": ["objective": "grm", "regularizer": "dpo-noref"],
+    ]
+
+    /// Keys that may appear although their default is absent (optional settings).
+    static let optionalKeys: [String: [String]] = ["bon": ["max_n"], "ppo": ["target_kl", "reward_clip"]]
+
+    /// Resolves each proxy name to its reward-model settings.
+    static func resolveVariants(_ names: [String], rm: ConfigTree, user: [String: Any], source: String) throws -> [String: RewardModelConfig] {
+        var out: [String: RewardModelConfig] = [:]
+        for name in names {
+            guard builtinVariants[name] != nil || user[name] != nil else {
+                let known = Set(builtinVariants.keys).union(user.keys).sorted()
+                throw ConfigError.invalid(key: "proxies", "unknown proxy variant '\(name)' in \(source); known: \(known.joined(separator: ", ")) (or define [variants.\(name)])")
+            }
+            var tree = deepMerge(rm, (builtinVariants[name] ?? [:]) as ConfigTree)
+            tree = deepMerge(tree, user[name] as? ConfigTree ?? [:])
+            let cfg = try decodeTree(RewardModelConfig.self, from: tree, source: "\(source) [variants.\(name)]")
+            do { try cfg.validate() } catch let ConfigError.invalid(key, message) {
+                throw ConfigError.invalid(key: key.replacingOccurrences(of: "rm.", with: "variants.\(name)."), message)
+            }
+            out[name] = cfg
+        }
+        return out
+    }
+
+    /// Loads a config: the defaults, then `path` (if any), then `overrides` ("a.b=value"),
+    /// then `seed` (if any). Throws `ConfigError` naming the key on any problem.
+    public static func load(path: String?, overrides: [String] = [], seed: UInt64? = nil) throws -> ExperimentConfig {
+        var user: ConfigTree = [:]
+        let source = path ?? "the built-in quick-start config"
+        if let path {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ConfigError.file(path: path, FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
+            }
+            user = try parseTOML(String(decoding: data, as: UTF8.self), source: path)
+        }
+        try applyOverrides(overrides, to: &user)
+        if let seed { user["seed"] = NSNumber(value: seed) }
+
+        var defaults = try encodeTree(ExperimentConfig())
+        defaults["variants"] = [String: Any]()
+        for (section, keys) in optionalKeys {
+            var t = defaults[section] as? ConfigTree ?? [:]
+            for k in keys where t[k] == nil { t[k] = NSNull() }
+            defaults[section] = t
+        }
+        try checkKeys(user, against: defaults, source: source, freeTables: ["variants": try encodeTree(RewardModelConfig())])
+
+        let userVariants = user["variants"] as? [String: Any] ?? [:]
+        var merged = deepMerge(defaults, user)
+        merged["variants"] = [String: Any]()
+        for (section, keys) in optionalKeys {
+            var t = merged[section] as? ConfigTree ?? [:]
+            for k in keys where t[k] is NSNull { t[k] = nil }
+            merged[section] = t
+        }
+        var config = try decodeTree(ExperimentConfig.self, from: merged, source: source)
+        config.variants = try resolveVariants(config.proxies, rm: try encodeTree(config.rm), user: userVariants, source: source)
+        try config.validate()
+        return config
+    }
+
+    /// Checks every section; throws the first problem.
+    public func validate() throws {
+        if proxies.isEmpty { throw ConfigError.invalid(key: "proxies", "needs at least one proxy variant") }
+        if Set(proxies).count != proxies.count { throw ConfigError.invalid(key: "proxies", "lists a variant twice: \(proxies)") }
+        for s in stages where !["bon", "ppo"].contains(s) {
+            throw ConfigError.invalid(key: "stages", "unknown stage '\(s)'; valid stages: bon, ppo")
+        }
+        try base.validate()
+        try data.validate()
+        try rm.validate()
+        try bon.validate()
+        try ppo.validate()
+        if bon.prompts < 1 { throw ConfigError.invalid(key: "bon.prompts", "must be positive") }
+    }
+
+    /// The resolved config as pretty JSON (stored in every result file).
+    public func json() -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return (try? enc.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    /// A stable hash of the resolved config (names a sweep entry's result file).
+    public var hash: String { StageCache.key(self) }
+}

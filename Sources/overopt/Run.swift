@@ -1,0 +1,100 @@
+import ArgumentParser
+import Foundation
+import OverOpt
+import OverOptEngine
+
+/// `overopt run`: the whole pipeline for one seed into one HDF5 file.
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one experiment: base policy, preference data, proxies, best-of-n and PPO.",
+        discussion: """
+            With no CONFIG, runs the built-in quick-start experiment (proxies bt, ensemble and \
+            grm-sft; best-of-n and PPO). Keys of a config file can be overridden with \
+            --set section.key=value (e.g. --set data.label_noise=0.25). The result file \
+            <out>/<name>-seed<seed>-<hash>.h5 is written atomically at the end; the base \
+            policy, preference data and best-of-n samples are cached in --cache.
+            """)
+
+    @Argument(help: "A TOML experiment config (see experiments/).")
+    var config: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set ppo.steps=50 (repeatable).", valueName: "key=value"))
+    var overrides: [String] = []
+
+    @Option(help: "Seed of this run (overrides the config's seed).")
+    var seed: UInt64?
+
+    @Option(help: "Folder for the result file.")
+    var out = "runs"
+
+    @Option(help: "Folder of the stage cache (base policy, preference data, best-of-n samples).")
+    var cache = ProcessInfo.processInfo.environment["OVEROPT_CACHE"] ?? ".overopt-cache"
+
+    @Flag(help: "Disable the stage cache.")
+    var noCache = false
+
+    @Flag(help: "Print only the summary table.")
+    var quiet = false
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        setEngineThreads(global.threadCount)
+        let cfg: ExperimentConfig
+        do {
+            cfg = try ExperimentConfig.load(path: config, overrides: overrides, seed: seed)
+        } catch let e as ConfigError {
+            throw ValidationError(e.description)
+        }
+        let path = try prepareOutput(folder: out, config: cfg)
+        let logger = ProgressLog(quiet: quiet)
+        logger("overopt \(overOptVersion): \(cfg.name), seed \(cfg.seed), proxies \(cfg.proxies.joined(separator: ", ")), stages \(cfg.stages.joined(separator: ", ")), \(global.threadCount) threads")
+        do {
+            let summary = try runExperiment(cfg, outputPath: path, cache: StageCache(directory: noCache ? nil : cache),
+                                            log: logger.callAsFunction)
+            print(summary.table)
+        } catch let e as ExperimentError {
+            FileHandle.standardError.write(Data("Error: \(e.description)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// Creates the output folder, removes temporary files left by killed runs, and returns the
+/// result path `<folder>/<name>-seed<seed>-<hash8>.h5`.
+func prepareOutput(folder: String, config: ExperimentConfig) throws -> String {
+    do {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    } catch {
+        throw ValidationError("cannot create the output folder \(folder): \(error.localizedDescription)")
+    }
+    guard FileManager.default.isWritableFile(atPath: folder) else {
+        throw ValidationError("the output folder \(folder) is not writable")
+    }
+    removeStaleTemporaries(in: folder)
+    return (folder as NSString).appendingPathComponent("\(config.name)-seed\(config.seed)-\(config.hash.prefix(8)).h5")
+}
+
+/// Deletes `.<name>.tmp-<pid>-…` files whose writing process no longer exists.
+func removeStaleTemporaries(in folder: String) {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+    for name in names where name.hasPrefix(".") && name.contains(".tmp-") {
+        let rest = name[name.range(of: ".tmp-")!.upperBound...]
+        guard let pid = Int32(rest.prefix { $0.isNumber }) else { continue }
+        if kill(pid, 0) != 0 && errno == ESRCH {
+            try? FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
+        }
+    }
+}
+
+/// Progress lines on stderr with the elapsed time; silent with --quiet.
+final class ProgressLog: @unchecked Sendable {
+    let quiet: Bool
+    let start = Date()
+    init(quiet: Bool) { self.quiet = quiet }
+    func callAsFunction(_ line: String) {
+        if quiet { return }
+        let t = Date().timeIntervalSince(start)
+        FileHandle.standardError.write(Data(String(format: "[%5.0fs] %@\n", t, line).utf8))
+    }
+}
