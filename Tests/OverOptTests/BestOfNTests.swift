@@ -172,7 +172,7 @@ private func randomValues(_ count: Int, rng: inout RNG) -> [Double] { (0..<count
     @Test func bestOfNConfigDecodesSnakeCaseKeysWithDefaults() throws {
         let empty = try JSONDecoder().decode(BestOfNConfig.self, from: Data("{}".utf8))
         #expect(empty == BestOfNConfig())
-        #expect(empty.samplesPerPrompt == 256 && empty.prompts == 128 && empty.promptSplit == .heldOut)
+        #expect(empty.samplesPerPrompt == 256 && empty.prompts == 64 && empty.promptSplit == .heldOut)
         #expect(empty.temperature == 1 && empty.topP == 1 && empty.maxN == nil && !empty.saveSamples)
         #expect(empty.grid.last == 256)
         let json = #"{"samples_per_prompt": 64, "max_n": 32, "top_p": 0.9, "prompt_split": "train", "save_samples": true, "temperature": 1.5}"#

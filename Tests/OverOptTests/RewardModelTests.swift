@@ -207,13 +207,13 @@ func tinyProxyMember(seed: UInt64) -> Transformer {
         }
     }
 
-    @Test func frozenLeavesTheTrunkBitIdentical() {
+    @Test func frozenLeavesTheTrunkBitIdentical() throws {
         var c = RewardModelConfig()
         c.objective = .frozen; c.headHidden = 6; c.batchSize = 2; c.epochs = 3; c.learningRate = 1e-2
         let base = tinyBase()
         let m = makeProxyMember(base: base, config: c, headRNG: RNG(seed: 1))
         let head0 = m.tensor("rh_fc_w")
-        _ = trainProxyMember(m, config: c, pairs: tinyPairs(), orderRNG: RNG(seed: 2), dropoutRNG: RNG(seed: 3),
+        _ = try trainProxyMember(m, config: c, pairs: tinyPairs(), orderRNG: RNG(seed: 2), dropoutRNG: RNG(seed: 3),
                              label: "frozen", log: { _ in })
         for t in base.layout.tensors { #expect(m.tensor(t.name) == base.tensor(t.name), "\(t.name) changed") }
         #expect(m.tensor("rh_fc_w") != head0)

@@ -17,7 +17,7 @@ public struct BasePolicyConfig: Codable, Sendable, Equatable {
     /// Model size: "small" (width 64, 2 layers, 2 heads) or "large" (128, 4, 4); context 64.
     public var preset = "small"
     /// Number of writer sequences in the pretraining corpus.
-    public var corpusSize = 60_000
+    public var corpusSize = 40_000
     public var epochs = 1
     public var batchSize = 64
     public var learningRate = 2e-3

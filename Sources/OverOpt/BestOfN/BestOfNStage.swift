@@ -21,7 +21,7 @@ public struct BestOfNConfig: Codable, Sendable, Equatable {
     /// `prompts`: how many evaluation prompts (drawn without replacement from `prompt_split`;
     /// all of the split if it has fewer). Default 128: the sem over prompts is then about a
     /// tenth of the per-prompt spread, enough to separate proxies.
-    public var prompts = 128
+    public var prompts = 64
     /// `prompt_split`: where the evaluation prompts come from. Default `heldOut` (the paper
     /// evaluates best-of-n on held-out prompts).
     public var promptSplit = PromptSplit.heldOut

@@ -18,9 +18,9 @@ import OverOptHDF5
 /// Settings of the preference data (`[data]` in a config file).
 public struct PreferenceDataConfig: Codable, Sendable, Equatable {
     /// Number of training pairs.
-    public var trainPairs = 8000
+    public var trainPairs = 6000
     /// Pairs in the ID evaluation set and in each OOD set.
-    public var evalPairs = 1000
+    public var evalPairs = 500
     /// Share of base-vs-perturbed pairs (the rest are base vs base).
     public var perturbedFraction = 0.5
     /// Share of training pairs whose label is swapped, in [0, 0.5].

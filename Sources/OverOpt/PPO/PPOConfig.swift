@@ -17,7 +17,7 @@ public struct PPOConfigError: Error, CustomStringConvertible, Equatable {
 /// Settings of one PPO run against a proxy reward.
 public struct PPOConfig: Codable, Sendable, Equatable {
     /// Number of PPO iterations (rollout batch + update).
-    public var steps = 200
+    public var steps = 60
     /// Training prompts per iteration (the rollout batch size; one response each).
     public var promptsPerStep = 64
     /// Sampling temperature of rollouts and evaluation samples (paper: 0.7).
@@ -71,7 +71,7 @@ public struct PPOConfig: Codable, Sendable, Equatable {
     /// Evaluate every this many iterations (and at 0 and at the end).
     public var evalEvery = 5
     /// Number of held-out prompts evaluated (one sample each, fixed sampling seed).
-    public var evalPrompts = 128
+    public var evalPrompts = 64
     /// Rendered sample texts kept per evaluation.
     public var sampleTexts = 4
     /// Rows per forward pass when recomputing log-probabilities and values.

@@ -176,7 +176,7 @@ public func makeProxyMember(base: Transformer, config cfg: RewardModelConfig, he
 /// Trains `model` in place on `pairs`; data order from `orderRNG`, dropout from `dropoutRNG`.
 /// Logs a progress line about every tenth of the run. Returns the per-step curve.
 public func trainProxyMember(_ model: Transformer, config cfg: RewardModelConfig, pairs: EncodedPairs,
-                             orderRNG: RNG, dropoutRNG: RNG, label: String, log: (String) -> Void) -> TrainingCurve {
+                             orderRNG: RNG, dropoutRNG: RNG, label: String, log: (String) -> Void) throws -> TrainingCurve {
     let P = pairs.count
     let stepsPerEpoch = (P + cfg.batchSize - 1) / cfg.batchSize
     let total = stepsPerEpoch * cfg.epochs
@@ -196,6 +196,9 @@ public func trainProxyMember(_ model: Transformer, config cfg: RewardModelConfig
             model.zeroGrad()
             let st = pairObjectiveStep(model: model, config: cfg, pairs: pairs, indices: idx,
                                        training: true, backward: true, rng: &drop)
+            if !st.loss.isFinite {
+                throw ExperimentError("\(label): non-finite loss (\(st.loss)) at step \(step + 1); try a lower rm.learning_rate")
+            }
             clipGradientNorm(model, maxNorm: Float(cfg.maxGradNorm))
             let lr = schedule.learningRate(step: step)
             opt.update(model, lr: lr)
@@ -278,7 +281,7 @@ public func trainRewardModel(config cfg: RewardModelConfig, base: Transformer, w
         // warm: one shared initialization; ensemble: a different one per member.
         let headRNG = cfg.objective == .warm ? root.split("head") : root.split("head").split(UInt64(m))
         let model = makeProxyMember(base: base, config: cfg, headRNG: headRNG)
-        let curve = trainProxyMember(model, config: cfg, pairs: pairs, orderRNG: root.split("order").split(UInt64(m)),
+        let curve = try trainProxyMember(model, config: cfg, pairs: pairs, orderRNG: root.split("order").split(UInt64(m)),
                                      dropoutRNG: root.split("dropout").split(UInt64(m)),
                                      label: k > 1 ? "rm \(name) member \(m + 1)/\(k):" : "rm \(name):", log: log)
         members.append(cfg.finetune == .lora ? model.mergeLoRA() : model)
