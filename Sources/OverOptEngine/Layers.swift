@@ -71,12 +71,14 @@ public func layerNormForward(out: FPtr, mean: FPtr, rstd: FPtr, inp: FPtr, weigh
 /// Backward of LayerNorm: dinp += …, dweight += …, dbias += … (weight grads may be nil).
 public func layerNormBackward(dinp: FPtr, dweight: FPtr?, dbias: FPtr?, dout: FPtr, inp: FPtr,
                               weight: FPtr, mean: FPtr, rstd: FPtr, N: Int, C: Int) {
-    let parts = parallelParts(N, costPerItem: 6 * C)
-    // Per-part partial sums of the weight gradients, added in part order (deterministic).
-    let partial = FloatBuffer(count: parts * 2 * C)
-    parallelFor(N, costPerItem: 6 * C) { part, rows in
-        let pw = partial.ptr + part * 2 * C, pb = pw + C
-        for n in rows {
+    // Partial sums of the weight gradients over a fixed number of row chunks (independent of
+    // the thread count), added in chunk order: results are identical for any thread count.
+    let chunks = min(N, 16)
+    let partial = FloatBuffer(count: chunks * 2 * C)
+    parallelFor(chunks, costPerItem: 6 * C * N / max(1, chunks)) { _, chunkRange in
+      for chunk in chunkRange {
+        let pw = partial.ptr + chunk * 2 * C, pb = pw + C
+        for n in (chunk * N / chunks)..<((chunk + 1) * N / chunks) {
             let d = dout + n * C, x = inp + n * C, di = dinp + n * C
             let m = mean[n], s = rstd[n]
             var dnormMean: Float = 0, dnormNormMean: Float = 0
@@ -96,9 +98,10 @@ public func layerNormBackward(dinp: FPtr, dweight: FPtr?, dbias: FPtr?, dout: FP
                 di[i] += (dnorm - dnormMean - norm * dnormNormMean) * s
             }
         }
+      }
     }
-    for part in 0..<parts {
-        let pw = partial.ptr + part * 2 * C, pb = pw + C
+    for chunk in 0..<chunks {
+        let pw = partial.ptr + chunk * 2 * C, pb = pw + C
         if let dweight { for i in 0..<C { dweight[i] += pw[i] } }
         if let dbias { for i in 0..<C { dbias[i] += pb[i] } }
     }
@@ -201,13 +204,14 @@ func causalSoftmaxRow(_ row: FPtr, t: Int, T: Int) {
 }
 
 /// Backward of causal attention: dqkv (B,T,3C) += …  given dout (B,T,C).
-/// `scratch` holds T·T floats per worker thread (`engineThreadCount()·T·T`).
-public func attentionBackward(dqkv: FPtr, dout: FPtr, qkv: FPtr, att: FPtr, scratch: FPtr,
-                              B: Int, T: Int, C: Int, NH: Int) {
+public func attentionBackward(dqkv: FPtr, dout: FPtr, qkv: FPtr, att: FPtr, B: Int, T: Int, C: Int, NH: Int) {
     let hs = C / NH
     let scale = 1 / Float(hs).squareRoot()
     let C3 = 3 * C
-    parallelFor(B * NH, costPerItem: 8 * T * T * hs) { part, items in
+    let parts = parallelParts(B * NH, costPerItem: 8 * T * T * hs)
+    let scratchBuffer = FloatBuffer(count: parts * T * T)
+    let scratch = scratchBuffer.ptr
+    parallelFor(B * NH, parts: parts) { part, items in
         for item in items {
             let b = item / NH, h = item % NH
             let q = qkv + b * T * C3 + h * hs, k = q + C, v = q + 2 * C

@@ -24,12 +24,18 @@ public func engineThreadCount() -> Int { engineThreads }
 /// when worthwhile (`n·costPerItem` above a threshold). `part` is the range's index.
 @inline(__always)
 public func parallelFor(_ n: Int, costPerItem: Int = 1, _ body: (Int, Range<Int>) -> Void) {
-    let threads = engineThreads
-    if threads <= 1 || n < 2 || n * costPerItem < 32_768 {
+    parallelFor(n, parts: parallelParts(n, costPerItem: costPerItem), body)
+}
+
+/// Calls `body(part, range)` for exactly `parts` contiguous ranges covering 0..<n. Kernels
+/// that keep per-part scratch read `parallelParts` once and pass it here, so a concurrent
+/// change of the thread count cannot make them overrun their scratch.
+public func parallelFor(_ n: Int, parts requested: Int, _ body: (Int, Range<Int>) -> Void) {
+    let parts = max(1, min(requested, n))
+    if parts == 1 {
         body(0, 0..<n)
         return
     }
-    let parts = min(threads, n)
     withoutActuallyEscaping(body) { b in
         let box = UncheckedSendable(b)
         DispatchQueue.concurrentPerform(iterations: parts) { p in

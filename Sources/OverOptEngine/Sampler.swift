@@ -96,14 +96,15 @@ public final class Sampler: @unchecked Sendable {
         var outLogp = [[Float]](repeating: [], count: B)
         var pos = prompts.map(\.count)          // position of the next token to feed
         var active = [Int](0..<B)
-        let probs = work.get("probs", engineThreadCount() * V)
+        let threads = engineThreadCount()   // read once: the per-part scratch below is sized by it
+        let probs = work.get("probs", threads * V)
 
         // Buffers for the decode step (M ≤ B rows).
         let x = work.get("x", B * C), ln = work.get("ln", B * C), qkv = work.get("qkv", B * 3 * C)
         let atty = work.get("atty", B * C), proj = work.get("proj", B * C)
         let fch = work.get("fch", B * H), fchGelu = work.get("fchGelu", B * H)
         let mean = work.get("mean", B), rstd = work.get("rstd", B)
-        let scores = work.get("scores", engineThreadCount() * maxT)
+        let scores = work.get("scores", threads * maxT)
         let scale = 1 / Float(hs).squareRoot()
         var logitRow = [Int](0..<B)             // row of `logits` holding each active sequence's logits
 
@@ -116,7 +117,7 @@ public final class Sampler: @unchecked Sendable {
                 rowRNG.withUnsafeMutableBufferPointer { rr in
                     active.withUnsafeBufferPointer { act in
                         logitRow.withUnsafeBufferPointer { lr in
-                            parallelFor(act.count, costPerItem: 16 * V) { part, rows in
+                            parallelFor(act.count, parts: min(threads, parallelParts(act.count, costPerItem: 16 * V))) { part, rows in
                                 var ord = [Int](repeating: 0, count: V)
                                 let pr = probs + part * V
                                 for i in rows {
@@ -156,7 +157,7 @@ public final class Sampler: @unchecked Sendable {
                 linearForward(out: qkv, inp: ln, weight: model.p(h + "qkv_w"), bias: model.p(h + "qkv_b"), N: M, C: C, OC: 3 * C)
                 active.withUnsafeBufferPointer { act in
                     pos.withUnsafeBufferPointer { ps in
-                        parallelFor(M, costPerItem: 4 * C * maxT) { part, rows in
+                        parallelFor(M, parts: min(threads, parallelParts(M, costPerItem: 4 * C * maxT))) { part, rows in
                             let sc = scores + part * maxT
                             for i in rows {
                                 let b = act[i], t = ps[b]

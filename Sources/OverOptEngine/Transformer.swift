@@ -361,7 +361,7 @@ public final class Transformer: @unchecked Sendable {
                           weight: p("lnf_w"), mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, N: N, C: C)
         let dln = work.get("dln", N * C), dqkv = work.get("dqkv", N * 3 * C), datty = work.get("datty", N * C)
         let dfch = work.get("dfch", N * H), dfchGelu = work.get("dfchGelu", N * H)
-        let dproj = work.get("dproj", N * C), scratch = work.get("attScratch", engineThreadCount() * T * T)
+        let dproj = work.get("dproj", N * C)
         for l in stride(from: L - 1, through: 0, by: -1) {
             let h = "h\(l).", nc = l * N * C
             let residualIn = l == 0 ? a.encoded.ptr : a.res3.ptr + (l - 1) * N * C
@@ -390,7 +390,7 @@ public final class Transformer: @unchecked Sendable {
                            inp: atty, weight: p(h + "attn_proj_w"), N: N, C: C, OC: C)
             if lora != nil { loraBackward(qkv: false, layer: l, inp: atty, dout: dbranch, dinp: datty, N: N) }
             dqkv.update(repeating: 0, count: N * 3 * C)
-            attentionBackward(dqkv: dqkv, dout: datty, qkv: qkv, att: att, scratch: scratch, B: B, T: T, C: C, NH: config.heads)
+            attentionBackward(dqkv: dqkv, dout: datty, qkv: qkv, att: att, B: B, T: T, C: C, NH: config.heads)
             dln.update(repeating: 0, count: N * C)
             linearBackward(dinp: dln, dweight: g(h + "qkv_w"), dbias: g(h + "qkv_b"), dout: dqkv, inp: ln1,
                            weight: p(h + "qkv_w"), N: N, C: C, OC: 3 * C)

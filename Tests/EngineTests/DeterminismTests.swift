@@ -1,5 +1,4 @@
-// Same seed and thread count → bitwise-identical training; the engine's own threads give
-// the same results as one thread up to float rounding.
+// Same seed → bitwise-identical training and sampling, at any thread count.
 import Testing
 import OverOptEngine
 
@@ -39,9 +38,11 @@ import OverOptEngine
         }
     }
 
-    @Test func twoThreadsMatchOneThreadUpToRounding() {
+    @Test func resultsDoNotDependOnTheThreadCount() {
+        // Every cross-thread reduction uses a split fixed independently of the thread count,
+        // so one and two threads give bitwise-identical training and samples.
         let a = trainingRun(threads: 1), b = trainingRun(threads: 2)
-        for (x, y) in zip(a.losses, b.losses) { #expect(abs(x - y) < 1e-4 * max(1, abs(x))) }
-        print("1 vs 2 threads, losses:", a.losses, b.losses)
+        #expect(a.losses == b.losses)
+        #expect(a.sample == b.sample)
     }
 }

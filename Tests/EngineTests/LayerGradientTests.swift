@@ -53,8 +53,8 @@ import OverOptEngine
             return weightedSum(out.ptr, upstream)
         }
         _ = loss()
-        let dqkv = FloatBuffer(count: B * T * 3 * C), scratch = FloatBuffer(count: T * T)
-        attentionBackward(dqkv: dqkv.ptr, dout: upstream.ptr, qkv: qkv.ptr, att: att.ptr, scratch: scratch.ptr, B: B, T: T, C: C, NH: NH)
+        let dqkv = FloatBuffer(count: B * T * 3 * C)
+        attentionBackward(dqkv: dqkv.ptr, dout: upstream.ptr, qkv: qkv.ptr, att: att.ptr, B: B, T: T, C: C, NH: NH)
         let e = gradientError(x: qkv.ptr, n: qkv.count, analytic: dqkv.array, loss: loss)
         print("attention max rel err: \(e)")
         #expect(e < 1e-2)
