@@ -113,7 +113,12 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
         guard rm.idAccuracy.isFinite else { throw ExperimentError("rm \(name): training produced non-finite scores") }
         summary.idAccuracy = rm.idAccuracy
         summary.oodAccuracy = rm.oodAccuracyMean
-        writers.append { try rm.write(to: $0.createGroup("rm/\(name)")) }
+        let saveCheckpoint = config.saveCheckpoints
+        writers.append { root in
+            let g = try root.createGroup("rm/\(name)")
+            try rm.write(to: g)
+            if saveCheckpoint { try rm.proxy.save(to: g.createGroup("checkpoint")) }
+        }
 
         if let samples = bonSamples {
             let curves = try timed("bon/\(name)") {

@@ -23,6 +23,8 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
     public var proxies = ["bt", "ensemble", "grm-sft"]
     /// Optimization stages run against every proxy: "bon", "ppo".
     public var stages = ["bon", "ppo"]
+    /// Store each trained proxy's weights under `/rm/<variant>/checkpoint`.
+    public var saveCheckpoints = false
     public var world = WorldConfig()
     public var base = BasePolicyConfig()
     public var data = PreferenceDataConfig()
@@ -34,6 +36,11 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
     public var ppo = PPOConfig()
 
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case name, seed, proxies, stages, world, base, data, rm, variants, bon, ppo
+        case saveCheckpoints = "save_checkpoints"
+    }
 
     /// The quick-start experiment: small enough to finish in a few minutes on 2 cores.
     public static var quickstart: ExperimentConfig {
