@@ -43,8 +43,9 @@ struct Run: ParsableCommand {
         let cfg: ExperimentConfig
         do {
             cfg = try ExperimentConfig.load(path: config, overrides: overrides, seed: seed)
-        } catch let e as ConfigError {
-            throw ValidationError(e.description)
+        } catch {
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            throw ExitCode(2)
         }
         let path = try prepareOutput(folder: out, config: cfg)
         let logger = ProgressLog(quiet: quiet)

@@ -91,7 +91,7 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
     /// then `seed` (if any). Throws `ConfigError` naming the key on any problem.
     public static func load(path: String?, overrides: [String] = [], seed: UInt64? = nil) throws -> ExperimentConfig {
         var user: ConfigTree = [:]
-        let source = path ?? "the built-in quick-start config"
+        let source = (path ?? "the built-in quick-start config") + (overrides.isEmpty ? "" : " (with --set overrides)")
         if let path {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ConfigError.file(path: path, FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")

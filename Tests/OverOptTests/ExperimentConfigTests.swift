@@ -1,0 +1,112 @@
+// Config files, overrides and the errors a user sees for bad input.
+import Foundation
+import Testing
+import OverOpt
+
+/// Writes `text` to a temporary .toml file and returns its path.
+func tempConfig(_ text: String) throws -> String {
+    let path = NSTemporaryDirectory() + "overopt-config-\(UUID().uuidString).toml"
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
+/// The description of the error thrown by `body`, or nil when nothing is thrown.
+func configError(_ body: () throws -> Void) -> String? {
+    do { try body(); return nil } catch { return "\(error)" }
+}
+
+@Suite struct ExperimentConfigTests {
+    @Test func defaultsAreTheQuickStart() throws {
+        let c = try ExperimentConfig.load(path: nil)
+        #expect(c.proxies == ["bt", "ensemble", "grm-sft"])
+        #expect(c.variants["grm-sft"]?.objective == .grm)
+        #expect(c.variants["grm-sft"]?.regularizer == .sft)
+        #expect(c.variants["ensemble"]?.objective == .ensemble)
+        #expect(c.stages == ["bon", "ppo"])
+    }
+
+    @Test func fileThenOverridesThenSeed() throws {
+        let path = try tempConfig("""
+            seed = 3
+            proxies = ["bt", "grm-dpo"]
+            [data]
+            train_pairs = 100
+            label_noise = 0.25
+            [rm]
+            learning_rate = 0.001
+            """)
+        let c = try ExperimentConfig.load(path: path, overrides: ["data.train_pairs=200", "rm.alpha=0.05"], seed: 7)
+        #expect(c.seed == 7)
+        #expect(c.data.trainPairs == 200)
+        #expect(c.data.labelNoise == 0.25)
+        #expect(c.data.evalPairs == PreferenceDataConfig().evalPairs)   // untouched keys keep defaults
+        #expect(c.variants["grm-dpo"]?.learningRate == 0.001)             // [rm] reaches every variant
+        #expect(c.variants["grm-dpo"]?.alpha == 0.05)
+        #expect(c.variants["grm-dpo"]?.regularizer == .dpo)
+    }
+
+    @Test func customVariantsLayerOverRM() throws {
+        let path = try tempConfig("""
+            proxies = ["grm-a05", "bt"]
+            [rm]
+            epochs = 2
+            [variants.grm-a05]
+            objective = "grm"
+            alpha = 0.5
+            """)
+        let c = try ExperimentConfig.load(path: path)
+        #expect(c.variants["grm-a05"]?.alpha == 0.5)
+        #expect(c.variants["grm-a05"]?.epochs == 2)
+        #expect(c.variants["bt"]?.alpha == 0.01)
+    }
+
+    @Test func unknownKeyNamesTheKeyTheFileAndTheValidKeys() throws {
+        let path = try tempConfig("[data]\ntrain_pair = 10\n")
+        let e = configError { _ = try ExperimentConfig.load(path: path) }
+        #expect(e?.contains("data.train_pair") == true)
+        #expect(e?.contains(path) == true)
+        #expect(e?.contains("train_pairs") == true)
+        let e2 = configError { _ = try ExperimentConfig.load(path: nil, overrides: ["ppo.stepz=3"]) }
+        #expect(e2?.contains("ppo.stepz") == true)
+        let e3 = configError { _ = try ExperimentConfig.load(path: nil, overrides: ["variants.x.alpah=0.1"]) }
+        #expect(e3?.contains("variants.x.alpah") == true)
+    }
+
+    @Test func wrongTypesAndRangesAreReportedBeforeAnyWork() {
+        let cases: [(String, String)] = [
+            ("data.label_noise=0.6", "data.label_noise"),
+            ("data.train_pairs=-5", "data.train_pairs"),
+            ("rm.alpha=1.5", "alpha"),
+            ("bon.max_n=1000", "max_n"),
+            ("bon.samples_per_prompt=0", "samples_per_prompt"),
+            ("base.preset=\"huge\"", "base.preset"),
+            ("data.train_pairs=\"many\"", "data.train_pairs"),
+            ("stages=[\"rlhf\"]", "stages"),
+            ("proxies=[\"nope\"]", "proxies"),
+            ("ppo.steps=-1", "steps"),
+        ]
+        for (override, key) in cases {
+            let e = configError { _ = try ExperimentConfig.load(path: nil, overrides: [override]) }
+            #expect(e != nil, "\(override) was accepted")
+            #expect(e?.contains(key) == true, "\(override): \(e ?? "")")
+        }
+        let path = (try? tempConfig("[variants.bad]\nobjective = \"grm\"\nalpha = 2.0\n")) ?? ""
+        let e = configError { _ = try ExperimentConfig.load(path: path, overrides: ["proxies=[\"bad\"]"]) }
+        #expect(e?.contains("variants.bad.alpha") == true, "\(e ?? "")")
+    }
+
+    @Test func missingAndMalformedFilesNameTheFile() throws {
+        let e = configError { _ = try ExperimentConfig.load(path: "/nonexistent/x.toml") }
+        #expect(e?.contains("/nonexistent/x.toml") == true && e?.contains("no such file") == true)
+        let path = try tempConfig("[data\ntrain_pairs = 1\n")
+        let e2 = configError { _ = try ExperimentConfig.load(path: path) }
+        #expect(e2?.contains(path) == true && e2?.contains("line") == true, "\(e2 ?? "")")
+    }
+
+    @Test func theHashIgnoresNothingButIsStable() throws {
+        let a = try ExperimentConfig.load(path: nil, seed: 1), b = try ExperimentConfig.load(path: nil, seed: 1)
+        let c = try ExperimentConfig.load(path: nil, seed: 2)
+        #expect(a.hash == b.hash)
+        #expect(a.hash != c.hash)
+    }
+}
