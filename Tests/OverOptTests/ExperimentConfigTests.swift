@@ -49,14 +49,14 @@ func configError(_ body: () throws -> Void) -> String? {
         let path = try tempConfig("""
             proxies = ["grm-a05", "bt"]
             [rm]
-            epochs = 2
+            epochs = 4
             [variants.grm-a05]
             objective = "grm"
             alpha = 0.5
             """)
         let c = try ExperimentConfig.load(path: path)
         #expect(c.variants["grm-a05"]?.alpha == 0.5)
-        #expect(c.variants["grm-a05"]?.epochs == 2)
+        #expect(c.variants["grm-a05"]?.epochs == 4)
         #expect(c.variants["bt"]?.alpha == 0.01)
     }
 

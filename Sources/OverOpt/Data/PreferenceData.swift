@@ -18,7 +18,7 @@ import OverOptHDF5
 /// Settings of the preference data (`[data]` in a config file).
 public struct PreferenceDataConfig: Codable, Sendable, Equatable {
     /// Number of training pairs.
-    public var trainPairs = 6000
+    public var trainPairs = 4000
     /// Pairs in the ID evaluation set and in each OOD set.
     public var evalPairs = 500
     /// Share of base-vs-perturbed pairs (the rest are base vs base).

@@ -86,11 +86,11 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
     /// Dropout on each adapter's input while training.
     public var loraDropout = 0.05
     /// Passes over the training pairs.
-    public var epochs = 1
+    public var epochs = 2
     /// Pairs per step (one forward of 2×batch_size sequences).
     public var batchSize = 32
     /// Peak AdamW learning rate (after warmup; cosine decay to 0).
-    public var learningRate = 2e-4
+    public var learningRate = 3e-4
     /// Share of the steps spent in linear warmup (paper: 3%).
     public var warmupFraction = 0.03
     /// Gradient-norm clip (paper: 5).
