@@ -39,6 +39,7 @@ struct Run: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
+        stopOnInterrupt()
         setEngineThreads(global.threadCount)
         let cfg: ExperimentConfig
         do {
@@ -86,6 +87,21 @@ func removeStaleTemporaries(in folder: String) {
             try? FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
         }
     }
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM end the process at once with status 130/143, whatever
+/// disposition the parent left: result files are only ever renamed into place when complete,
+/// so nothing half-written appears under a final name, and the next run in the folder
+/// removes the temporary file a killed write may leave.
+func stopOnInterrupt() {
+    // A parent may spawn us with these signals blocked (the mask is inherited): unblock them.
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGINT)
+    sigaddset(&set, SIGTERM)
+    pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    signal(SIGINT) { _ in _exit(130) }
+    signal(SIGTERM) { _ in _exit(143) }
 }
 
 /// Progress lines on stderr with the elapsed time; silent with --quiet.

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The built `overopt` executable: next to the test bundle (any build folder), else `.build/debug/overopt`.
-private func overoptBinary() throws -> String {
+func overoptBinary() throws -> String {
     let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     let candidates = [testBinary.deletingLastPathComponent().appendingPathComponent("overopt").path,

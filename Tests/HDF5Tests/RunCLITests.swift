@@ -1,0 +1,81 @@
+// `overopt run` end to end through the command line: a tiny experiment writes a complete
+// result file; a killed run leaves no file under the final name, and the next run in the
+// folder removes the killed run's temporary file; bad configs exit non-zero before work.
+import Foundation
+import Testing
+import OverOptHDF5
+
+/// A run small enough for a test (a few seconds).
+let tinyRunArguments = ["--set", "base.corpus_size=300", "--set", "base.eval_sequences=20", "--set", "data.train_pairs=40",
+                        "--set", "data.eval_pairs=20", "--set", "rm.epochs=1", "--set", "proxies=[\"bt\",\"grm-sft\"]",
+                        "--set", "bon.prompts=4", "--set", "bon.samples_per_prompt=8", "--set", "ppo.steps=2",
+                        "--set", "ppo.eval_prompts=8", "--set", "ppo.prompts_per_step=8", "--set", "ppo.minibatch_size=4", "--threads", "1"]
+
+@Suite("overopt run", .serialized) struct RunCLITests {
+    @Test func aTinyRunWritesACompleteResultFile() throws {
+        let binary = try overoptBinary()
+        let folder = try TemporaryFolder()
+        let r = try runProcess(binary, ["run", "--out", folder.file("out"), "--cache", folder.file("cache"), "--seed", "3"] + tinyRunArguments)
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.stdout.contains("result file:"))
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.file("out"))
+        #expect(files.count == 1 && files[0].hasPrefix("quickstart-seed3-") && files[0].hasSuffix(".h5"), "\(files)")
+        let file = try H5File.open(folder.file("out/" + files[0]))
+        #expect(try file.root.intAttribute("complete") == 1)
+        #expect(try file.root.intAttribute("seed") == 3)
+        #expect(try file.root.stringAttribute("config").contains("\"label_noise\""))
+        for group in ["rm/bt", "rm/grm-sft", "bon/bt", "bon/grm-sft", "ppo/bt", "ppo/grm-sft"] {
+            #expect(file.root.contains(group), "missing /\(group)")
+        }
+        #expect(try file.root.group("bon/bt").readDoubles("kl").values.last! > 1.0)   // KL of best-of-8 = log 8 − 7/8
+        // The cache now holds the base policy, the data and the best-of-n samples.
+        let cached = try FileManager.default.contentsOfDirectory(atPath: folder.file("cache"))
+        #expect(Set(cached.map { String($0.prefix { $0 != "-" }) }) == ["base", "data", "bon"], "\(cached)")
+    }
+
+    @Test func aKilledRunLeavesNoFinalFileAndItsTemporaryIsCleanedUp() throws {
+        let binary = try overoptBinary()
+        let folder = try TemporaryFolder()
+        let out = folder.file("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        // A leftover temporary file of a process that no longer exists.
+        let stale = out + "/.quickstart-seed0-0000.h5.tmp-999999999-abc"
+        FileManager.default.createFile(atPath: stale, contents: Data("partial".utf8))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = ["run", "--out", out, "--cache", folder.file("cache"), "--quiet", "--set", "base.corpus_size=200000"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        Thread.sleep(forTimeInterval: 2)
+        kill(p.processIdentifier, SIGINT)           // Ctrl-C
+        let deadline = Date().addingTimeInterval(20)
+        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            Issue.record("overopt run ignored SIGINT")
+        }
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 130)
+        let left = try FileManager.default.contentsOfDirectory(atPath: out)
+        #expect(!left.contains { $0.hasSuffix(".h5") && !$0.hasPrefix(".") }, "final file after a kill: \(left)")
+        #expect(!left.contains(".quickstart-seed0-0000.h5.tmp-999999999-abc"), "stale temporary not removed: \(left)")
+    }
+
+    @Test func badInputExitsNonZeroBeforeAnyWork() throws {
+        let binary = try overoptBinary()
+        let folder = try TemporaryFolder()
+        let cases: [([String], String)] = [
+            (["run", "--set", "data.label_noise=0.9"], "data.label_noise"),
+            (["run", "--set", "rm.alpah=0.1"], "rm.alpah"),
+            (["run", "/nonexistent/config.toml"], "/nonexistent/config.toml"),
+            (["run", "--out", "/proc/overopt-cannot-write-here"], "/proc/overopt-cannot-write-here"),
+        ]
+        for (args, mention) in cases {
+            let r = try runProcess(binary, args + ["--cache", folder.file("cache")])
+            #expect(r.status != 0, "\(args) exited 0")
+            #expect(r.stderr.contains(mention), "\(args): stderr \(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: folder.file("cache")))   // nothing was computed
+    }
+}
