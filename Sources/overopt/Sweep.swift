@@ -145,6 +145,9 @@ struct Sweep: ParsableCommand {
         let threads = global.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / jobs)
         log("sweep \(sweepFile): \(entries.count) entries, \(entries.count - pending.count) complete, running \(pending.count) with \(jobs) worker(s) × \(threads) thread(s); logs in \(logs)")
         let binary = currentExecutable()
+        let workers = WorkerRegistry()
+        let stopSources = workers.forwardTerminationSignals()
+        defer { stopSources.forEach { $0.cancel() } }
         var queue = pending[...]
         var running: [(entry: SweepEntry, process: Process, start: Date)] = []
         var failed: [Int] = []
@@ -165,11 +168,13 @@ struct Sweep: ParsableCommand {
                 p.standardOutput = handle; p.standardError = handle
                 try p.run()
                 running.append((e, p, Date()))
+                workers.add(p)
                 log("entry \(e.index) started: \(e.gridOverrides.joined(separator: " "))")
             }
             Thread.sleep(forTimeInterval: 0.2)
             for (i, r) in running.enumerated().reversed() where !r.process.isRunning {
                 running.remove(at: i)
+                workers.remove(r.process)
                 done += 1
                 let seconds = Date().timeIntervalSince(r.start)
                 let path = (folder as NSString).appendingPathComponent(r.entry.fileName)
@@ -195,4 +200,31 @@ func currentExecutable() -> String {
     if let p = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return p }
     if let p = Bundle.main.executablePath { return absolutePath(p) }
     return absolutePath(CommandLine.arguments[0])
+}
+
+/// The worker processes of a local sweep, so that SIGINT/SIGTERM sent to the sweep stops
+/// them too (each leaves only a temporary file, which the next run cleans up).
+final class WorkerRegistry: @unchecked Sendable {
+    private let lock = NSLock()
+    private var processes: [ObjectIdentifier: Process] = [:]
+
+    func add(_ p: Process) { lock.withLock { processes[ObjectIdentifier(p)] = p } }
+    func remove(_ p: Process) { _ = lock.withLock { processes.removeValue(forKey: ObjectIdentifier(p)) } }
+
+    /// Installs handlers that terminate every worker, then exit with 128 + signal.
+    func forwardTerminationSignals() -> [DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [self] in
+                let all = lock.withLock { Array(processes.values) }
+                for p in all where p.isRunning { kill(p.processIdentifier, sig) }
+                for p in all { p.waitUntilExit() }
+                FileHandle.standardError.write(Data("sweep: stopped by signal \(sig); \(all.count) worker(s) stopped; re-run to resume\n".utf8))
+                exit(128 + sig)
+            }
+            source.resume()
+            return source
+        }
+    }
 }
