@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OverOpt
 import OverOptHDF5
 
 /// `overopt inspect FILE.h5`: prints a file's groups, datasets and attributes as an indented tree.
@@ -8,7 +9,8 @@ struct Inspect: ParsableCommand {
         abstract: "Print an HDF5 file's groups, datasets and attributes as a tree.",
         discussion: """
             Groups end in "/", datasets show their type and shape, attributes start with "@". \
-            Long values are shortened with "…".
+            Long values are shortened with "…". With --samples, prints the sample texts a run \
+            recorded instead (best-of-n picks at several n, PPO samples by step) with their scores.
             """
     )
 
@@ -18,7 +20,20 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Also print the values of datasets (all of a small one, the first few of a large one).")
     var values = false
 
+    @Flag(help: "Print the run's recorded sample texts with their proxy and gold scores.")
+    var samples = false
+
+    @Option(help: "With --samples: only this proxy variant.")
+    var variant: String?
+
     func run() throws {
+        if samples {
+            do { print(try describeSamples(file: file, variant: variant)) } catch {
+                FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+                throw ExitCode.failure
+            }
+            return
+        }
         let h5: H5File
         do {
             h5 = try H5File.open(file)

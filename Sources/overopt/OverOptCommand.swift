@@ -17,6 +17,9 @@ struct OverOptCommand: ParsableCommand {
             Bench.self,
             WorldCommand.self,
             Run.self,
+            Sweep.self,
+            Collect.self,
+            Plot.self,
         ]
     )
 }

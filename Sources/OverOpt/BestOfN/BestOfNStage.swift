@@ -295,6 +295,8 @@ public struct BestOfNCurves: Sendable, Equatable {
     /// Every sample's proxy and gold score (prompts × N), when `save_samples`.
     public var sampleProxy: [Double]?
     public var sampleGold: [Double]?
+    /// Example responses selected by the proxy at a few n (written to `picks/`; Samples.swift).
+    public var picks: BestOfNPicks? = nil
 
     /// `proxy` minus its n = 1 value.
     public var proxyShifted: [Double] { proxy.map { $0 - proxy[0] } }
@@ -339,8 +341,8 @@ public struct BestOfNCurves: Sendable, Equatable {
 
     /// Writes `n` (int64), `kl`, `proxy`, `gold`, `proxy_sem`, `gold_sem`, `gold_oracle`,
     /// `gold_oracle_sem`, `gold_<component>`, `proxy_shifted`, `gold_shifted`,
-    /// `gold_oracle_shifted`, optionally `sample_proxy` and `sample_gold` (prompts × N), and
-    /// the attributes `samples_per_prompt`, `prompts`, `temperature`, `top_p`, `proxy`.
+    /// `gold_oracle_shifted`, optionally `sample_proxy` and `sample_gold` (prompts × N), the
+    /// group `picks/` (when `picks` is set; layout in Samples.swift), and the attributes `samples_per_prompt`, `prompts`, `temperature`, `top_p`, `proxy`.
     public func write(to group: H5Group) throws {
         try group.write("n", n.map(Int64.init))
         try group.write("kl", kl)
@@ -356,6 +358,7 @@ public struct BestOfNCurves: Sendable, Equatable {
         try group.write("gold_oracle_shifted", goldOracleShifted)
         if let sp = sampleProxy { try group.write("sample_proxy", sp, shape: [prompts, samplesPerPrompt], compress: true) }
         if let sg = sampleGold { try group.write("sample_gold", sg, shape: [prompts, samplesPerPrompt], compress: true) }
+        if let p = picks { try p.write(to: group.createGroup("picks")) }
         try group.setAttribute("samples_per_prompt", Int64(samplesPerPrompt))
         try group.setAttribute("prompts", Int64(prompts))
         try group.setAttribute("temperature", temperature)
@@ -381,6 +384,7 @@ public struct BestOfNCurves: Sendable, Equatable {
         c.topP = try group.doubleAttribute("top_p")
         if group.contains("sample_proxy") { c.sampleProxy = try group.readDoubles("sample_proxy").values }
         if group.contains("sample_gold") { c.sampleGold = try group.readDoubles("sample_gold").values }
+        if group.contains("picks") { c.picks = try BestOfNPicks.read(from: group.group("picks")) }
         return c
     }
 
@@ -417,8 +421,9 @@ public func evaluateBestOfN(proxy: ProxyRewardModel, samples: BestOfNSamples, wo
     if bad > 0 { throw BestOfNError.nonFiniteScores(proxy: proxy.name, count: bad) }
     log("best-of-n scoring '\(proxy.name)': " + String(format: "%d samples × %d member(s) in %.1f s (%.0f samples/s)",
                scores.count, proxy.members.count, dt, Double(scores.count) / max(dt, 1e-9)))
-    let curves = BestOfNCurves(name: proxy.name, proxyScores: scores, samples: samples, grid: config.grid,
+    var curves = BestOfNCurves(name: proxy.name, proxyScores: scores, samples: samples, grid: config.grid,
                                keepSamples: config.saveSamples)
+    curves.picks = BestOfNPicks(proxyScores: scores, samples: samples, world: world)
     log(curves.summary())
     return curves
 }

@@ -1,0 +1,306 @@
+// Collect.swift — `overopt collect`: many run files (seeds of the same configs) into one
+// summary file with mean, std and sem across seeds and Gao et al.'s fits.
+//
+// Grouping: runs whose stored `config` (root attribute, JSON) is identical once the
+// top-level `seed` is removed form a group (`base.seed` and every other key still count).
+// Only complete files (root attribute `complete` = 1) are read.
+//
+// Summary schema (all names stable):
+//   /  @kind = "summary", @overopt_version, @source (the folder), @created, @groups, @runs
+//   /groups/<name>-<hash8>/           one per group; <hash8> = hash of the config minus seed
+//     @config (JSON minus seed), @name, @seeds [int64], @count;  files (string, seed order)
+//     bon/<variant>/                  best-of-n; every seed must have the same n grid
+//       n (int64), kl                 the grid, KL_n = log n − (n−1)/n
+//       <curve>_mean, _std, _sem      for every curve of the run files' /bon/<variant>
+//                                     (proxy, gold, gold_oracle, their *_shifted, gold_<component>)
+//       @seeds, @count, @<c>_alpha, @<c>_beta, @<c>_r2   Gao fit d(α − βd) of <c>_shifted_mean
+//                                     for c in proxy, gold, gold_oracle
+//     ppo/<variant>/                  PPO on a common KL grid
+//       kl                            `kl_points` points from 0 to the smallest max KL over seeds
+//       <curve>_mean, _std, _sem      each seed's curve vs its KL (k1), sorted by KL and
+//                                     linearly interpolated onto the grid (constant beyond
+//                                     its ends): proxy, gold, proxy_shifted, gold_shifted
+//                                     (minus the step-0 value), gold_<component>, kl_k2,
+//                                     kl_k3, length, entropy
+//       @seeds, @count, @<c>_alpha, @<c>_beta, @<c>_r2   Gao fit d(α − β log d) of
+//                                     <c>_shifted_mean for c in proxy, gold
+//     rm/<variant>/                   every scalar of the run files' /rm/<variant>
+//       <scalar>_mean, _std, _sem, _values (per seed)   e.g. id_accuracy_mean,
+//       ood_accuracy_mean_mean, ood_accuracy/<set>_mean
+// std uses n − 1; sem = std/√n; with one seed both are NaN.
+import Foundation
+import OverOptEngine
+import OverOptHDF5
+
+/// Curves of one variant in one run: x grid (n for best-of-n, step for PPO), KL and named curves.
+public struct RunCurves: Sendable, Equatable {
+    public var x: [Int64]
+    public var kl: [Double]
+    public var curves: [String: [Double]]
+    public init(x: [Int64], kl: [Double], curves: [String: [Double]]) { self.x = x; self.kl = kl; self.curves = curves }
+}
+
+/// What `collect` reads from one complete run file.
+public struct CollectedRun: Sendable {
+    public var path: String
+    public var seed: Int64
+    public var name: String
+    /// The config JSON without `seed`, canonical (sorted keys).
+    public var groupConfig: String
+    public var bon: [String: RunCurves] = [:]
+    public var ppo: [String: RunCurves] = [:]
+    /// Scalars per variant, e.g. "id_accuracy", "ood_accuracy/hot_samples".
+    public var rm: [String: [String: Double]] = [:]
+
+    /// `<name>-<hash8>` of the config minus seed.
+    public var groupName: String { "\(name)-\(String(format: "%016llx", RNG.stableHash(groupConfig)).prefix(8))" }
+}
+
+/// Errors of `collect`.
+public struct CollectError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// PPO evaluation curves averaged by `collect` (besides `gold_<component>`).
+let ppoEvalCurves = ["proxy", "gold", "kl_k2", "kl_k3", "length", "entropy"]
+
+/// The config JSON `text` without its top-level `seed`, re-encoded with sorted keys.
+public func configWithoutSeed(_ text: String) throws -> String {
+    guard var tree = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+        throw CollectError("the config attribute is not a JSON object")
+    }
+    tree["seed"] = nil
+    let data = try JSONSerialization.data(withJSONObject: tree, options: [.sortedKeys])
+    return String(decoding: data, as: UTF8.self)
+}
+
+/// Reads a complete run file; throws a reason when the file is not one.
+public func readCollectedRun(path: String) throws -> CollectedRun {
+    let f = try H5File.open(path)
+    defer { f.close() }
+    let root = f.root
+    guard root.hasAttribute("complete"), (try? root.intAttribute("complete")) == 1 else {
+        throw CollectError("not complete (no root attribute complete = 1)")
+    }
+    guard root.hasAttribute("config") else { throw CollectError("no config attribute (not a run file)") }
+    var run = CollectedRun(path: path, seed: try root.intAttribute("seed"),
+                           name: (try? root.stringAttribute("name")) ?? "run",
+                           groupConfig: try configWithoutSeed(try root.stringAttribute("config")))
+    if root.contains("bon") {
+        let bon = try root.group("bon")
+        for v in try bon.children() where bon.isGroup(v) {
+            let g = try bon.group(v)
+            var c = RunCurves(x: try g.readInt64s("n").values, kl: try g.readDoubles("kl").values, curves: [:])
+            for name in try g.children() where !g.isGroup(name) && name != "n" && name != "kl" && !name.hasSuffix("_sem") {
+                let info = try g.datasetInfo(name)
+                guard info.typeDescription.hasPrefix("float"), info.shape == [c.x.count] else { continue }
+                c.curves[name] = try g.readDoubles(name).values
+            }
+            for base in ["proxy", "gold", "gold_oracle"] where c.curves["\(base)_shifted"] == nil {
+                if let y = c.curves[base], let y0 = y.first { c.curves["\(base)_shifted"] = y.map { $0 - y0 } }
+            }
+            run.bon[v] = c
+        }
+    }
+    if root.contains("ppo") {
+        let ppo = try root.group("ppo")
+        for v in try ppo.children() where ppo.isGroup(v) {
+            let g = try ppo.group(v)
+            var c = RunCurves(x: try g.readInt64s("step").values, kl: try g.readDoubles("kl").values, curves: [:])
+            guard !c.x.isEmpty, c.kl.count == c.x.count else { continue }
+            for name in try g.children() where ppoEvalCurves.contains(name) || name.hasPrefix("gold_") {
+                guard !g.isGroup(name), try g.datasetInfo(name).shape == [c.x.count] else { continue }
+                c.curves[name] = try g.readDoubles(name).values
+            }
+            let start = c.x.firstIndex(of: 0) ?? 0
+            for base in ["proxy", "gold"] {
+                if let y = c.curves[base] { c.curves["\(base)_shifted"] = y.map { $0 - y[start] } }
+            }
+            run.ppo[v] = c
+        }
+    }
+    if root.contains("rm") {
+        let rm = try root.group("rm")
+        for v in try rm.children() where rm.isGroup(v) {
+            run.rm[v] = try readScalars(try rm.group(v))
+        }
+    }
+    return run
+}
+
+/// Every scalar float dataset of `group` and, one level down, of its subgroups ("sub/name").
+func readScalars(_ group: H5Group, prefix: String = "") throws -> [String: Double] {
+    var out: [String: Double] = [:]
+    for name in try group.children() {
+        if group.isGroup(name) {
+            if prefix.isEmpty { out.merge(try readScalars(try group.group(name), prefix: "\(name)/")) { a, _ in a } }
+            continue
+        }
+        let info = try group.datasetInfo(name)
+        guard info.typeDescription.hasPrefix("float"), info.shape.isEmpty || info.shape == [1] else { continue }
+        out[prefix + name] = try group.readDoubles(name).values[0]
+    }
+    return out
+}
+
+// MARK: - Statistics of a group
+
+/// Statistics of each named curve at each grid point.
+public struct CurveStatistics: Sendable {
+    /// n (best-of-n) or nothing (PPO).
+    public var x: [Int64]
+    public var kl: [Double]
+    public var stats: [String: [SeedStatistics]]
+}
+
+/// Best-of-n curves across seeds: every run must have the same n grid. Curves missing in
+/// some runs are left out.
+public func summarizeBestOfN(_ runs: [RunCurves]) throws -> CurveStatistics {
+    guard let first = runs.first else { throw CollectError("no runs") }
+    for r in runs where r.x != first.x {
+        throw CollectError("best-of-n n grids differ across seeds (\(first.x.count) vs \(r.x.count) points); use the same bon settings")
+    }
+    var stats: [String: [SeedStatistics]] = [:]
+    for name in first.curves.keys where runs.allSatisfy({ $0.curves[name] != nil }) {
+        stats[name] = first.x.indices.map { j in SeedStatistics(runs.map { $0.curves[name]![j] }) }
+    }
+    return CurveStatistics(x: first.x, kl: first.kl, stats: stats)
+}
+
+/// PPO curves across seeds on the common KL grid (`commonKLGrid`), each seed's curve
+/// interpolated against its own KL (`interpolateLinear`).
+public func summarizePPO(_ runs: [RunCurves], points: Int = 50) -> CurveStatistics {
+    let grid = commonKLGrid(maxKLs: runs.map { $0.kl.max() ?? 0 }, points: points)
+    var stats: [String: [SeedStatistics]] = [:]
+    guard let first = runs.first else { return CurveStatistics(x: [], kl: grid, stats: [:]) }
+    for name in first.curves.keys where runs.allSatisfy({ $0.curves[name] != nil }) {
+        let onGrid = runs.map { interpolateLinear(x: $0.kl, y: $0.curves[name]!, at: grid) }
+        stats[name] = grid.indices.map { j in SeedStatistics(onGrid.map { $0[j] }) }
+    }
+    return CurveStatistics(x: [], kl: grid, stats: stats)
+}
+
+// MARK: - Collect
+
+/// What `collectResults` did.
+public struct CollectReport: Sendable {
+    public var runs = 0
+    public var groups: [(name: String, seeds: [Int64])] = []
+    /// Files not used, with the reason.
+    public var skipped: [(path: String, reason: String)] = []
+}
+
+/// Reads every complete `*.h5` run file directly in `directory`, groups them by config
+/// minus seed and writes the summary (schema in the file header) atomically to `outputPath`.
+public func collectResults(directory: String, outputPath: String, klPoints: Int = 50,
+                           log: (String) -> Void = { _ in }) throws -> CollectReport {
+    var report = CollectReport()
+    let names: [String]
+    do { names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted() } catch {
+        throw CollectError("cannot list \(directory): \(error.localizedDescription)")
+    }
+    let outAbs = absolutePath(outputPath)
+    var runs: [CollectedRun] = []
+    for name in names where name.hasSuffix(".h5") && !name.hasPrefix(".") {
+        let path = (directory as NSString).appendingPathComponent(name)
+        if absolutePath(path) == outAbs { continue }
+        do { runs.append(try readCollectedRun(path: path)) } catch {
+            report.skipped.append((path, "\(error)"))
+            log("skipping \(path): \(error)")
+        }
+    }
+    guard !runs.isEmpty else { throw CollectError("no complete run files in \(directory)") }
+    report.runs = runs.count
+    let groups = Dictionary(grouping: runs, by: \.groupName).sorted { $0.key < $1.key }
+
+    try writeAtomically(to: outputPath) { file in
+        let root = file.root
+        try root.setAttribute("kind", "summary")
+        try root.setAttribute("overopt_version", overOptVersion)
+        try root.setAttribute("source", directory)
+        try root.setAttribute("created", ISO8601DateFormatter().string(from: Date()))
+        try root.setAttribute("groups", Int64(groups.count))
+        try root.setAttribute("runs", Int64(runs.count))
+        for (gname, members) in groups {
+            let members = members.sorted { $0.seed < $1.seed }
+            let g = try root.createGroup("groups/\(gname)")
+            try writeGroup(members, to: g, klPoints: klPoints, log: { log("\(gname): \($0)") })
+            report.groups.append((gname, members.map(\.seed)))
+            log("\(gname): \(members.count) run(s), seeds \(members.map { String($0.seed) }.joined(separator: ","))")
+        }
+    }
+    return report
+}
+
+/// Writes one group's attributes, statistics and fits.
+func writeGroup(_ runs: [CollectedRun], to g: H5Group, klPoints: Int, log: (String) -> Void) throws {
+    let pretty = (try? JSONSerialization.jsonObject(with: Data(runs[0].groupConfig.utf8)))
+        .flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys, .prettyPrinted]) }
+        .map { String(decoding: $0, as: UTF8.self) } ?? runs[0].groupConfig
+    try g.setAttribute("config", pretty)
+    try g.setAttribute("name", runs[0].name)
+    try g.setAttribute("seeds", runs.map(\.seed))
+    try g.setAttribute("count", Int64(runs.count))
+    try g.write("files", strings: runs.map { ($0.path as NSString).lastPathComponent })
+
+    func variants<T>(_ kp: KeyPath<CollectedRun, [String: T]>) -> [String] {
+        Array(Set(runs.flatMap { $0[keyPath: kp].keys })).sorted()
+    }
+    func writeStats(_ s: CurveStatistics, to vg: H5Group) throws {
+        for (name, st) in s.stats.sorted(by: { $0.key < $1.key }) {
+            try vg.write("\(name)_mean", st.map(\.mean))
+            try vg.write("\(name)_std", st.map(\.std))
+            try vg.write("\(name)_sem", st.map(\.sem))
+        }
+    }
+    func writeFits(_ s: CurveStatistics, _ form: GaoForm, _ curves: [String], to vg: H5Group) throws {
+        for c in curves {
+            guard let st = s.stats["\(c)_shifted"] else { continue }
+            let fit = fitGao(form, kl: s.kl, y: st.map(\.mean))
+            try vg.setAttribute("\(c)_alpha", fit.alpha)
+            try vg.setAttribute("\(c)_beta", fit.beta)
+            try vg.setAttribute("\(c)_r2", fit.r2)
+        }
+    }
+    for v in variants(\.bon) {
+        let members = runs.filter { $0.bon[v] != nil }
+        let s: CurveStatistics
+        do { s = try summarizeBestOfN(members.map { $0.bon[v]! }) } catch {
+            log("best-of-n \(v) left out: \(error)")
+            continue
+        }
+        let vg = try g.createGroup("bon/\(v)")
+        try vg.write("n", s.x)
+        try vg.write("kl", s.kl)
+        try writeStats(s, to: vg)
+        try vg.setAttribute("seeds", members.map(\.seed))
+        try vg.setAttribute("count", Int64(members.count))
+        try writeFits(s, .bestOfN, ["proxy", "gold", "gold_oracle"], to: vg)
+    }
+    for v in variants(\.ppo) {
+        let members = runs.filter { $0.ppo[v] != nil }
+        let s = summarizePPO(members.map { $0.ppo[v]! }, points: klPoints)
+        let vg = try g.createGroup("ppo/\(v)")
+        try vg.write("kl", s.kl)
+        try writeStats(s, to: vg)
+        try vg.setAttribute("seeds", members.map(\.seed))
+        try vg.setAttribute("count", Int64(members.count))
+        try writeFits(s, .rl, ["proxy", "gold"], to: vg)
+    }
+    for v in variants(\.rm) {
+        let members = runs.filter { $0.rm[v] != nil }
+        let vg = try g.createGroup("rm/\(v)")
+        let keys = Set(members.flatMap { $0.rm[v]!.keys }).sorted()
+        for k in keys where members.allSatisfy({ $0.rm[v]![k] != nil }) {
+            let values = members.map { $0.rm[v]![k]! }
+            let st = SeedStatistics(values)
+            try vg.write("\(k)_mean", [st.mean], shape: [])
+            try vg.write("\(k)_std", [st.std], shape: [])
+            try vg.write("\(k)_sem", [st.sem], shape: [])
+            try vg.write("\(k)_values", values)
+        }
+        try vg.setAttribute("seeds", members.map(\.seed))
+        try vg.setAttribute("count", Int64(members.count))
+    }
+}

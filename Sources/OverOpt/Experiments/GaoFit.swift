@@ -1,0 +1,115 @@
+// GaoFit.swift — Gao et al.'s functional forms of gold (or proxy) score against KL, fitted
+// by least squares, and the statistics across seeds used by `collect`.
+//
+// Gao, Schulman & Hilton 2022 (arXiv 2210.10760), with d = sqrt(KL) and score(0) = 0:
+//   best-of-n:  R(d) = d (α − β d)       = α·d − β·d²
+//   RL (PPO):   R(d) = d (α − β log d)   = α·d − β·d·log d
+// Both are linear in (α, β), so the fit through the origin is ordinary linear least squares
+// in the two basis functions f(d) = d and g(d) = −d² (best-of-n) or −d·log d (RL, with
+// g(0) = 0, its limit). See PAPER.md §1.
+
+import Foundation
+
+/// Which of Gao et al.'s forms.
+public enum GaoForm: String, Sendable {
+    /// R(d) = d (α − β d).
+    case bestOfN = "bon"
+    /// R(d) = d (α − β log d).
+    case rl = "ppo"
+
+    /// The two basis functions (f, g) at d: R = α f + β g.
+    public func basis(_ d: Double) -> (f: Double, g: Double) {
+        switch self {
+        case .bestOfN: return (d, -d * d)
+        case .rl: return (d, d > 0 ? -d * log(d) : 0)
+        }
+    }
+
+    /// R(d) for given α, β.
+    public func value(d: Double, alpha: Double, beta: Double) -> Double {
+        let (f, g) = basis(d)
+        return alpha * f + beta * g
+    }
+}
+
+/// α, β and the coefficient of determination of a fit.
+public struct GaoFit: Sendable, Equatable {
+    public var alpha: Double
+    public var beta: Double
+    /// R² = 1 − SS_res / SS_tot, SS_tot about the mean of the scores (NaN when all scores are equal).
+    public var r2: Double
+}
+
+/// Fits `form` to scores `y` at KLs `kl` (nats; negative KL estimates count as 0) by least
+/// squares through the origin: the 2×2 normal equations
+///   [Σf² Σfg; Σfg Σg²] [α; β] = [Σfy; Σgy]
+/// solved in closed form. NaN α, β when the basis is degenerate (fewer than two distinct
+/// positive d) or an input is not finite.
+public func fitGao(_ form: GaoForm, kl: [Double], y: [Double]) -> GaoFit {
+    precondition(kl.count == y.count, "one score per KL")
+    var sff = 0.0, sfg = 0.0, sgg = 0.0, sfy = 0.0, sgy = 0.0
+    for (k, v) in zip(kl, y) {
+        let (f, g) = form.basis(max(0, k).squareRoot())
+        sff += f * f; sfg += f * g; sgg += g * g; sfy += f * v; sgy += g * v
+    }
+    let det = sff * sgg - sfg * sfg
+    guard det.isFinite, abs(det) > 1e-12 * max(1e-300, sff * sgg) else { return GaoFit(alpha: .nan, beta: .nan, r2: .nan) }
+    let alpha = (sfy * sgg - sgy * sfg) / det
+    let beta = (sgy * sff - sfy * sfg) / det
+    let mean = y.reduce(0, +) / Double(y.count)
+    var ssRes = 0.0, ssTot = 0.0
+    for (k, v) in zip(kl, y) {
+        let r = v - form.value(d: max(0, k).squareRoot(), alpha: alpha, beta: beta)
+        ssRes += r * r; ssTot += (v - mean) * (v - mean)
+    }
+    return GaoFit(alpha: alpha, beta: beta, r2: ssTot > 0 ? 1 - ssRes / ssTot : .nan)
+}
+
+// MARK: - Statistics across seeds
+
+/// Mean, standard deviation (n − 1 denominator) and standard error of the mean (std / √n)
+/// of values across seeds. With one value, std and sem are NaN (no spread is known).
+public struct SeedStatistics: Sendable, Equatable {
+    public var mean: Double
+    public var std: Double
+    public var sem: Double
+
+    public init(_ values: [Double]) {
+        let n = Double(values.count)
+        mean = values.isEmpty ? .nan : values.reduce(0, +) / n
+        if values.count < 2 {
+            std = .nan; sem = .nan
+        } else {
+            let m = mean
+            std = (values.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1)).squareRoot()
+            sem = std / n.squareRoot()
+        }
+    }
+}
+
+/// Piecewise-linear interpolation of the points (x, y) at `at`, after sorting the points by
+/// x (ties keep their order; a later point at the same x wins). Outside the points' range
+/// the nearest end value is used (constant extrapolation).
+public func interpolateLinear(x: [Double], y: [Double], at grid: [Double]) -> [Double] {
+    precondition(x.count == y.count && !x.isEmpty, "interpolation needs points")
+    let order = x.indices.sorted { (x[$0], $0) < (x[$1], $1) }
+    let xs = order.map { x[$0] }, ys = order.map { y[$0] }
+    return grid.map { t in
+        if t <= xs[0] { return ys[0] }
+        if t >= xs[xs.count - 1] { return ys[ys.count - 1] }
+        var hi = 1
+        while xs[hi] < t { hi += 1 }
+        let lo = hi - 1
+        let w = xs[hi] > xs[lo] ? (t - xs[lo]) / (xs[hi] - xs[lo]) : 1
+        return ys[lo] + w * (ys[hi] - ys[lo])
+    }
+}
+
+/// The common KL grid of PPO curves across seeds: `points` values evenly spaced from 0 to
+/// the smallest (over seeds) largest KL, so every seed's curve covers the grid. `[0]` when
+/// that KL is not positive.
+public func commonKLGrid(maxKLs: [Double], points: Int = 50) -> [Double] {
+    let top = maxKLs.min() ?? 0
+    guard top > 0, top.isFinite, points > 1 else { return [0] }
+    return (0..<points).map { top * Double($0) / Double(points - 1) }
+}

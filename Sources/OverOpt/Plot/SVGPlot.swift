@@ -1,0 +1,218 @@
+// SVGPlot.swift — the paper-style over-optimization figure as a self-contained SVG.
+//
+// Gold (solid) and proxy (dashed) score against KL (nats), one colour per proxy variant,
+// a panel for best-of-n and one for PPO, scores shifted so the initial policy (best-of-n
+// n = 1, PPO step 0) is at 0, as in Gao et al.'s and the GRM paper's figures. From a
+// collect summary, the mean across seeds with a shaded ± sem band; one row per group.
+//
+// `figure(file:)` reads a run or summary file into plain series (the schema is in
+// Experiment.swift / Collect.swift); `renderSVG` draws them with no dependencies.
+import Foundation
+import OverOptHDF5
+
+/// One line of a panel.
+public struct PlotSeries: Sendable {
+    public var variant: String
+    /// "gold" (solid) or "proxy" (dashed).
+    public var curve: String
+    public var x: [Double]
+    public var y: [Double]
+    /// Half-width of the shaded band at each point (e.g. sem across seeds); nil or NaN = none.
+    public var band: [Double]?
+    public init(variant: String, curve: String, x: [Double], y: [Double], band: [Double]? = nil) {
+        self.variant = variant; self.curve = curve; self.x = x; self.y = y; self.band = band
+    }
+}
+
+/// One set of axes.
+public struct PlotPanel: Sendable {
+    public var title: String
+    public var series: [PlotSeries]
+    public init(title: String, series: [PlotSeries]) { self.title = title; self.series = series }
+}
+
+/// Rows of panels and a title.
+public struct Figure: Sendable {
+    public var title: String
+    public var rows: [[PlotPanel]]
+    public init(title: String, rows: [[PlotPanel]]) { self.title = title; self.rows = rows }
+    /// Variant names in order of first appearance (one colour each).
+    public var variants: [String] {
+        var seen: [String] = []
+        for p in rows.joined() { for s in p.series where !seen.contains(s.variant) { seen.append(s.variant) } }
+        return seen
+    }
+}
+
+// MARK: - Reading files
+
+/// The figure of a run file (one seed) or of a collect summary (`@kind = "summary"`).
+public func figure(file path: String) throws -> Figure {
+    let f = try H5File.open(path)
+    defer { f.close() }
+    let root = f.root
+    let name = (path as NSString).lastPathComponent
+    if root.hasAttribute("kind"), (try? root.stringAttribute("kind")) == "summary" {
+        let groups = try root.group("groups")
+        var rows: [[PlotPanel]] = []
+        for g in try groups.children() where groups.isGroup(g) {
+            let row = try panels(try groups.group(g), summary: true, suffix: " · \(g)")
+            if !row.isEmpty { rows.append(row) }
+        }
+        return Figure(title: "\(name): mean ± sem across seeds", rows: rows)
+    }
+    let seed = (try? root.intAttribute("seed")).map { ", seed \($0)" } ?? ""
+    return Figure(title: "\(name)\(seed)", rows: [try panels(root, summary: false, suffix: "")])
+}
+
+/// The best-of-n and PPO panels of a run's root or a summary's group (those present).
+func panels(_ g: H5Group, summary: Bool, suffix: String) throws -> [PlotPanel] {
+    var out: [PlotPanel] = []
+    for (section, title) in [("bon", "Best-of-n"), ("ppo", "PPO")] where g.contains(section) {
+        let sg = try g.group(section)
+        var series: [PlotSeries] = []
+        for v in try sg.children() where sg.isGroup(v) {
+            let vg = try sg.group(v)
+            let kl = try vg.readDoubles("kl").values
+            for curve in ["gold", "proxy"] {
+                if summary {
+                    guard vg.contains("\(curve)_shifted_mean") else { continue }
+                    series.append(PlotSeries(variant: v, curve: curve, x: kl,
+                                             y: try vg.readDoubles("\(curve)_shifted_mean").values,
+                                             band: try vg.readDoubles("\(curve)_shifted_sem").values))
+                } else {
+                    guard vg.contains(curve) else { continue }
+                    let raw = try vg.readDoubles(curve).values
+                    // The initial policy: n = 1 (the first grid point) or step 0.
+                    var start = 0
+                    if section == "ppo", vg.contains("step") { start = try vg.readInt64s("step").values.firstIndex(of: 0) ?? 0 }
+                    guard start < raw.count else { continue }
+                    series.append(PlotSeries(variant: v, curve: curve, x: kl, y: raw.map { $0 - raw[start] }))
+                }
+            }
+        }
+        if !series.isEmpty { out.append(PlotPanel(title: title + suffix, series: series)) }
+    }
+    return out
+}
+
+// MARK: - Drawing
+
+/// Colours of the variants, in order (Tableau 10).
+let plotPalette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+
+/// About `count` evenly spaced "nice" tick values covering [lo, hi]: multiples of the
+/// smallest step of 1, 2 or 5 × 10^k that gives at most `count` + 1 intervals.
+public func niceTicks(lo: Double, hi: Double, count: Int = 5) -> [Double] {
+    guard hi > lo, lo.isFinite, hi.isFinite else { return [lo] }
+    let mag = pow(10, floor(log10((hi - lo) / Double(max(1, count)))))
+    let step = [1.0, 2, 5, 10, 20].map { $0 * mag }.first { (hi - lo) / $0 <= Double(count + 1) } ?? 20 * mag
+    let first = Int((lo / step).rounded(.up)), last = Int((hi / step + 1e-9).rounded(.down))
+    return first <= last ? (first...last).map { Double($0) * step } : [lo]
+}
+
+/// Tick label with as many decimals as the spacing needs.
+func tickLabel(_ v: Double, step: Double) -> String {
+    let decimals = max(0, min(6, Int(-floor(log10(step)))))
+    return String(format: "%.\(decimals)f", v)
+}
+
+func xmlEscaped(_ s: String) -> String {
+    s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+        .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+}
+
+func f1(_ v: Double) -> String { String(format: "%.1f", v) }
+
+/// The figure as a standalone SVG document: each curve is one `<path class="curve"
+/// data-variant=… data-curve=gold|proxy>`, each band one `<path class="band" …>`.
+public func renderSVG(_ fig: Figure) -> String {
+    let panelW = 440.0, panelH = 320.0, left = 62.0, right = 16.0, top = 34.0, bottom = 48.0
+    let legendW = 170.0, titleH = 30.0
+    let cols = Double(max(1, fig.rows.map(\.count).max() ?? 1))
+    let width = cols * panelW + legendW, height = titleH + Double(max(1, fig.rows.count)) * panelH
+    let variants = fig.variants
+    func colour(_ v: String) -> String { plotPalette[(variants.firstIndex(of: v) ?? 0) % plotPalette.count] }
+
+    var out = [
+        #"<?xml version="1.0" encoding="UTF-8"?>"#,
+        #"<svg xmlns="http://www.w3.org/2000/svg" width="\#(Int(width))" height="\#(Int(height))" viewBox="0 0 \#(Int(width)) \#(Int(height))" font-family="Helvetica, Arial, sans-serif" font-size="12">"#,
+        #"<rect x="0" y="0" width="\#(Int(width))" height="\#(Int(height))" fill="white"/>"#,
+        #"<text x="\#(f1(width / 2))" y="20" text-anchor="middle" font-size="14">\#(xmlEscaped(fig.title))</text>"#,
+    ]
+    for (r, row) in fig.rows.enumerated() {
+        for (c, panel) in row.enumerated() {
+            let x0 = Double(c) * panelW + left, y0 = titleH + Double(r) * panelH + top
+            let w = panelW - left - right, h = panelH - top - bottom
+            // Data range: every finite point and band edge, with 0 on both axes.
+            var xs = [0.0], ys = [0.0]
+            for s in panel.series {
+                for (i, (x, y)) in zip(s.x, s.y).enumerated() where x.isFinite && y.isFinite {
+                    xs.append(x); ys.append(y)
+                    if let b = s.band, i < b.count, b[i].isFinite { ys += [y - b[i], y + b[i]] }
+                }
+            }
+            var (xlo, xhi) = (xs.min()!, xs.max()!), (ylo, yhi) = (ys.min()!, ys.max()!)
+            if xhi <= xlo { xhi = xlo + 1 }
+            if yhi <= ylo { yhi = ylo + 1; ylo -= 1 }
+            let pad = 0.05 * (yhi - ylo)
+            ylo -= pad; yhi += pad
+            func px(_ x: Double) -> Double { x0 + (x - xlo) / (xhi - xlo) * w }
+            func py(_ y: Double) -> Double { y0 + h - (y - ylo) / (yhi - ylo) * h }
+
+            out.append(#"<g class="panel">"#)
+            out.append(#"<text x="\#(f1(x0 + w / 2))" y="\#(f1(y0 - 10))" text-anchor="middle" font-size="13">\#(xmlEscaped(panel.title))</text>"#)
+            let xt = niceTicks(lo: xlo, hi: xhi), yt = niceTicks(lo: ylo, hi: yhi)
+            let xs_ = xt.count > 1 ? xt[1] - xt[0] : 1, ys_ = yt.count > 1 ? yt[1] - yt[0] : 1
+            for t in yt {
+                out.append(#"<line x1="\#(f1(x0))" y1="\#(f1(py(t)))" x2="\#(f1(x0 + w))" y2="\#(f1(py(t)))" stroke="\#(t == 0 ? "#999" : "#e5e5e5")" stroke-width="1"/>"#)
+                out.append(#"<text x="\#(f1(x0 - 6))" y="\#(f1(py(t) + 4))" text-anchor="end">\#(tickLabel(t, step: ys_))</text>"#)
+            }
+            for t in xt {
+                out.append(#"<line x1="\#(f1(px(t)))" y1="\#(f1(y0 + h))" x2="\#(f1(px(t)))" y2="\#(f1(y0 + h + 5))" stroke="black"/>"#)
+                out.append(#"<text x="\#(f1(px(t)))" y="\#(f1(y0 + h + 18))" text-anchor="middle">\#(tickLabel(t, step: xs_))</text>"#)
+            }
+            out.append(#"<rect x="\#(f1(x0))" y="\#(f1(y0))" width="\#(f1(w))" height="\#(f1(h))" fill="none" stroke="black"/>"#)
+            out.append(#"<text x="\#(f1(x0 + w / 2))" y="\#(f1(y0 + h + 38))" text-anchor="middle">KL (nats)</text>"#)
+            out.append(#"<text x="\#(f1(x0 - 46))" y="\#(f1(y0 + h / 2))" text-anchor="middle" transform="rotate(-90 \#(f1(x0 - 46)) \#(f1(y0 + h / 2)))">Δ score (vs initial policy)</text>"#)
+            // Bands first, curves on top.
+            for s in panel.series {
+                guard let b = s.band else { continue }
+                let idx = s.x.indices.filter { $0 < s.y.count && $0 < b.count && s.x[$0].isFinite && s.y[$0].isFinite && b[$0].isFinite }
+                guard idx.count > 1 else { continue }
+                let upper = idx.map { "\(f1(px(s.x[$0]))),\(f1(py(s.y[$0] + b[$0])))" }
+                let lower = idx.reversed().map { "\(f1(px(s.x[$0]))),\(f1(py(s.y[$0] - b[$0])))" }
+                out.append(#"<path class="band" data-variant="\#(xmlEscaped(s.variant))" data-curve="\#(s.curve)" d="M\#(upper.joined(separator: " L"))  L\#(lower.joined(separator: " L")) Z" fill="\#(colour(s.variant))" fill-opacity="0.15" stroke="none"/>"#)
+            }
+            for s in panel.series {
+                var d = "", pen = false
+                for (x, y) in zip(s.x, s.y) {
+                    guard x.isFinite && y.isFinite else { pen = false; continue }
+                    d += (pen ? " L" : (d.isEmpty ? "M" : " M")) + "\(f1(px(x))),\(f1(py(y)))"
+                    pen = true
+                }
+                let dash = s.curve == "proxy" ? #" stroke-dasharray="6 4""# : ""
+                out.append(#"<path class="curve" data-variant="\#(xmlEscaped(s.variant))" data-curve="\#(s.curve)" d="\#(d)" fill="none" stroke="\#(colour(s.variant))" stroke-width="2"\#(dash)/>"#)
+            }
+            out.append("</g>")
+        }
+    }
+    // Legend: a colour per variant, then the line styles.
+    let lx = cols * panelW + 10
+    var ly = titleH + top + 6
+    out.append(#"<g class="legend">"#)
+    for v in variants {
+        out.append(#"<line x1="\#(f1(lx))" y1="\#(f1(ly))" x2="\#(f1(lx + 28))" y2="\#(f1(ly))" stroke="\#(colour(v))" stroke-width="3"/>"#)
+        out.append(#"<text x="\#(f1(lx + 36))" y="\#(f1(ly + 4))">\#(xmlEscaped(v))</text>"#)
+        ly += 20
+    }
+    ly += 8
+    for (label, dash) in [("gold", ""), ("proxy", #" stroke-dasharray="6 4""#)] {
+        out.append(#"<line x1="\#(f1(lx))" y1="\#(f1(ly))" x2="\#(f1(lx + 28))" y2="\#(f1(ly))" stroke="black" stroke-width="2"\#(dash)/>"#)
+        out.append(#"<text x="\#(f1(lx + 36))" y="\#(f1(ly + 4))">\#(label)</text>"#)
+        ly += 20
+    }
+    out.append("</g>")
+    out.append("</svg>")
+    return out.joined(separator: "\n") + "\n"
+}
