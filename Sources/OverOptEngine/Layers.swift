@@ -245,42 +245,40 @@ public func attentionBackward(dqkv: FPtr, dout: FPtr, qkv: FPtr, att: FPtr, B: I
 
 private let geluScale: Float = (2 / Float.pi).squareRoot()
 
-/// out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), elementwise over n values.
-public func geluForward(out: FPtr, inp: FPtr, n: Int) {
+/// Calls `body(i, c)` for 16-lane blocks [i, i+c) covering 0..<n, in parallel.
+@inline(__always)
+func forEachBlock16(_ n: Int, _ body: (Int, Int) -> Void) {
     parallelFor((n + 15) / 16, costPerItem: 256) { _, blocks in
-    var i = blocks.lowerBound * 16
-    let end = min(n, blocks.upperBound * 16)
-    while i < end {
-        let c = min(16, end - i)
-        let x = load16(inp + i, c)
-        let x3: F16 = x * x * x
-        let u: F16 = geluScale * (x + 0.044715 * x3)
-        store16(0.5 * x * (1 + vtanh(u)), out + i, c)
-        i += 16
-    }
+        for b in blocks { body(b * 16, min(16, n - b * 16)) }
     }
 }
 
-/// dinp += gelu'(inp) · dout.
-public func geluBackward(dinp: FPtr, inp: FPtr, dout: FPtr, n: Int) {
-    parallelFor((n + 15) / 16, costPerItem: 256) { _, blocks in
-    var i = blocks.lowerBound * 16
-    let end = min(n, blocks.upperBound * 16)
-    while i < end {
-        let c = min(16, end - i)
+/// tanh(√(2/π)·(x + 0.044715·x³)), the GELU's inner tanh.
+@inline(__always)
+func geluTanh(_ x: F16) -> F16 {
+    let x3: F16 = x * x * x
+    return vtanh(geluScale * (x + 0.044715 * x3))
+}
+
+/// out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), elementwise over n values.
+public func geluForward(out: FPtr, inp: FPtr, n: Int) {
+    forEachBlock16(n) { i, c in
         let x = load16(inp + i, c)
-        let x3: F16 = x * x * x
-        let u: F16 = geluScale * (x + 0.044715 * x3)
-        let th = vtanh(u)
-        let sech2 = 1 - th * th
+        store16(0.5 * x * (1 + geluTanh(x)), out + i, c)
+    }
+}
+
+/// dinp += gelu'(inp) · dout, with gelu'(x) = ½(1 + th) + ½·x·(1 − th²)·√(2/π)·(1 + 3·0.044715·x²).
+public func geluBackward(dinp: FPtr, inp: FPtr, dout: FPtr, n: Int) {
+    forEachBlock16(n) { i, c in
+        let x = load16(inp + i, c)
+        let th = geluTanh(x)
         let x2: F16 = x * x
         let du: F16 = geluScale * (1 + 0.134145 * x2)
+        let sech2: F16 = 1 - th * th
         let left: F16 = 0.5 * (1 + th)
         let right: F16 = 0.5 * x * sech2 * du
-        let local: F16 = left + right
-        store16(load16(dinp + i, c) + local * load16(dout + i, c), dinp + i, c)
-        i += 16
-    }
+        store16(load16(dinp + i, c) + (left + right) * load16(dout + i, c), dinp + i, c)
     }
 }
 
