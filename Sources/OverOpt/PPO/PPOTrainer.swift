@@ -281,7 +281,8 @@ public final class PPOTrainer {
         }
         let n = Double(prompts.count)
         kl.k1 /= n; kl.k2 /= n; kl.k3 /= n
-        let proxy = scorer(prompts, responses).reduce(0, +) / n
+        let proxyScores = scorer(prompts, responses)
+        let proxy = proxyScores.reduce(0, +) / n
         var gold = 0.0, components = [Double](repeating: 0, count: GoldScore.componentNames.count)
         for (p, y) in zip(prompts, responses) {
             let g = world.gold(prompt: p, response: y)
@@ -290,7 +291,14 @@ public final class PPOTrainer {
         }
         let tokens = pol.entropy.reduce(0) { $0 + $1.count }
         let entropy = pol.entropy.reduce(0) { $0 + $1.reduce(0, +) } / Double(max(1, tokens))
-        let samples = (0..<config.sampleTexts).map { world.render(prompt: prompts[$0], response: responses[$0]) }
+        // Sample texts from prompts spread over the evaluation set (different topics and tones),
+        // with each one's gold and proxy score.
+        let k = min(config.sampleTexts, prompts.count)
+        let samples = (0..<k).map { j -> String in
+            let i = j * prompts.count / max(1, k)
+            let g = world.gold(prompt: prompts[i], response: responses[i]).total
+            return world.render(prompt: prompts[i], response: responses[i]) + String(format: "   [gold %+.2f, proxy %+.2f]", g, proxyScores[i])
+        }
         return PPOEvaluation(kl: kl, proxy: proxy, gold: gold / n, goldComponents: components.map { $0 / n },
                              length: Double(tokens) / n, entropy: entropy, samples: samples)
     }
