@@ -13,13 +13,13 @@ struct OverOptCommand: ParsableCommand {
         version: "0.1.0",
         // Adding a command: write `<Name>.swift` in this folder and list it here.
         subcommands: [
-            Inspect.self,
-            Bench.self,
-            WorldCommand.self,
             Run.self,
             Sweep.self,
             Collect.self,
             Plot.self,
+            Inspect.self,
+            WorldCommand.self,
+            Bench.self,
         ]
     )
 }
