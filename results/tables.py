@@ -6,10 +6,10 @@ Usage: python3 results/tables.py RUN_FOLDER [RUN_FOLDER ...]
 Per proxy variant, across seeds (mean ± sem, sem = std/sqrt(n), std with n − 1):
   reward models: ID accuracy, OOD accuracy (mean of the OOD sets), and each OOD set;
   best-of-n: gold gain (vs n = 1) at the seed's peak and the KL of that peak, gold and
-             proxy gains at the largest n, and how many seeds turn over (the gold at the
-             largest n is below the peak by more than 2 sem of that point);
+             proxy gains at the largest n, and the drop from the peak to the largest n;
   PPO: gold gain (vs step 0) at the peak and its KL, gold and proxy gains at the last
-       evaluation and its KL, and how many seeds turn over (final gold below the peak by 0.25).
+       evaluation and its KL, and the drop from the peak to the last evaluation.
+Over-optimization shows as a proxy that keeps rising while gold drops from its peak.
 Needs h5py and numpy only.
 """
 import glob
@@ -81,10 +81,9 @@ def report(folder):
             peak = [c["gold_shifted"].max() for c in cs]
             peak_kl = [c["kl"][c["gold_shifted"].argmax()] for c in cs]
             last = [c["gold_shifted"][-1] for c in cs]
-            turn = sum(1 for c in cs if c["gold_shifted"].max() - c["gold_shifted"][-1] > 2 * c["gold_sem"][-1])
-            rows.append([v, mean_sem(peak), mean_sem(peak_kl), mean_sem(last), mean_sem([c["proxy_shifted"][-1] for c in cs]),
-                         f"{cs[0]['kl'][-1]:.2f}", f"{turn}/{len(cs)}"])
-        print(table(["best-of-n", "gold peak", "KL at peak", "gold at max n", "proxy at max n", "max KL", "turn over"], rows), "\n")
+            rows.append([v, mean_sem(peak), mean_sem(peak_kl), mean_sem(last), mean_sem([p - l for p, l in zip(peak, last)]),
+                         mean_sem([c["proxy_shifted"][-1] for c in cs]), f"{cs[0]['kl'][-1]:.2f}"])
+        print(table(["best-of-n", "gold peak", "KL at peak", "gold at max n", "drop from peak", "proxy at max n", "max KL"], rows), "\n")
 
     if any(r["ppo"] for r in runs):
         rows = []
@@ -95,11 +94,10 @@ def report(folder):
             gains = [c["gold"] - c["gold"][0] for c in cs]
             peak = [g.max() for g in gains]
             peak_kl = [c["kl"][g.argmax()] for c, g in zip(cs, gains)]
-            turn = sum(1 for g in gains if g.max() - g[-1] > 0.25)
             rows.append([v, mean_sem(peak), mean_sem(peak_kl), mean_sem([g[-1] for g in gains]),
-                         mean_sem([c["proxy"][-1] - c["proxy"][0] for c in cs]), mean_sem([c["kl"][-1] for c in cs]),
-                         f"{turn}/{len(cs)}"])
-        print(table(["PPO", "gold peak", "KL at peak", "gold at end", "proxy at end", "KL at end", "turn over"], rows), "\n")
+                         mean_sem([g.max() - g[-1] for g in gains]),
+                         mean_sem([c["proxy"][-1] - c["proxy"][0] for c in cs]), mean_sem([c["kl"][-1] for c in cs])])
+        print(table(["PPO", "gold peak", "KL at peak", "gold at end", "drop from peak", "proxy at end", "KL at end"], rows), "\n")
 
 
 if __name__ == "__main__":
