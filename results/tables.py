@@ -7,8 +7,9 @@ Per proxy variant, across seeds (mean ± sem, sem = std/sqrt(n), std with n − 
   reward models: ID accuracy, OOD accuracy (mean of the OOD sets), and each OOD set;
   best-of-n: gold gain (vs n = 1) at the seed's peak and the KL of that peak, gold and
              proxy gains at the largest n, and the drop from the peak to the largest n;
-  PPO: gold gain (vs step 0) at the peak and its KL, gold and proxy gains at the last
-       evaluation and its KL, and the drop from the peak to the last evaluation.
+  PPO: gold gain (vs step 0) at the peak and its KL, at matched KL = 5 and 10 nats (linear
+       interpolation; seeds that never reach that KL are left out), gold and proxy gains at
+       the last evaluation and its KL, and the drop from the peak to the last evaluation.
 Over-optimization shows as a proxy that keeps rising while gold drops from its peak.
 Needs h5py and numpy only.
 """
@@ -94,10 +95,16 @@ def report(folder):
             gains = [c["gold"] - c["gold"][0] for c in cs]
             peak = [g.max() for g in gains]
             peak_kl = [c["kl"][g.argmax()] for c, g in zip(cs, gains)]
-            rows.append([v, mean_sem(peak), mean_sem(peak_kl), mean_sem([g[-1] for g in gains]),
-                         mean_sem([g.max() - g[-1] for g in gains]),
+            def at(c, g, kl):
+                order = np.argsort(c["kl"])
+                x, y = c["kl"][order], g[order]
+                return float(np.interp(kl, x, y)) if x[-1] >= kl else float("nan")
+            rows.append([v, mean_sem(peak), mean_sem(peak_kl),
+                         mean_sem([at(c, g, 5) for c, g in zip(cs, gains)]), mean_sem([at(c, g, 10) for c, g in zip(cs, gains)]),
+                         mean_sem([g[-1] for g in gains]), mean_sem([g.max() - g[-1] for g in gains]),
                          mean_sem([c["proxy"][-1] - c["proxy"][0] for c in cs]), mean_sem([c["kl"][-1] for c in cs])])
-        print(table(["PPO", "gold peak", "KL at peak", "gold at end", "drop from peak", "proxy at end", "KL at end"], rows), "\n")
+        print(table(["PPO", "gold peak", "KL at peak", "gold at KL 5", "gold at KL 10", "gold at end", "drop from peak",
+                     "proxy at end", "KL at end"], rows), "\n")
 
 
 if __name__ == "__main__":
