@@ -1,4 +1,5 @@
 import ArgumentParser
+import OverOpt
 
 /// The `overopt` command: one subcommand per file in this folder.
 @main
@@ -10,7 +11,7 @@ struct OverOptCommand: ParsableCommand {
             Simulates reward-model over-optimization (best-of-n and PPO against proxy reward \
             models, scored by a gold reward) at small scale on CPU, writing HDF5 result files.
             """,
-        version: "0.1.0",
+        version: overOptVersion,
         // Adding a command: write `<Name>.swift` in this folder and list it here.
         subcommands: [
             Run.self,

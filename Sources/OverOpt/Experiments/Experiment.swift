@@ -50,8 +50,6 @@ public struct RunSummary: Sendable {
     }
 }
 
-/// The tool's version, stored in every result file.
-public let overOptVersion = "0.1.0"
 
 /// Runs one experiment config into `outputPath`.
 public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache: StageCache,
