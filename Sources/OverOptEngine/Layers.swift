@@ -132,11 +132,12 @@ public func linearForward(out: FPtr, inp: FPtr, weight: FPtr, bias: FPtr?, N: In
 }
 
 /// dinp (N,C) += dout·weight; dweight (OC,C) += doutᵀ·inp; dbias += Σ_n dout. Any may be nil.
+/// With `accumulate: false`, dinp is overwritten instead (saves zeroing it first).
 public func linearBackward(dinp: FPtr?, dweight: FPtr?, dbias: FPtr?, dout: FPtr, inp: FPtr,
-                           weight: FPtr, N: Int, C: Int, OC: Int) {
+                           weight: FPtr, N: Int, C: Int, OC: Int, accumulate: Bool = true) {
     if let dinp {
         gemm(transA: false, transB: false, M: N, N: C, K: OC, alpha: 1, A: dout, lda: OC,
-             B: weight, ldb: C, beta: 1, C: dinp, ldc: C)
+             B: weight, ldb: C, beta: accumulate ? 1 : 0, C: dinp, ldc: C)
     }
     if let dweight {
         gemm(transA: true, transB: false, M: OC, N: C, K: N, alpha: 1, A: dout, lda: OC,
@@ -204,7 +205,10 @@ func causalSoftmaxRow(_ row: FPtr, t: Int, T: Int) {
 }
 
 /// Backward of causal attention: dqkv (B,T,3C) += …  given dout (B,T,C).
-public func attentionBackward(dqkv: FPtr, dout: FPtr, qkv: FPtr, att: FPtr, B: Int, T: Int, C: Int, NH: Int) {
+/// With `accumulate: false`, dqkv is overwritten (every entry is written exactly once).
+public func attentionBackward(dqkv: FPtr, dout: FPtr, qkv: FPtr, att: FPtr, B: Int, T: Int, C: Int, NH: Int,
+                              accumulate: Bool = true) {
+    let beta: Float = accumulate ? 1 : 0
     let hs = C / NH
     let scale = 1 / Float(hs).squareRoot()
     let C3 = 3 * C
@@ -223,7 +227,7 @@ public func attentionBackward(dqkv: FPtr, dout: FPtr, qkv: FPtr, att: FPtr, B: I
             gemm(transA: false, transB: true, M: T, N: T, K: hs, alpha: 1, A: dO, lda: C,
                  B: v, ldb: C3, beta: 0, C: dA, ldc: T)
             gemm(transA: true, transB: false, M: T, N: hs, K: T, alpha: 1, A: a, lda: T,
-                 B: dO, ldb: C, beta: 1, C: dv, ldc: C3)
+                 B: dO, ldb: C, beta: beta, C: dv, ldc: C3)
             // softmax backward: dS = att ⊙ (dA − Σ_j att·dA), zero above the diagonal
             for t in 0..<T {
                 let ar = a + t * T, dr = dA + t * T
@@ -234,9 +238,9 @@ public func attentionBackward(dqkv: FPtr, dout: FPtr, qkv: FPtr, att: FPtr, B: I
             }
             // dq += scale · dS k ; dk += scale · dSᵀ q
             gemm(transA: false, transB: false, M: T, N: hs, K: T, alpha: scale, A: dA, lda: T,
-                 B: k, ldb: C3, beta: 1, C: dq, ldc: C3)
+                 B: k, ldb: C3, beta: beta, C: dq, ldc: C3)
             gemm(transA: true, transB: false, M: T, N: hs, K: T, alpha: scale, A: dA, lda: T,
-                 B: q, ldb: C3, beta: 1, C: dk, ldc: C3)
+                 B: q, ldb: C3, beta: beta, C: dk, ldc: C3)
         }
     }
 }
@@ -269,7 +273,8 @@ public func geluForward(out: FPtr, inp: FPtr, n: Int) {
 }
 
 /// dinp += gelu'(inp) · dout, with gelu'(x) = ½(1 + th) + ½·x·(1 − th²)·√(2/π)·(1 + 3·0.044715·x²).
-public func geluBackward(dinp: FPtr, inp: FPtr, dout: FPtr, n: Int) {
+/// With `accumulate: false`, dinp is overwritten.
+public func geluBackward(dinp: FPtr, inp: FPtr, dout: FPtr, n: Int, accumulate: Bool = true) {
     forEachBlock16(n) { i, c in
         let x = load16(inp + i, c)
         let th = geluTanh(x)
@@ -278,7 +283,8 @@ public func geluBackward(dinp: FPtr, inp: FPtr, dout: FPtr, n: Int) {
         let sech2: F16 = 1 - th * th
         let left: F16 = 0.5 * (1 + th)
         let right: F16 = 0.5 * x * sech2 * du
-        store16(load16(dinp + i, c) + (left + right) * load16(dout + i, c), dinp + i, c)
+        let g: F16 = (left + right) * load16(dout + i, c)
+        store16(accumulate ? load16(dinp + i, c) + g : g, dinp + i, c)
     }
 }
 

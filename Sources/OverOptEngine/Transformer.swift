@@ -372,28 +372,22 @@ public final class Transformer: @unchecked Sendable {
             // res3 = res2 + dropout(mlp_proj(gelu(fc(ln2(res2)))))
             var dbranch = dres
             if a.dropoutUsed { dproj.update(repeating: 0, count: N * C); dropoutBackward(dinp: dproj, mask: a.mask2.ptr + nc, dout: dres, n: N * C); dbranch = dproj }
-            dfchGelu.update(repeating: 0, count: N * H)
             linearBackward(dinp: dfchGelu, dweight: g(h + "mlp_proj_w"), dbias: g(h + "mlp_proj_b"), dout: dbranch,
-                           inp: fchGelu, weight: p(h + "mlp_proj_w"), N: N, C: H, OC: C)
-            dfch.update(repeating: 0, count: N * H)
-            geluBackward(dinp: dfch, inp: fch, dout: dfchGelu, n: N * H)
-            dln.update(repeating: 0, count: N * C)
+                           inp: fchGelu, weight: p(h + "mlp_proj_w"), N: N, C: H, OC: C, accumulate: false)
+            geluBackward(dinp: dfch, inp: fch, dout: dfchGelu, n: N * H, accumulate: false)
             linearBackward(dinp: dln, dweight: g(h + "fc_w"), dbias: g(h + "fc_b"), dout: dfch, inp: ln2,
-                           weight: p(h + "fc_w"), N: N, C: C, OC: H)
+                           weight: p(h + "fc_w"), N: N, C: C, OC: H, accumulate: false)
             layerNormBackward(dinp: dres, dweight: g(h + "ln2_w"), dbias: g(h + "ln2_b"), dout: dln, inp: res2,
                               weight: p(h + "ln2_w"), mean: a.ln2Mean.ptr + l * N, rstd: a.ln2Rstd.ptr + l * N, N: N, C: C)
             // res2 = residualIn + dropout(attn_proj(attention(qkv(ln1(residualIn)))))
             dbranch = dres
             if a.dropoutUsed { dproj.update(repeating: 0, count: N * C); dropoutBackward(dinp: dproj, mask: a.mask1.ptr + nc, dout: dres, n: N * C); dbranch = dproj }
-            datty.update(repeating: 0, count: N * C)
             linearBackward(dinp: datty, dweight: g(h + "attn_proj_w"), dbias: g(h + "attn_proj_b"), dout: dbranch,
-                           inp: atty, weight: p(h + "attn_proj_w"), N: N, C: C, OC: C)
+                           inp: atty, weight: p(h + "attn_proj_w"), N: N, C: C, OC: C, accumulate: false)
             if lora != nil { loraBackward(qkv: false, layer: l, inp: atty, dout: dbranch, dinp: datty, N: N) }
-            dqkv.update(repeating: 0, count: N * 3 * C)
-            attentionBackward(dqkv: dqkv, dout: datty, qkv: qkv, att: att, B: B, T: T, C: C, NH: config.heads)
-            dln.update(repeating: 0, count: N * C)
+            attentionBackward(dqkv: dqkv, dout: datty, qkv: qkv, att: att, B: B, T: T, C: C, NH: config.heads, accumulate: false)
             linearBackward(dinp: dln, dweight: g(h + "qkv_w"), dbias: g(h + "qkv_b"), dout: dqkv, inp: ln1,
-                           weight: p(h + "qkv_w"), N: N, C: C, OC: 3 * C)
+                           weight: p(h + "qkv_w"), N: N, C: C, OC: 3 * C, accumulate: false)
             if lora != nil { loraBackward(qkv: true, layer: l, inp: ln1, dout: dqkv, dinp: dln, N: N) }
             layerNormBackward(dinp: dres, dweight: g(h + "ln1_w"), dbias: g(h + "ln1_b"), dout: dln, inp: residualIn,
                               weight: p(h + "ln1_w"), mean: a.ln1Mean.ptr + l * N, rstd: a.ln1Rstd.ptr + l * N, N: N, C: C)
