@@ -106,6 +106,7 @@ public final class Sampler: @unchecked Sendable {
         let mean = work.get("mean", B), rstd = work.get("rstd", B)
         let scores = work.get("scores", threads * maxT)
         let scale = 1 / Float(hs).squareRoot()
+        let wte = model.p("wte"), wpe = model.p("wpe")
         var logitRow = [Int](0..<B)             // row of `logits` holding each active sequence's logits
 
         while !active.isEmpty {
@@ -146,7 +147,7 @@ public final class Sampler: @unchecked Sendable {
             let M = active.count
             // 3. One decode step for the M remaining rows.
             for (i, f) in feed.enumerated() {
-                let e = model.p("wte") + Int(f.token) * C, pe = model.p("wpe") + pos[f.row] * C
+                let e = wte + Int(f.token) * C, pe = wpe + pos[f.row] * C
                 let xi = x + i * C
                 for j in 0..<C { xi[j] = e[j] + pe[j] }
             }

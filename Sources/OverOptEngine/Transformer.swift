@@ -86,7 +86,7 @@ public final class Activations: @unchecked Sendable {
         values = FloatBuffer(count: heads.value ? N : 0)
     }
 
-    public func fits(B: Int, T: Int) -> Bool { B <= capacityB && T <= capacityT && B * T <= capacityB * capacityT }
+    public func fits(B: Int, T: Int) -> Bool { B <= capacityB && T <= capacityT }
 }
 
 /// A GPT-2-style transformer with an LM head and optional reward and value heads.

@@ -74,7 +74,7 @@ func prepareOutput(folder: String, config: ExperimentConfig) throws -> String {
         throw ValidationError("the output folder \(folder) is not writable")
     }
     removeStaleTemporaries(in: folder)
-    return (folder as NSString).appendingPathComponent("\(config.name)-seed\(config.seed)-\(config.hash.prefix(8)).h5")
+    return (folder as NSString).appendingPathComponent(resultFileName(for: config))
 }
 
 /// Deletes `.<name>.tmp-<pid>-…` files whose writing process no longer exists.

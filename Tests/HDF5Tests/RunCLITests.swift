@@ -27,7 +27,9 @@ let tinyRunArguments = ["--set", "base.corpus_size=300", "--set", "base.eval_seq
         for group in ["rm/bt", "rm/grm-sft", "bon/bt", "bon/grm-sft", "ppo/bt", "ppo/grm-sft"] {
             #expect(file.root.contains(group), "missing /\(group)")
         }
-        #expect(try file.root.group("bon/bt").readDoubles("kl").values.last! > 1.0)   // KL of best-of-8 = log 8 − 7/8
+        #expect(try file.root.group("bon/bt").readDoubles("kl").values.last! > 1.0)
+        // Reward statistics are measured on base-policy samples (those of best-of-n).
+        #expect(try file.root.group("rm/bt").readDoubles("reward_std").values[0] > 0)   // KL of best-of-8 = log 8 − 7/8
         // The cache now holds the base policy, the data and the best-of-n samples.
         let cached = try FileManager.default.contentsOfDirectory(atPath: folder.file("cache"))
         #expect(Set(cached.map { String($0.prefix { $0 != "-" }) }) == ["base", "data", "bon"], "\(cached)")

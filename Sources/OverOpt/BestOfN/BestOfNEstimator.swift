@@ -166,9 +166,6 @@ public func bestOfNGrid(N: Int, denseUpTo: Int = 16, perDoubling: Int = 4) -> [I
 /// deviation (P − 1 in the denominator). With a single prompt the sem is NaN (undefined).
 public func meanAndStandardError(_ values: [Double]) -> (mean: Double, sem: Double) {
     precondition(!values.isEmpty, "mean of no values")
-    let P = Double(values.count)
-    let mean = values.reduce(0, +) / P
-    if values.count < 2 { return (mean, .nan) }
-    let ss = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) }
-    return (mean, (ss / (P - 1)).squareRoot() / P.squareRoot())
+    let s = SeedStatistics(values)
+    return (s.mean, s.sem)
 }

@@ -97,6 +97,14 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
         }
     }
     let baseGold = bonSamples.map { $0.gold.reduce(0, +) / Double(max(1, $0.gold.count)) } ?? .nan
+    // Base-policy samples on which each proxy's reward mean and std are measured: about 1024
+    // of the best-of-n samples, spread over all its prompts (no extra sampling; absent
+    // without the best-of-n stage).
+    let normalizationSamples = bonSamples.map { s -> (prompts: [Prompt], responses: [[Int32]]) in
+        let prompts = s.samplePrompts(in: world)
+        let picked = Array(stride(from: 0, to: s.responses.count, by: max(1, s.responses.count / 1024)))
+        return (picked.map { prompts[$0] }, picked.map { s.responses[$0] })
+    }
 
     // 4. Proxies, then best-of-n and PPO against each.
     var writers: [(H5Group) throws -> Void] = []
@@ -106,7 +114,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
         var summary = VariantSummary(name: name)
         let rm = try timed("rm/\(name)") {
             try trainRewardModel(config: rmConfig, base: base.model, world: world, data: data, seed: config.seed,
-                                 name: name, log: log)
+                                 normalizationSamples: normalizationSamples, name: name, log: log)
         }
         guard rm.idAccuracy.isFinite else { throw ExperimentError("rm \(name): training produced non-finite scores") }
         summary.idAccuracy = rm.idAccuracy

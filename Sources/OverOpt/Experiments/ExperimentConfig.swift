@@ -42,13 +42,6 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
         case saveCheckpoints = "save_checkpoints"
     }
 
-    /// The quick-start experiment: small enough to finish in a few minutes on 2 cores.
-    public static var quickstart: ExperimentConfig {
-        var c = ExperimentConfig()
-        c.variants = (try? ExperimentConfig.resolveVariants(c.proxies, rm: encodeTree(c.rm), user: [:], source: "defaults")) ?? [:]
-        return c
-    }
-
     /// Reward-model settings of the built-in variant names, layered over `[rm]`.
     public static let builtinVariants: [String: [String: String]] = [
         "bt": ["objective": "bt"],

@@ -68,7 +68,8 @@ public func fitGao(_ form: GaoForm, kl: [Double], y: [Double]) -> GaoFit {
 // MARK: - Statistics across seeds
 
 /// Mean, standard deviation (n − 1 denominator) and standard error of the mean (std / √n)
-/// of values across seeds. With one value, std and sem are NaN (no spread is known).
+/// of a sample (values across seeds, or across prompts for best-of-n). With one value, std
+/// and sem are NaN (no spread is known).
 public struct SeedStatistics: Sendable, Equatable {
     public var mean: Double
     public var std: Double
