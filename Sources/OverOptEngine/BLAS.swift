@@ -24,3 +24,12 @@ public func gemm(transA: Bool, transB: Bool, M: Int, N: Int, K: Int,
                 blasint(M), blasint(N), blasint(K), alpha, A, blasint(lda), B, blasint(ldb),
                 beta, C, blasint(ldc))
 }
+
+/// Runs `body` with OpenBLAS on one thread, then restores the previous count: for regions
+/// where each of the engine's own threads runs its own matrix products.
+public func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+    let previous = blasThreads()
+    if previous > 1 { setBLASThreads(1) }
+    defer { if previous > 1 { setBLASThreads(previous) } }
+    return try body()
+}

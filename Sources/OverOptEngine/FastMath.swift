@@ -11,8 +11,7 @@ public typealias F16 = SIMD16<Float>
 @inline(__always)
 public func vexp(_ x0: F16) -> F16 {
     let lo = F16(repeating: -87.3), hi = F16(repeating: 88.7)
-    var x = x0.replacing(with: lo, where: x0 .< lo)
-    x.replace(with: hi, where: x .> hi)
+    let x = vmax(vmin(x0, hi), lo)
     // Round x·log2(e) to the nearest integer n with the 1.5·2²³ trick (SSE2-friendly):
     // after the add, the low mantissa bits of t hold n.
     let magic: Float = 12_582_912
@@ -55,4 +54,36 @@ func load16(_ p: UnsafePointer<Float>, _ count: Int = 16) -> F16 {
 func store16(_ v: F16, _ p: FPtr, _ count: Int = 16) {
     if count >= 16 { UnsafeMutableRawPointer(p).storeBytes(of: v, as: F16.self); return }
     for i in 0..<count { p[i] = v[i] }
+}
+
+// Lane-wise min and max. The standard library's `replacing(with:where:)`, `pointwiseMin/Max`
+// and SIMDMask conversions compile to per-lane loops through memory; a mask taken from the
+// sign bit of a difference compiles to one subtract and one blend.
+
+public typealias I16 = SIMD16<Int32>
+
+/// All ones in the lanes where a < b (the sign of a − b), zeros elsewhere.
+@inline(__always) func lessMask(_ a: F16, _ b: F16) -> I16 { unsafeBitCast(a - b, to: I16.self) &>> 31 }
+
+/// m ? x : y, lane-wise, for a mask of all-ones/zero lanes.
+@inline(__always) func pick(_ m: I16, _ x: F16, _ y: F16) -> F16 {
+    unsafeBitCast((unsafeBitCast(x, to: I16.self) & m) | (unsafeBitCast(y, to: I16.self) & ~m), to: F16.self)
+}
+
+/// Lane-wise max and min (exact selections; NaN handling unspecified).
+@inline(__always) func vmax(_ a: F16, _ b: F16) -> F16 { pick(lessMask(a, b), b, a) }
+@inline(__always) func vmin(_ a: F16, _ b: F16) -> F16 { pick(lessMask(b, a), b, a) }
+
+/// Horizontal sum and max of 16 lanes.
+@inline(__always)
+func hsum(_ v: F16) -> Float {
+    let a = v.lowHalf + v.highHalf, b = a.lowHalf + a.highHalf, c = b.lowHalf + b.highHalf
+    return c[0] + c[1]
+}
+
+@inline(__always)
+func hmax(_ v: F16) -> Float {
+    var r = v[0]
+    for i in 1..<16 { r = max(r, v[i]) }
+    return r
 }

@@ -7,6 +7,11 @@
 // and cross-thread reductions are summed in thread order, so results are bitwise
 // identical for a given seed and thread count.
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif
 
 /// Number of worker threads for `parallelFor`; set together with BLAS's by `setEngineThreads`.
 nonisolated(unsafe) var engineThreads = 1
@@ -30,8 +35,9 @@ public func parallelFor(_ n: Int, costPerItem: Int = 1, _ body: (Int, Range<Int>
 /// Calls `body(part, range)` for exactly `parts` contiguous ranges covering 0..<n. Kernels
 /// that keep per-part scratch read `parallelParts` once and pass it here, so a concurrent
 /// change of the thread count cannot make them overrun their scratch.
+/// Inside a part, nested calls run serially on that part's thread (one level at a time).
 public func parallelFor(_ n: Int, parts requested: Int, _ body: (Int, Range<Int>) -> Void) {
-    let parts = max(1, min(requested, n))
+    let parts = insideParallelPart ? 1 : max(1, min(requested, n))
     if parts == 1 {
         body(0, 0..<n)
         return
@@ -39,10 +45,22 @@ public func parallelFor(_ n: Int, parts requested: Int, _ body: (Int, Range<Int>
     withoutActuallyEscaping(body) { b in
         let box = UncheckedSendable(b)
         DispatchQueue.concurrentPerform(iterations: parts) { p in
+            pthread_setspecific(partKey, UnsafeRawPointer(bitPattern: 1))
             box.value(p, (p * n / parts)..<((p + 1) * n / parts))
+            pthread_setspecific(partKey, nil)
         }
     }
 }
+
+/// Thread-specific marker of a thread running a part of `parallelFor`.
+private let partKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key, nil)
+    return key
+}()
+
+/// Whether the calling thread is running a part of `parallelFor`.
+var insideParallelPart: Bool { pthread_getspecific(partKey) != nil }
 
 /// Lets a closure over raw buffers cross into worker threads; the ranges given to each
 /// worker are disjoint, which is what makes this safe.
@@ -54,6 +72,6 @@ struct UncheckedSendable<T>: @unchecked Sendable {
 /// The number of parts `parallelFor` would use for n items (for per-part scratch buffers).
 public func parallelParts(_ n: Int, costPerItem: Int = 1) -> Int {
     let threads = engineThreads
-    if threads <= 1 || n < 2 || n * costPerItem < 32_768 { return 1 }
+    if threads <= 1 || insideParallelPart || n < 2 || n * costPerItem < 32_768 { return 1 }
     return min(threads, n)
 }

@@ -8,6 +8,14 @@
 // (EOS or length limit) are dropped from the step's matrices, so the matmuls shrink as
 // sequences end. Every row draws from its own RNG stream (split from the caller's RNG by
 // row index), so a row's sample does not depend on the batch it was decoded in.
+//
+// Parallelism: the rows are cut into decode groups of about 32–64 rows (fixed by the batch
+// size, never by the thread count, so samples are identical at any thread count), and
+// each group decodes to its end on one thread without waiting for the others, with
+// single-threaded matrix products. Measured on 2 cores: OpenBLAS gets no faster from two
+// threads on one 256-row decode product, and a group's KV cache (≈ 16 MB for 64 rows of the
+// `large` preset) stays in the last-level cache while the group runs, where attention over
+// the cache is bound by memory traffic.
 #if canImport(Glibc)
 import Glibc
 #else
@@ -49,14 +57,22 @@ public final class Sampler: @unchecked Sendable {
         generateWithLogProbs(prompts: prompts, config: s, rng: &rng).tokens
     }
 
+    /// The decode groups for a batch of B rows: contiguous, balanced, 64 rows or more each
+    /// (32 below 128 rows), an even number when there are several. They depend on B only.
+    static func decodeGroups(_ B: Int) -> [Range<Int>] {
+        let target = B >= 128 ? 64 : 32
+        var G = max(1, B / target)
+        if G > 1 && G % 2 == 1 { G -= 1 }      // an even count balances two threads
+        return (0..<G).map { ($0 * B / G)..<(($0 + 1) * B / G) }
+    }
+
     /// Like `generate`, also returning each generated token's log-probability under the
     /// model (log-softmax of the raw logits: no temperature, no filtering).
     public func generateWithLogProbs(prompts: [[Int32]], config s: SamplingConfig, rng: inout RNG)
         -> (tokens: [[Int32]], logProbs: [[Float]]) {
         let B = prompts.count
         if B == 0 { return ([], []) }
-        let c = model.config, C = c.width, L = c.layers, V = c.vocabSize, NH = c.heads, hs = C / NH
-        let H = c.mlpRatio * C
+        let c = model.config, C = c.width, L = c.layers, V = c.vocabSize
         let maxPrompt = prompts.map(\.count).max()!
         let maxT = min(c.contextLength, maxPrompt + s.maxNewTokens)
         precondition(prompts.allSatisfy { !$0.isEmpty }, "every prompt needs at least one token")
@@ -64,202 +80,315 @@ public final class Sampler: @unchecked Sendable {
         var rowRNG = (0..<B).map { rng.split(UInt64($0)) }
         _ = rng.next()
 
-        // KV cache: per layer, K and V of shape (B, maxT, C).
-        let kCache = work.get("k", L * B * maxT * C), vCache = work.get("v", L * B * maxT * C)
-        @inline(__always) func kAt(_ l: Int, _ b: Int, _ t: Int) -> FPtr { kCache + ((l * B + b) * maxT + t) * C }
-        @inline(__always) func vAt(_ l: Int, _ b: Int, _ t: Int) -> FPtr { vCache + ((l * B + b) * maxT + t) * C }
+        let cache = KVCache(work: work, L: L, B: B, maxT: maxT, C: C, heads: c.heads)
 
-        // Prefill: one trunk pass over the right-padded prompts.
+        // Prefill: one trunk pass over the right-padded prompts (all threads); its fused QKV
+        // activations hold every prompt position's keys and values.
         let prefill = TokenBatch(sequences: prompts)
         model.forward(prefill)
         let a = model.acts!
         let T0 = prefill.T, N0 = B * T0
-        for l in 0..<L {
-            let qkv = a.qkv.ptr + l * N0 * 3 * C
-            for b in 0..<B {
-                for t in 0..<prompts[b].count {
-                    let row = qkv + (b * T0 + t) * 3 * C
-                    kAt(l, b, t).update(from: row + C, count: C)
-                    vAt(l, b, t).update(from: row + 2 * C, count: C)
+        parallelFor(B, costPerItem: L * T0 * 2 * C) { _, rows in
+            for b in rows {
+                for l in 0..<L {
+                    let qkv = a.qkv.ptr + l * N0 * 3 * C
+                    for t in 0..<prompts[b].count { cache.append(l, b, t, qkvRow: qkv + (b * T0 + t) * 3 * C) }
                 }
             }
         }
         // Logits at each prompt's last position.
-        let logits = work.get("logits", B * V)
+        let firstLogits = work.get("logits", B * V)
         let lastHidden = work.get("lastHidden", B * C)
         for b in 0..<B {
             lastHidden.advanced(by: b * C).update(from: a.hidden.ptr + (b * T0 + prompts[b].count - 1) * C, count: C)
         }
-        linearForward(out: logits, inp: lastHidden, weight: model.p("lm_head_w"), bias: nil, N: B, C: C, OC: V)
+        linearForward(out: firstLogits, inp: lastHidden, weight: model.p("lm_head_w"), bias: nil, N: B, C: C, OC: V)
 
+        // Decode: every group of rows runs to its end on its own (no synchronization between
+        // steps), the groups spread over the engine's threads, each matrix product on one
+        // BLAS thread: at these sizes OpenBLAS gets no faster with two threads on one
+        // product, while two groups at once use both cores for every part of the step.
+        let groups = Self.decodeGroups(B)
+        let weights = DecodeWeights(model)
+        let scratch = groups.map { DecodeScratch(work: work, name: "g\($0.lowerBound)", rows: $0.count, config: c, maxT: maxT) }
         var out = [[Int32]](repeating: [], count: B)
         var outLogp = [[Float]](repeating: [], count: B)
-        var pos = prompts.map(\.count)          // position of the next token to feed
-        var active = [Int](0..<B)
-        let threads = engineThreadCount()   // read once: the per-part scratch below is sized by it
-        let probs = work.get("probs", threads * V)
-
-        // Buffers for the decode step (M ≤ B rows).
-        let x = work.get("x", B * C), ln = work.get("ln", B * C), qkv = work.get("qkv", B * 3 * C)
-        let atty = work.get("atty", B * C), proj = work.get("proj", B * C)
-        let fch = work.get("fch", B * H), fchGelu = work.get("fchGelu", B * H)
-        let mean = work.get("mean", B), rstd = work.get("rstd", B)
-        let scores = work.get("scores", threads * maxT)
-        let scale = 1 / Float(hs).squareRoot()
-        let wte = model.p("wte"), wpe = model.p("wpe")
-        var logitRow = [Int](0..<B)             // row of `logits` holding each active sequence's logits
-
-        while !active.isEmpty {
-            // 1. Sample the next token of every active row.
-            var next = [Int32](repeating: 0, count: active.count)
-            let stepLogp = UnsafeMutablePointer<Float>.allocate(capacity: active.count)
-            defer { stepLogp.deallocate() }
-            next.withUnsafeMutableBufferPointer { nx in
-                rowRNG.withUnsafeMutableBufferPointer { rr in
-                    active.withUnsafeBufferPointer { act in
-                        logitRow.withUnsafeBufferPointer { lr in
-                            parallelFor(act.count, parts: min(threads, parallelParts(act.count, costPerItem: 16 * V))) { part, rows in
-                                var ord = [Int](repeating: 0, count: V)
-                                let pr = probs + part * V
-                                for i in rows {
-                                    let z = logits + lr[i] * V
-                                    nx[i] = drawToken(z, V: V, config: s, probs: pr, order: &ord, rng: &rr[act[i]])
-                                    stepLogp[i] = logSoftmaxAt(z, V: V, index: Int(nx[i]))
-                                }
+        let pos = prompts.map(\.count)
+        out.withUnsafeMutableBufferPointer { outBuf in
+            outLogp.withUnsafeMutableBufferPointer { lpBuf in
+                rowRNG.withUnsafeMutableBufferPointer { rngBuf in
+                    let shared = UncheckedSendable((outBuf, lpBuf, rngBuf))
+                    withSingleThreadedBLAS {
+                        parallelFor(groups.count, parts: min(engineThreadCount(), groups.count)) { _, gs in
+                            for g in gs {
+                                decodeGroup(rows: groups[g], startPos: pos, firstLogits: firstLogits, cache: cache,
+                                            weights: weights, scratch: scratch[g], config: s, maxT: maxT,
+                                            out: shared.value.0, outLogp: shared.value.1, rng: shared.value.2)
                             }
                         }
                     }
                 }
             }
+        }
+        return (out, outLogp)
+    }
+
+    /// Decodes rows `rows` to the end: sample every active row's next token, retire
+    /// finished rows, run one step for the rest, repeat.
+    private func decodeGroup(rows: Range<Int>, startPos: [Int], firstLogits: FPtr, cache: KVCache,
+                             weights w: DecodeWeights, scratch sc: DecodeScratch, config s: SamplingConfig, maxT: Int,
+                             out: UnsafeMutableBufferPointer<[Int32]>, outLogp: UnsafeMutableBufferPointer<[Float]>,
+                             rng: UnsafeMutableBufferPointer<RNG>) {
+        let c = model.config, C = c.width, V = c.vocabSize, NH = c.heads, hs = C / NH, H = c.mlpRatio * C
+        var active = Array(rows)
+        var pos = Array(startPos[rows])     // position of the next token to feed, by row − rows.lowerBound
+        var order = [Int](repeating: 0, count: V)
+        var logits = firstLogits + rows.lowerBound * V
+        let scale = 1 / Float(hs).squareRoot()
+        var feed: [(row: Int, token: Int32)] = []
+        while !active.isEmpty {
+            // 1. Sample the next token of every active row; retire finished rows.
+            feed.removeAll(keepingCapacity: true)
             for (i, b) in active.enumerated() {
-                out[b].append(next[i])
-                outLogp[b].append(stepLogp[i])
-            }
-            // 2. Retire finished rows.
-            var feed: [(row: Int, token: Int32)] = []
-            for (i, b) in active.enumerated() {
-                let done = (s.eosToken.map { next[i] == $0 } ?? false) || out[b].count >= s.maxNewTokens
-                    || pos[b] >= maxT
-                if !done { feed.append((b, next[i])) }
+                let z = logits + i * V
+                let (token, logp) = drawTokenWithLogProb(z, V: V, config: s, probs: sc.probs, order: &order, rng: &rng[b])
+                out[b].append(token)
+                outLogp[b].append(logp)
+                let done = (s.eosToken.map { token == $0 } ?? false) || out[b].count >= s.maxNewTokens
+                    || pos[b - rows.lowerBound] >= maxT
+                if !done { feed.append((b, token)) }
             }
             active = feed.map(\.row)
             if active.isEmpty { break }
             let M = active.count
-            // 3. One decode step for the M remaining rows.
+            // 2. One decode step for the M remaining rows.
             for (i, f) in feed.enumerated() {
-                let e = wte + Int(f.token) * C, pe = wpe + pos[f.row] * C
-                let xi = x + i * C
+                let e = w.wte + Int(f.token) * C, pe = w.wpe + pos[f.row - rows.lowerBound] * C
+                let xi = sc.x + i * C
                 for j in 0..<C { xi[j] = e[j] + pe[j] }
             }
-            for l in 0..<L {
-                let h = "h\(l)."
-                layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: model.p(h + "ln1_w"),
-                                 bias: model.p(h + "ln1_b"), N: M, C: C)
-                linearForward(out: qkv, inp: ln, weight: model.p(h + "qkv_w"), bias: model.p(h + "qkv_b"), N: M, C: C, OC: 3 * C)
-                active.withUnsafeBufferPointer { act in
-                    pos.withUnsafeBufferPointer { ps in
-                        parallelFor(M, parts: min(threads, parallelParts(M, costPerItem: 4 * C * maxT))) { part, rows in
-                            let sc = scores + part * maxT
-                            for i in rows {
-                                let b = act[i], t = ps[b]
-                                let row = qkv + i * 3 * C
-                                kAt(l, b, t).update(from: row + C, count: C)
-                                vAt(l, b, t).update(from: row + 2 * C, count: C)
-                                for hd in 0..<NH {
-                                    decodeAttention(q: row + hd * hs, keys: kAt(l, b, 0) + hd * hs, values: vAt(l, b, 0) + hd * hs,
-                                                    stride: C, count: t + 1, hs: hs, scale: scale, scores: sc,
-                                                    out: atty + i * C + hd * hs)
-                                }
-                            }
-                        }
+            for l in 0..<c.layers {
+                let lw = w.layers[l]
+                layerNormForward(out: sc.ln, mean: sc.mean, rstd: sc.rstd, inp: sc.x, weight: lw.ln1w, bias: lw.ln1b, N: M, C: C)
+                linearForward(out: sc.qkv, inp: sc.ln, weight: lw.qkvw, bias: lw.qkvb, N: M, C: C, OC: 3 * C)
+                for (i, b) in active.enumerated() {
+                    let t = pos[b - rows.lowerBound]
+                    let row = sc.qkv + i * 3 * C
+                    cache.append(l, b, t, qkvRow: row)
+                    for hd in 0..<NH {
+                        decodeAttention(q: row + hd * hs, keysT: cache.keys(l, b, head: hd), values: cache.values(l, b) + hd * hs,
+                                        count: t + 1, timeStride: cache.timeStride, valueStride: C, hs: hs, scale: scale,
+                                        scores: sc.scores, out: sc.atty + i * C + hd * hs)
                     }
                 }
-                linearForward(out: proj, inp: atty, weight: model.p(h + "attn_proj_w"), bias: model.p(h + "attn_proj_b"), N: M, C: C, OC: C)
-                for j in 0..<(M * C) { x[j] += proj[j] }
-                layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: model.p(h + "ln2_w"),
-                                 bias: model.p(h + "ln2_b"), N: M, C: C)
-                linearForward(out: fch, inp: ln, weight: model.p(h + "fc_w"), bias: model.p(h + "fc_b"), N: M, C: C, OC: H)
-                geluForward(out: fchGelu, inp: fch, n: M * H)
-                linearForward(out: proj, inp: fchGelu, weight: model.p(h + "mlp_proj_w"), bias: model.p(h + "mlp_proj_b"), N: M, C: H, OC: C)
-                for j in 0..<(M * C) { x[j] += proj[j] }
+                linearForward(out: sc.proj, inp: sc.atty, weight: lw.attnProjw, bias: lw.attnProjb, N: M, C: C, OC: C)
+                for j in 0..<(M * C) { sc.x[j] += sc.proj[j] }
+                layerNormForward(out: sc.ln, mean: sc.mean, rstd: sc.rstd, inp: sc.x, weight: lw.ln2w, bias: lw.ln2b, N: M, C: C)
+                linearForward(out: sc.fch, inp: sc.ln, weight: lw.fcw, bias: lw.fcb, N: M, C: C, OC: H)
+                geluForward(out: sc.fch, inp: sc.fch, n: M * H)
+                linearForward(out: sc.proj, inp: sc.fch, weight: lw.mlpProjw, bias: lw.mlpProjb, N: M, C: H, OC: C)
+                for j in 0..<(M * C) { sc.x[j] += sc.proj[j] }
             }
-            layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: model.p("lnf_w"), bias: model.p("lnf_b"), N: M, C: C)
-            linearForward(out: logits, inp: ln, weight: model.p("lm_head_w"), bias: nil, N: M, C: C, OC: V)
-            logitRow = Array(0..<M)
-            for b in active { pos[b] += 1 }
+            layerNormForward(out: sc.ln, mean: sc.mean, rstd: sc.rstd, inp: sc.x, weight: w.lnfw, bias: w.lnfb, N: M, C: C)
+            linearForward(out: sc.logits, inp: sc.ln, weight: w.lmHead, bias: nil, N: M, C: C, OC: V)
+            logits = sc.logits
+            for b in active { pos[b - rows.lowerBound] += 1 }
         }
-        return (out, outLogp)
     }
 }
 
-/// One query attending over `count` cached keys and values (row stride `stride`):
-/// out (hs) = Σ_j softmax_j(scale·q·k_j) v_j.  `scores` holds `count` floats.
-@inline(__always)
-func decodeAttention(q: FPtr, keys: FPtr, values: FPtr, stride: Int, count: Int, hs: Int, scale: Float,
-                     scores: FPtr, out: FPtr) {
-    var mx = -Float.greatestFiniteMagnitude
-    for j in 0..<count {
-        let k = keys + j * stride
-        var acc = F16()
-        var u = 0
-        while u + 16 <= hs { acc += load16(q + u) * load16(k + u); u += 16 }
-        var d = acc.sum()
-        while u < hs { d += q[u] * k[u]; u += 1 }
-        d *= scale
-        scores[j] = d
-        if d > mx { mx = d }
+/// The KV cache of one `generate` call. Keys are stored transposed per head, (hs, time) with
+/// a time stride rounded up to whole 16-lane vectors, so that one query's scores over 16
+/// positions are a single vector multiply-add per head dimension; values are (time, C).
+struct KVCache: @unchecked Sendable {
+    let kCache, vCache: FPtr
+    let B, maxT, C, hs, timeStride: Int
+
+    init(work: Workspace, L: Int, B: Int, maxT: Int, C: Int, heads: Int) {
+        self.B = B; self.maxT = maxT; self.C = C; hs = C / heads
+        timeStride = (maxT + 15) / 16 * 16
+        kCache = work.get("k", L * B * C * timeStride)
+        vCache = work.get("v", L * B * maxT * C)
     }
-    var sum: Float = 0
-    for j in 0..<count { let e = expf(scores[j] - mx); scores[j] = e; sum += e }
-    let inv = 1 / sum
-    for u in 0..<hs { out[u] = 0 }
-    for j in 0..<count {
-        let w = scores[j] * inv
-        let v = values + j * stride
-        var u = 0
-        while u + 16 <= hs { store16(load16(out + u) + w * load16(v + u), out + u); u += 16 }
-        while u < hs { out[u] += w * v[u]; u += 1 }
+
+    /// Keys of layer l, row b, head `head`: (hs, timeStride).
+    @inline(__always) func keys(_ l: Int, _ b: Int, head: Int) -> FPtr { kCache + ((l * B + b) * C + head * hs) * timeStride }
+    /// Values of layer l, row b: (maxT, C).
+    @inline(__always) func values(_ l: Int, _ b: Int) -> FPtr { vCache + (l * B + b) * maxT * C }
+
+    /// Stores the key and value of position t from a fused QKV row (q, k, v of C each).
+    @inline(__always) func append(_ l: Int, _ b: Int, _ t: Int, qkvRow: FPtr) {
+        let k = qkvRow + C, kt = kCache + ((l * B + b) * C) * timeStride + t
+        for j in 0..<C { kt[j * timeStride] = k[j] }
+        values(l, b).advanced(by: t * C).update(from: qkvRow + 2 * C, count: C)
+    }
+}
+/// The decoder's weights, looked up once per `generate`.
+struct DecodeWeights: @unchecked Sendable {
+    struct Layer { let ln1w, ln1b, qkvw, qkvb, attnProjw, attnProjb, ln2w, ln2b, fcw, fcb, mlpProjw, mlpProjb: FPtr }
+    let wte, wpe, lnfw, lnfb, lmHead: FPtr
+    let layers: [Layer]
+
+    init(_ m: Transformer) {
+        wte = m.p("wte"); wpe = m.p("wpe"); lnfw = m.p("lnf_w"); lnfb = m.p("lnf_b"); lmHead = m.p("lm_head_w")
+        layers = (0..<m.config.layers).map { l in
+            let h = "h\(l)."
+            return Layer(ln1w: m.p(h + "ln1_w"), ln1b: m.p(h + "ln1_b"), qkvw: m.p(h + "qkv_w"), qkvb: m.p(h + "qkv_b"),
+                         attnProjw: m.p(h + "attn_proj_w"), attnProjb: m.p(h + "attn_proj_b"),
+                         ln2w: m.p(h + "ln2_w"), ln2b: m.p(h + "ln2_b"), fcw: m.p(h + "fc_w"), fcb: m.p(h + "fc_b"),
+                         mlpProjw: m.p(h + "mlp_proj_w"), mlpProjb: m.p(h + "mlp_proj_b"))
+        }
+    }
+}
+
+/// One decode group's activations (rows × width), allocated before the threads start.
+struct DecodeScratch: @unchecked Sendable {
+    let x, ln, qkv, atty, proj, fch, mean, rstd, logits, scores, probs: FPtr
+
+    init(work: Workspace, name: String, rows: Int, config c: TransformerConfig, maxT: Int) {
+        let C = c.width, H = c.mlpRatio * C
+        func get(_ what: String, _ n: Int) -> FPtr { work.get("\(name).\(what)", n) }
+        x = get("x", rows * C); ln = get("ln", rows * C); qkv = get("qkv", rows * 3 * C)
+        atty = get("atty", rows * C); proj = get("proj", rows * C); fch = get("fch", rows * H)
+        mean = get("mean", rows); rstd = get("rstd", rows); logits = get("logits", rows * c.vocabSize)
+        scores = get("scores", (maxT + 15) / 16 * 16); probs = get("probs", c.vocabSize)
+    }
+}
+
+/// One query attending over `count` cached positions: out (hs) = Σ_j softmax_j(scale·q·k_j) v_j.
+/// keysT is (hs, timeStride) (one row per head dimension), values (count, valueStride);
+/// `scores` holds `count` rounded up to 16 floats.
+@inline(__always)
+func decodeAttention(q: FPtr, keysT: FPtr, values: FPtr, count: Int, timeStride: Int, valueStride: Int,
+                     hs: Int, scale: Float, scores: FPtr, out: FPtr) {
+    // Scores, four 16-position chunks at a time (independent accumulators keep the FMA
+    // units busy). Lanes past `count` read stale cache entries and are overwritten below
+    // (masked SIMD selects compile to lane loops, plain stores do not).
+    let chunks = (count + 15) / 16, padded = chunks * 16
+    var ch0 = 0
+    while ch0 < chunks {
+        let n = min(4, chunks - ch0), k = keysT + ch0 * 16
+        var a0 = F16(), a1 = F16(), a2 = F16(), a3 = F16()
+        for d in 0..<hs {
+            let qd = F16(repeating: q[d]), kd = k + d * timeStride
+            a0 = a0.addingProduct(qd, load16(kd))
+            if n > 1 { a1 = a1.addingProduct(qd, load16(kd + 16)) }
+            if n > 2 { a2 = a2.addingProduct(qd, load16(kd + 32)) }
+            if n > 3 { a3 = a3.addingProduct(qd, load16(kd + 48)) }
+        }
+        let s = scores + ch0 * 16
+        store16(a0 * scale, s)
+        if n > 1 { store16(a1 * scale, s + 16) }
+        if n > 2 { store16(a2 * scale, s + 32) }
+        if n > 3 { store16(a3 * scale, s + 48) }
+        ch0 += 4
+    }
+    for j in count..<padded { scores[j] = -.greatestFiniteMagnitude }
+    var mx = load16(scores)
+    for ch in 1..<chunks { mx = vmax(mx, load16(scores + ch * 16)) }
+    let m = F16(repeating: hmax(mx))
+    var sum = F16()
+    for ch in 0..<chunks {
+        let e = vexp(load16(scores + ch * 16) - m)
+        store16(e, scores + ch * 16)
+        sum += e
+    }
+    for j in count..<padded { sum[j - (chunks - 1) * 16] -= scores[j]; scores[j] = 0 }
+    let inv = 1 / hsum(sum)
+    // Weighted values, two positions at a time (two independent accumulators per vector).
+    var u = 0
+    while u + 16 <= hs {
+        var o0 = F16(), o1 = F16()
+        var j = 0
+        while j + 2 <= count {
+            o0 = o0.addingProduct(F16(repeating: scores[j]), load16(values + j * valueStride + u))
+            o1 = o1.addingProduct(F16(repeating: scores[j + 1]), load16(values + (j + 1) * valueStride + u))
+            j += 2
+        }
+        if j < count { o0 = o0.addingProduct(F16(repeating: scores[j]), load16(values + j * valueStride + u)) }
+        store16((o0 + o1) * inv, out + u)
+        u += 16
+    }
+    while u < hs {
+        var o: Float = 0
+        for j in 0..<count { o += scores[j] * values[j * valueStride + u] }
+        out[u] = o * inv
+        u += 1
     }
 }
 
 /// log softmax(z)[index] over V logits.
 @inline(__always)
 func logSoftmaxAt(_ z: FPtr, V: Int, index: Int) -> Float {
-    var mx = -Float.greatestFiniteMagnitude
-    for v in 0..<V where z[v] > mx { mx = z[v] }
-    var sum: Float = 0
-    for v in 0..<V { sum += expf(z[v] - mx) }
-    return z[index] - mx - logf(sum)
+    let mx = maxOf(z, V)
+    return z[index] - mx - logf(expSum(z, V, shift: mx, scale: 1, into: nil))
+}
+
+/// max of z[0..<n].
+@inline(__always)
+func maxOf(_ z: FPtr, _ n: Int) -> Float {
+    var m = F16(repeating: -.greatestFiniteMagnitude)
+    var i = 0
+    while i + 16 <= n { m = vmax(m, load16(z + i)); i += 16 }
+    var r = hmax(m)
+    while i < n { r = max(r, z[i]); i += 1 }
+    return r
+}
+
+/// Σ_v exp((z[v] − shift)·scale), also writing each term to `into` when given.
+@inline(__always)
+func expSum(_ z: FPtr, _ n: Int, shift: Float, scale: Float, into out: FPtr?) -> Float {
+    var acc = F16()
+    var i = 0
+    while i < n {
+        let c = min(16, n - i)
+        var e = vexp((load16(z + i, c) - shift) * scale)
+        if c < 16 { for k in c..<16 { e[k] = 0 } }
+        if let out { store16(e, out + i, c) }
+        acc += e
+        i += 16
+    }
+    return acc.sum()
 }
 
 /// Draws one token from logits z (V) under the sampling config. `probs` is V scratch
 /// floats, `order` V scratch indices.
 public func drawToken(_ z: FPtr, V: Int, config s: SamplingConfig, probs: FPtr, order: inout [Int], rng: inout RNG) -> Int32 {
+    drawTokenWithLogProb(z, V: V, config: s, probs: probs, order: &order, rng: &rng).token
+}
+
+/// `drawToken`, also returning the token's log-probability under the raw logits
+/// (log-softmax without temperature or filtering). At temperature 1 both share one pass
+/// of exponentials.
+func drawTokenWithLogProb(_ z: FPtr, V: Int, config s: SamplingConfig, probs: FPtr, order: inout [Int],
+                          rng: inout RNG) -> (token: Int32, logProb: Float) {
+    let mx = maxOf(z, V)
+    var rawSum: Float?
+    var token = 0
     if s.greedy || s.temperature <= 0 {
-        var best = 0
-        for v in 1..<V where z[v] > z[best] { best = v }
-        return Int32(best)
+        for v in 1..<V where z[v] > z[token] { token = v }
+    } else {
+        let invT = 1 / s.temperature
+        var total = expSum(z, V, shift: mx, scale: invT, into: probs)
+        if invT == 1 { rawSum = total }
+        if s.topK > 0 || s.topP < 1 {
+            let inv = 1 / total
+            for v in 0..<V { probs[v] *= inv }
+            filterTopKTopP(probs, V: V, topK: s.topK, topP: s.topP, order: &order)
+            total = 0
+            for v in 0..<V { total += probs[v] }
+        }
+        var u = rng.uniform() * total
+        token = -1
+        for v in 0..<V where probs[v] > 0 {
+            u -= probs[v]
+            token = v
+            if u < 0 { break }
+        }
+        if token < 0 { token = 0 }   // no positive probability (non-finite logits): as before, token 0
     }
-    let invT = 1 / s.temperature
-    var mx = -Float.greatestFiniteMagnitude
-    for v in 0..<V where z[v] > mx { mx = z[v] }
-    var sum: Float = 0
-    for v in 0..<V { let e = expf((z[v] - mx) * invT); probs[v] = e; sum += e }
-    let inv = 1 / sum
-    for v in 0..<V { probs[v] *= inv }
-    if s.topK > 0 || s.topP < 1 {
-        filterTopKTopP(probs, V: V, topK: s.topK, topP: s.topP, order: &order)
-    }
-    var total: Float = 0
-    for v in 0..<V { total += probs[v] }
-    var u = rng.uniform() * total
-    var last = 0
-    for v in 0..<V where probs[v] > 0 {
-        u -= probs[v]
-        last = v
-        if u < 0 { return Int32(v) }
-    }
-    return Int32(last)
+    let sum = rawSum ?? expSum(z, V, shift: mx, scale: 1, into: nil)
+    return (Int32(token), z[token] - mx - logf(sum))
 }
 
 /// Zeroes the probabilities outside the top-k and outside the top-p nucleus (in place,

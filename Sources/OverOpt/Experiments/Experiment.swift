@@ -76,7 +76,9 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
     }
 
     // 2. Preference data (cached per seed).
-    let dataKey = StageCache.key(["base": baseKey, "data": StageCache.key(config.data), "seed": "\(config.seed)", "code": "data-v1"])
+    // The "code" parts change when a stage's output changes for the same inputs (v2 of data
+    // and bon-samples: the grouped KV-cache decoder draws with vectorized exponentials).
+    let dataKey = StageCache.key(["base": baseKey, "data": StageCache.key(config.data), "seed": "\(config.seed)", "code": "data-v2"])
     let data: PreferenceDataset = try timed("data") {
         if let d = cache.load(stage: "data", key: dataKey, log: log, { try PreferenceDataset.read(from: $0, world: world) }) { return d }
         let d = buildPreferenceData(world: world, basePolicy: base.model, config: config.data, seed: config.seed, log: log)
@@ -87,7 +89,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
     // 3. Best-of-n samples of the base policy (shared by every proxy; cached per seed).
     var bonSamples: BestOfNSamples?
     if config.stages.contains("bon") {
-        let key = StageCache.key(["base": baseKey, "bon": config.bon.samplesKey, "seed": "\(config.seed)", "code": "bon-v1"])
+        let key = StageCache.key(["base": baseKey, "bon": config.bon.samplesKey, "seed": "\(config.seed)", "code": "bon-v2"])
         bonSamples = try timed("bon-samples") {
             if let s = cache.load(stage: "bon-samples", key: key, log: log, { try BestOfNSamples.read(from: $0) }) { return s }
             var rng = RNG(seed: config.seed).split("bon")
