@@ -287,26 +287,28 @@ func decodeAttention(q: FPtr, keysT: FPtr, values: FPtr, count: Int, timeStride:
     var mx = load16(scores)
     for ch in 1..<chunks { mx = vmax(mx, load16(scores + ch * 16)) }
     let m = F16(repeating: hmax(mx))
+    for ch in 0..<chunks { store16(vexp(load16(scores + ch * 16) - m), scores + ch * 16) }
+    for j in count..<padded { scores[j] = 0 }
     var sum = F16()
-    for ch in 0..<chunks {
-        let e = vexp(load16(scores + ch * 16) - m)
-        store16(e, scores + ch * 16)
-        sum += e
-    }
-    for j in count..<padded { sum[j - (chunks - 1) * 16] -= scores[j]; scores[j] = 0 }
+    for ch in 0..<chunks { sum += load16(scores + ch * 16) }
     let inv = 1 / hsum(sum)
-    // Weighted values, two positions at a time (two independent accumulators per vector).
+    // Weighted values: both 16-lane blocks of a 32-wide head in one pass over the positions.
     var u = 0
-    while u + 16 <= hs {
+    while u + 32 <= hs {
         var o0 = F16(), o1 = F16()
-        var j = 0
-        while j + 2 <= count {
-            o0 = o0.addingProduct(F16(repeating: scores[j]), load16(values + j * valueStride + u))
-            o1 = o1.addingProduct(F16(repeating: scores[j + 1]), load16(values + (j + 1) * valueStride + u))
-            j += 2
+        for j in 0..<count {
+            let w = F16(repeating: scores[j]), v = values + j * valueStride + u
+            o0 = o0.addingProduct(w, load16(v))
+            o1 = o1.addingProduct(w, load16(v + 16))
         }
-        if j < count { o0 = o0.addingProduct(F16(repeating: scores[j]), load16(values + j * valueStride + u)) }
-        store16((o0 + o1) * inv, out + u)
+        store16(o0 * inv, out + u)
+        store16(o1 * inv, out + u + 16)
+        u += 32
+    }
+    while u + 16 <= hs {
+        var o = F16()
+        for j in 0..<count { o = o.addingProduct(F16(repeating: scores[j]), load16(values + j * valueStride + u)) }
+        store16(o * inv, out + u)
         u += 16
     }
     while u < hs {
