@@ -52,16 +52,27 @@ public func embeddingBackward(dwte: FPtr?, dwpe: FPtr?, dout: FPtr, tokens: Unsa
 public func layerNormForward(out: FPtr, mean: FPtr, rstd: FPtr, inp: FPtr, weight: FPtr, bias: FPtr,
                              N: Int, C: Int) {
     let eps: Float = 1e-5
+    let full = C / 16 * 16
     parallelFor(N, costPerItem: 4 * C) { _, rows in
         for n in rows {
             let x = inp + n * C
             let m = vsum(x, C) / Float(C)
-            var v: Float = 0
-            for i in 0..<C { let d = x[i] - m; v += d * d }
+            let mv = F16(repeating: m)
+            var acc = F16()
+            var i = 0
+            while i < full { let d = load16(x + i) - mv; acc = acc.addingProduct(d, d); i += 16 }
+            var v = hsum(acc)
+            while i < C { let d = x[i] - m; v += d * d; i += 1 }
             v /= Float(C)
             let s = 1 / (v + eps).squareRoot()
             let o = out + n * C
-            for i in 0..<C { o[i] = (x[i] - m) * s * weight[i] + bias[i] }
+            let sv = F16(repeating: s)
+            i = 0
+            while i < full {
+                store16((load16(x + i) - mv) * sv * load16(weight + i) + load16(bias + i), o + i)
+                i += 16
+            }
+            while i < C { o[i] = (x[i] - m) * s * weight[i] + bias[i]; i += 1 }
             mean[n] = m
             rstd[n] = s
         }
@@ -73,7 +84,7 @@ public func layerNormBackward(dinp: FPtr, dweight: FPtr?, dbias: FPtr?, dout: FP
                               weight: FPtr, mean: FPtr, rstd: FPtr, N: Int, C: Int) {
     // Partial sums of the weight gradients over a fixed number of row chunks (independent of
     // the thread count), added in chunk order: results are identical for any thread count.
-    let chunks = min(N, 16)
+    let chunks = min(N, 16), full = C / 16 * 16
     let partial = FloatBuffer(count: chunks * 2 * C)
     parallelFor(chunks, costPerItem: 6 * C * N / max(1, chunks)) { _, chunkRange in
       for chunk in chunkRange {
@@ -81,21 +92,45 @@ public func layerNormBackward(dinp: FPtr, dweight: FPtr?, dbias: FPtr?, dout: FP
         for n in (chunk * N / chunks)..<((chunk + 1) * N / chunks) {
             let d = dout + n * C, x = inp + n * C, di = dinp + n * C
             let m = mean[n], s = rstd[n]
-            var dnormMean: Float = 0, dnormNormMean: Float = 0
-            for i in 0..<C {
+            let mv = F16(repeating: m), sv = F16(repeating: s)
+            // Σ dnorm and Σ dnorm·norm over the row (16 lanes, then the tail).
+            var a1 = F16(), a2 = F16()
+            var i = 0
+            while i < full {
+                let norm = (load16(x + i) - mv) * sv
+                let dnorm = load16(weight + i) * load16(d + i)
+                a1 += dnorm
+                a2 = a2.addingProduct(dnorm, norm)
+                i += 16
+            }
+            var dnormMean = hsum(a1), dnormNormMean = hsum(a2)
+            while i < C {
                 let norm = (x[i] - m) * s
                 let dnorm = weight[i] * d[i]
                 dnormMean += dnorm
                 dnormNormMean += dnorm * norm
+                i += 1
             }
             dnormMean /= Float(C)
             dnormNormMean /= Float(C)
-            for i in 0..<C {
+            let dm = F16(repeating: dnormMean), dnm = F16(repeating: dnormNormMean)
+            i = 0
+            while i < full {
+                let dv = load16(d + i)
+                let norm = (load16(x + i) - mv) * sv
+                let dnorm = load16(weight + i) * dv
+                store16(load16(pb + i) + dv, pb + i)
+                store16(load16(pw + i) + norm * dv, pw + i)
+                store16(load16(di + i) + (dnorm - dm - norm * dnm) * sv, di + i)
+                i += 16
+            }
+            while i < C {
                 let norm = (x[i] - m) * s
                 let dnorm = weight[i] * d[i]
                 pb[i] += d[i]
                 pw[i] += norm * d[i]
                 di[i] += (dnorm - dnormMean - norm * dnormNormMean) * s
+                i += 1
             }
         }
       }
@@ -113,7 +148,7 @@ func vsum(_ x: FPtr, _ n: Int) -> Float {
     var acc = F16()
     var i = 0
     while i + 16 <= n { acc += load16(x + i); i += 16 }
-    var s = acc.sum()
+    var s = hsum(acc)
     while i < n { s += x[i]; i += 1 }
     return s
 }
@@ -196,7 +231,7 @@ func causalSoftmaxRow(_ row: FPtr, t: Int, T: Int) {
         let c = min(16, n - j)
         let e = vexp(load16(row + j, c) - mx)
         store16(e, row + j, c)
-        if c == 16 { sum += e.sum() } else { for u in 0..<c { sum += e[u] } }
+        if c == 16 { sum += hsum(e) } else { for u in 0..<c { sum += e[u] } }
         j += 16
     }
     let inv = 1 / sum

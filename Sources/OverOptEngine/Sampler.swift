@@ -350,7 +350,7 @@ func expSum(_ z: FPtr, _ n: Int, shift: Float, scale: Float, into out: FPtr?) ->
         acc += e
         i += 16
     }
-    return acc.sum()
+    return hsum(acc)
 }
 
 /// Draws one token from logits z (V) under the sampling config. `probs` is V scratch

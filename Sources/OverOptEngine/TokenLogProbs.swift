@@ -38,12 +38,12 @@ public func tokenLogProbsForward(logp: FPtr, entropy: FPtr?, lse: FPtr, logits: 
                 s += e; sz += e * d
                 v += 16
             }
-            let sum = s.sum()
+            let sum = hsum(s)
             let l = mx + logf(sum)
             lse[n] = l
             logp[n] = z[Int(targets[n])] - l
             // H = −Σ p (z − l) = (l − mx) − Σ e·(z − mx)/sum
-            entropy?[n] = (l - mx) - sz.sum() / sum
+            entropy?[n] = (l - mx) - hsum(sz) / sum
         }
     }
 }
