@@ -323,6 +323,31 @@ public func geluBackward(dinp: FPtr, inp: FPtr, dout: FPtr, n: Int, accumulate: 
     }
 }
 
+/// The training forward: out = gelu(x), and x is overwritten with gelu'(x), the only thing
+/// the backward needs from it (`geluBackward(derivative:…)`), so the backward does not
+/// recompute the tanh. Same formulas as `geluForward`/`geluBackward`: gradients are identical.
+public func geluForwardSavingDerivative(out: FPtr, inp: FPtr, n: Int) {
+    forEachBlock16(n) { i, c in
+        let x = load16(inp + i, c)
+        let th = geluTanh(x)
+        store16(0.5 * x * (1 + th), out + i, c)
+        let x2: F16 = x * x
+        let du: F16 = geluScale * (1 + 0.134145 * x2)
+        let sech2: F16 = 1 - th * th
+        let left: F16 = 0.5 * (1 + th)
+        let right: F16 = 0.5 * x * sech2 * du
+        store16(left + right, inp + i, c)
+    }
+}
+
+/// dinp (+)= derivative · dout, with the derivative saved by `geluForwardSavingDerivative`.
+public func geluBackward(dinp: FPtr, derivative: FPtr, dout: FPtr, n: Int, accumulate: Bool = true) {
+    forEachBlock16(n) { i, c in
+        let g: F16 = load16(derivative + i, c) * load16(dout + i, c)
+        store16(accumulate ? load16(dinp + i, c) + g : g, dinp + i, c)
+    }
+}
+
 // MARK: - ReLU
 
 /// out = max(0, x).

@@ -47,6 +47,7 @@ public final class Activations: @unchecked Sendable {
     let L: Int
     // Per layer (N,·) buffers, each of length L·N·width.
     let encoded, ln1, ln1Mean, ln1Rstd, qkv, att, atty, res2, ln2, ln2Mean, ln2Rstd: FloatBuffer
+    /// fch holds gelu'(fc output) after the forward (all the backward needs of it); fchGelu gelu(fc output).
     let fch, fchGelu, res3, mask1, mask2: FloatBuffer
     /// Final hidden states after the last LayerNorm, (N,C).
     public let hidden: FloatBuffer
@@ -240,7 +241,7 @@ public final class Transformer: @unchecked Sendable {
             layerNormForward(out: ln2, mean: a.ln2Mean.ptr + l * N, rstd: a.ln2Rstd.ptr + l * N, inp: res2,
                              weight: p(h + "ln2_w"), bias: p(h + "ln2_b"), N: N, C: C)
             linearForward(out: fch, inp: ln2, weight: p(h + "fc_w"), bias: p(h + "fc_b"), N: N, C: C, OC: H)
-            geluForward(out: fchGelu, inp: fch, n: N * H)
+            geluForwardSavingDerivative(out: fchGelu, inp: fch, n: N * H)   // fch now holds gelu'(fc)
             linearForward(out: proj, inp: fchGelu, weight: p(h + "mlp_proj_w"), bias: p(h + "mlp_proj_b"), N: N, C: H, OC: C)
             if pDrop > 0 { dropoutForward(out: proj, mask: a.mask2.ptr + nc, inp: proj, n: N * C, p: pDrop, rng: &rng) }
             residualForward(out: res3, a: res2, b: proj, n: N * C)
@@ -374,7 +375,7 @@ public final class Transformer: @unchecked Sendable {
             if a.dropoutUsed { dproj.update(repeating: 0, count: N * C); dropoutBackward(dinp: dproj, mask: a.mask2.ptr + nc, dout: dres, n: N * C); dbranch = dproj }
             linearBackward(dinp: dfchGelu, dweight: g(h + "mlp_proj_w"), dbias: g(h + "mlp_proj_b"), dout: dbranch,
                            inp: fchGelu, weight: p(h + "mlp_proj_w"), N: N, C: H, OC: C, accumulate: false)
-            geluBackward(dinp: dfch, inp: fch, dout: dfchGelu, n: N * H, accumulate: false)
+            geluBackward(dinp: dfch, derivative: fch, dout: dfchGelu, n: N * H, accumulate: false)
             linearBackward(dinp: dln, dweight: g(h + "fc_w"), dbias: g(h + "fc_b"), dout: dfch, inp: ln2,
                            weight: p(h + "fc_w"), N: N, C: C, OC: H, accumulate: false)
             layerNormBackward(dinp: dres, dweight: g(h + "ln2_w"), dbias: g(h + "ln2_b"), dout: dln, inp: res2,

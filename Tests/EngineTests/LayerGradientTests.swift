@@ -96,6 +96,26 @@ import OverOptEngine
         for i in 0..<5 { #expect(abs(ob[i] - ref[i]) < 1e-6) }
     }
 
+    @Test func trainingGeluPairEqualsTheReferencePairExactly() {
+        // The forward that saves gelu'(x) over x, and the backward from it, give bitwise the
+        // same output and input gradient (plain and accumulating) as the reference pair.
+        var rng = RNG(seed: 15)
+        let n = 37
+        let x = randomBuffer(n, &rng, scale: 3), upstream = randomBuffer(n, &rng)
+        let outRef = FloatBuffer(count: n), gradRef = randomBuffer(n, &rng)
+        let out = FloatBuffer(count: n), grad = gradRef.copy(), saved = x.copy()
+        geluForward(out: outRef.ptr, inp: x.ptr, n: n)
+        geluBackward(dinp: gradRef.ptr, inp: x.ptr, dout: upstream.ptr, n: n)
+        geluForwardSavingDerivative(out: out.ptr, inp: saved.ptr, n: n)
+        geluBackward(dinp: grad.ptr, derivative: saved.ptr, dout: upstream.ptr, n: n)
+        #expect(out.array == outRef.array)
+        #expect(grad.array == gradRef.array)
+        let plainRef = FloatBuffer(count: n), plain = FloatBuffer(count: n)
+        geluBackward(dinp: plainRef.ptr, inp: x.ptr, dout: upstream.ptr, n: n, accumulate: false)
+        geluBackward(dinp: plain.ptr, derivative: saved.ptr, dout: upstream.ptr, n: n, accumulate: false)
+        #expect(plain.array == plainRef.array)
+    }
+
     @Test func embeddingAndDropoutGradientsMatchFiniteDifferences() {
         var rng = RNG(seed: 6)
         let B = 2, T = 3, C = 4, V = 5
