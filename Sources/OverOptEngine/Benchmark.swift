@@ -47,7 +47,7 @@ public func trainingFlopsPerToken(_ c: TransformerConfig, T: Int) -> Double {
 /// `progress` receives a line per finished measurement.
 public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void = { _ in }) -> BenchmarkResult {
     setEngineThreads(threads)
-    let cfg = getenv("SMALLP") != nil ? TransformerConfig.small(vocabSize: 188) : TransformerConfig.large(vocabSize: 256)
+    let cfg = TransformerConfig.large(vocabSize: 256)
     var rng = RNG(seed: 1234)
 
     // (a) training step
@@ -70,7 +70,6 @@ public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void
     }
     let stepMed = median(stepTimes)
     let trainTps = Double(B * T) / stepMed
-    if getenv("TRAINONLY") != nil { print("TRAIN ms", stepMed * 1000); exit(0) }
 
     // (b) sampling
     let S = 256, P = 16, newTokens = 48

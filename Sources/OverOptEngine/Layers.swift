@@ -198,45 +198,103 @@ func columnSums(into acc: FPtr, _ x: FPtr, N: Int, OC: Int) {
 
 /// Causal multi-head attention.  qkv (B,T,3C) holds q|k|v; out (B,T,C);
 /// att (B,NH,T,T) saves the softmax probabilities (zero above the diagonal).
+/// Per (batch, head) the keys are transposed once into a (hs, T) block, then every query
+/// attends over its own prefix only (`singleQueryAttention`): half the work of full
+/// T × T products, with the softmax fused in.
 public func attentionForward(out: FPtr, att: FPtr, qkv: FPtr, B: Int, T: Int, C: Int, NH: Int) {
     let hs = C / NH
     let scale = 1 / Float(hs).squareRoot()
-    let C3 = 3 * C
-    parallelFor(B * NH, costPerItem: 4 * T * T * hs) { _, items in
+    let C3 = 3 * C, Tp = (T + 15) / 16 * 16
+    let parts = parallelParts(B * NH, costPerItem: 2 * T * T * hs)
+    let scratchBuffer = FloatBuffer(count: parts * (hs * Tp + Tp))
+    parallelFor(B * NH, parts: parts) { part, items in
+        let kT = scratchBuffer.ptr + part * (hs * Tp + Tp), scores = kT + hs * Tp
         for item in items {
             let b = item / NH, h = item % NH
             let q = qkv + b * T * C3 + h * hs
             let k = q + C, v = q + 2 * C
             let a = att + (b * NH + h) * T * T
-            // scores (T,T) = scale · q kᵀ
-            gemm(transA: false, transB: true, M: T, N: T, K: hs, alpha: scale, A: q, lda: C3,
-                 B: k, ldb: C3, beta: 0, C: a, ldc: T)
-            for t in 0..<T { causalSoftmaxRow(a + t * T, t: t, T: T) }
-            // out (T,hs) = att · v
-            gemm(transA: false, transB: false, M: T, N: hs, K: T, alpha: 1, A: a, lda: T,
-                 B: v, ldb: C3, beta: 0, C: out + b * T * C + h * hs, ldc: C)
+            for t in 0..<T { for d in 0..<hs { kT[d * Tp + t] = k[t * C3 + d] } }
+            for t in 0..<T {
+                let row = a + t * T
+                singleQueryAttention(q: q + t * C3, keysT: kT, values: v, count: t + 1, timeStride: Tp, valueStride: C3,
+                                     hs: hs, scale: scale, scores: scores, out: out + (b * T + t) * C + h * hs,
+                                     probabilities: row)
+                if t + 1 < T { (row + t + 1).update(repeating: 0, count: T - t - 1) }
+            }
         }
     }
 }
 
-/// In-place softmax over row[0...t]; entries after t are set to zero (the causal mask).
+/// One query attending over `count` positions: out (hs) = Σ_j p_j v_j, p = softmax_j(scale·q·k_j).
+/// keysT is (hs, timeStride) (one row per head dimension: the decoder's key cache, or a
+/// transposed block of the training forward), values (count, valueStride); `scores` holds
+/// `count` rounded up to 16 floats. `probabilities`, if given, receives p (count floats).
 @inline(__always)
-func causalSoftmaxRow(_ row: FPtr, t: Int, T: Int) {
-    let n = t + 1
-    var mx = -Float.greatestFiniteMagnitude
-    for j in 0..<n where row[j] > mx { mx = row[j] }
-    var sum: Float = 0
-    var j = 0
-    while j < n {
-        let c = min(16, n - j)
-        let e = vexp(load16(row + j, c) - mx)
-        store16(e, row + j, c)
-        if c == 16 { sum += hsum(e) } else { for u in 0..<c { sum += e[u] } }
-        j += 16
+func singleQueryAttention(q: FPtr, keysT: FPtr, values: FPtr, count: Int, timeStride: Int, valueStride: Int,
+                          hs: Int, scale: Float, scores: FPtr, out: FPtr, probabilities: FPtr? = nil) {
+    // Scores, four 16-position chunks at a time (independent accumulators keep the FMA
+    // units busy). Lanes past `count` read stale cache entries and are overwritten below
+    // (masked SIMD selects compile to lane loops, plain stores do not).
+    let chunks = (count + 15) / 16, padded = chunks * 16
+    var ch0 = 0
+    while ch0 < chunks {
+        let n = min(4, chunks - ch0), k = keysT + ch0 * 16
+        var a0 = F16(), a1 = F16(), a2 = F16(), a3 = F16()
+        for d in 0..<hs {
+            let qd = F16(repeating: q[d]), kd = k + d * timeStride
+            a0 = a0.addingProduct(qd, load16(kd))
+            if n > 1 { a1 = a1.addingProduct(qd, load16(kd + 16)) }
+            if n > 2 { a2 = a2.addingProduct(qd, load16(kd + 32)) }
+            if n > 3 { a3 = a3.addingProduct(qd, load16(kd + 48)) }
+        }
+        let s = scores + ch0 * 16
+        store16(a0 * scale, s)
+        if n > 1 { store16(a1 * scale, s + 16) }
+        if n > 2 { store16(a2 * scale, s + 32) }
+        if n > 3 { store16(a3 * scale, s + 48) }
+        ch0 += 4
     }
-    let inv = 1 / sum
-    for j in 0..<n { row[j] *= inv }
-    if n < T { for j in n..<T { row[j] = 0 } }
+    for j in count..<padded { scores[j] = -.greatestFiniteMagnitude }
+    var mx = load16(scores)
+    for ch in 1..<chunks { mx = vmax(mx, load16(scores + ch * 16)) }
+    let m = F16(repeating: hmax(mx))
+    for ch in 0..<chunks { store16(vexp(load16(scores + ch * 16) - m), scores + ch * 16) }
+    for j in count..<padded { scores[j] = 0 }
+    var sum = F16()
+    for ch in 0..<chunks { sum += load16(scores + ch * 16) }
+    let inv = 1 / hsum(sum)
+    if let probabilities {
+        let iv = F16(repeating: inv), full = count / 16 * 16
+        var j = 0
+        while j < full { store16(load16(scores + j) * iv, probabilities + j); j += 16 }
+        while j < count { probabilities[j] = scores[j] * inv; j += 1 }
+    }
+    // Weighted values: both 16-lane blocks of a 32-wide head in one pass over the positions.
+    var u = 0
+    while u + 32 <= hs {
+        var o0 = F16(), o1 = F16()
+        for j in 0..<count {
+            let w = F16(repeating: scores[j]), v = values + j * valueStride + u
+            o0 = o0.addingProduct(w, load16(v))
+            o1 = o1.addingProduct(w, load16(v + 16))
+        }
+        store16(o0 * inv, out + u)
+        store16(o1 * inv, out + u + 16)
+        u += 32
+    }
+    while u + 16 <= hs {
+        var o = F16()
+        for j in 0..<count { o = o.addingProduct(F16(repeating: scores[j]), load16(values + j * valueStride + u)) }
+        store16(o * inv, out + u)
+        u += 16
+    }
+    while u < hs {
+        var o: Float = 0
+        for j in 0..<count { o += scores[j] * values[j * valueStride + u] }
+        out[u] = o * inv
+        u += 1
+    }
 }
 
 /// Backward of causal attention: dqkv (B,T,3C) += …  given dout (B,T,C).
@@ -265,11 +323,20 @@ public func attentionBackward(dqkv: FPtr, dout: FPtr, qkv: FPtr, att: FPtr, B: I
                  B: dO, ldb: C, beta: beta, C: dv, ldc: C3)
             // softmax backward: dS = att ⊙ (dA − Σ_j att·dA), zero above the diagonal
             for t in 0..<T {
-                let ar = a + t * T, dr = dA + t * T
-                var dot: Float = 0
-                for j in 0...t { dot += ar[j] * dr[j] }
-                for j in 0...t { dr[j] = ar[j] * (dr[j] - dot) }
-                if t + 1 < T { for j in (t + 1)..<T { dr[j] = 0 } }
+                // Whole 16-lane chunks up to the diagonal: att is zero above it, so the extra
+                // lanes add nothing to the dot product and come out zero.
+                let ar = a + t * T, dr = dA + t * T, n = t + 1
+                let vec = min((n + 15) / 16 * 16, T / 16 * 16)
+                var acc = F16()
+                var j = 0
+                while j < vec { acc = acc.addingProduct(load16(ar + j), load16(dr + j)); j += 16 }
+                var dotS = hsum(acc)
+                while j < n { dotS += ar[j] * dr[j]; j += 1 }
+                let dot = F16(repeating: dotS)
+                j = 0
+                while j < vec { store16(load16(ar + j) * (load16(dr + j) - dot), dr + j); j += 16 }
+                while j < n { dr[j] = ar[j] * (dr[j] - dotS); j += 1 }
+                if j < T { (dr + j).update(repeating: 0, count: T - j) }
             }
             // dq += scale · dS k ; dk += scale · dSᵀ q
             gemm(transA: false, transB: false, M: T, N: hs, K: T, alpha: scale, A: dA, lda: T,

@@ -176,7 +176,7 @@ public final class Sampler: @unchecked Sendable {
                     let row = sc.qkv + i * 3 * C
                     cache.append(l, b, t, qkvRow: row)
                     for hd in 0..<NH {
-                        decodeAttention(q: row + hd * hs, keysT: cache.keys(l, b, head: hd), values: cache.values(l, b) + hd * hs,
+                        singleQueryAttention(q: row + hd * hs, keysT: cache.keys(l, b, head: hd), values: cache.values(l, b) + hd * hs,
                                         count: t + 1, timeStride: cache.timeStride, valueStride: C, hs: hs, scale: scale,
                                         scores: sc.scores, out: sc.atty + i * C + hd * hs)
                     }
@@ -252,70 +252,6 @@ struct DecodeScratch: @unchecked Sendable {
         atty = get("atty", rows * C); proj = get("proj", rows * C); fch = get("fch", rows * H)
         mean = get("mean", rows); rstd = get("rstd", rows); logits = get("logits", rows * c.vocabSize)
         scores = get("scores", (maxT + 15) / 16 * 16); probs = get("probs", c.vocabSize)
-    }
-}
-
-/// One query attending over `count` cached positions: out (hs) = Σ_j softmax_j(scale·q·k_j) v_j.
-/// keysT is (hs, timeStride) (one row per head dimension), values (count, valueStride);
-/// `scores` holds `count` rounded up to 16 floats.
-@inline(__always)
-func decodeAttention(q: FPtr, keysT: FPtr, values: FPtr, count: Int, timeStride: Int, valueStride: Int,
-                     hs: Int, scale: Float, scores: FPtr, out: FPtr) {
-    // Scores, four 16-position chunks at a time (independent accumulators keep the FMA
-    // units busy). Lanes past `count` read stale cache entries and are overwritten below
-    // (masked SIMD selects compile to lane loops, plain stores do not).
-    let chunks = (count + 15) / 16, padded = chunks * 16
-    var ch0 = 0
-    while ch0 < chunks {
-        let n = min(4, chunks - ch0), k = keysT + ch0 * 16
-        var a0 = F16(), a1 = F16(), a2 = F16(), a3 = F16()
-        for d in 0..<hs {
-            let qd = F16(repeating: q[d]), kd = k + d * timeStride
-            a0 = a0.addingProduct(qd, load16(kd))
-            if n > 1 { a1 = a1.addingProduct(qd, load16(kd + 16)) }
-            if n > 2 { a2 = a2.addingProduct(qd, load16(kd + 32)) }
-            if n > 3 { a3 = a3.addingProduct(qd, load16(kd + 48)) }
-        }
-        let s = scores + ch0 * 16
-        store16(a0 * scale, s)
-        if n > 1 { store16(a1 * scale, s + 16) }
-        if n > 2 { store16(a2 * scale, s + 32) }
-        if n > 3 { store16(a3 * scale, s + 48) }
-        ch0 += 4
-    }
-    for j in count..<padded { scores[j] = -.greatestFiniteMagnitude }
-    var mx = load16(scores)
-    for ch in 1..<chunks { mx = vmax(mx, load16(scores + ch * 16)) }
-    let m = F16(repeating: hmax(mx))
-    for ch in 0..<chunks { store16(vexp(load16(scores + ch * 16) - m), scores + ch * 16) }
-    for j in count..<padded { scores[j] = 0 }
-    var sum = F16()
-    for ch in 0..<chunks { sum += load16(scores + ch * 16) }
-    let inv = 1 / hsum(sum)
-    // Weighted values: both 16-lane blocks of a 32-wide head in one pass over the positions.
-    var u = 0
-    while u + 32 <= hs {
-        var o0 = F16(), o1 = F16()
-        for j in 0..<count {
-            let w = F16(repeating: scores[j]), v = values + j * valueStride + u
-            o0 = o0.addingProduct(w, load16(v))
-            o1 = o1.addingProduct(w, load16(v + 16))
-        }
-        store16(o0 * inv, out + u)
-        store16(o1 * inv, out + u + 16)
-        u += 32
-    }
-    while u + 16 <= hs {
-        var o = F16()
-        for j in 0..<count { o = o.addingProduct(F16(repeating: scores[j]), load16(values + j * valueStride + u)) }
-        store16(o * inv, out + u)
-        u += 16
-    }
-    while u < hs {
-        var o: Float = 0
-        for j in 0..<count { o += scores[j] * values[j * valueStride + u] }
-        out[u] = o * inv
-        u += 1
     }
 }
 

@@ -1,5 +1,5 @@
 // The decode path's own kernels against brute force: attention of one query over a
-// transposed key cache, lane-wise min/max, the token draw's log-probability and
+// transposed key block (also the training forward's kernel), lane-wise min/max, the token draw's log-probability and
 // frequencies; and the grouped decoder end to end (long contexts, several groups, thread
 // counts) against a full forward pass.
 import Testing
@@ -18,7 +18,7 @@ import Glibc
     }
 
     @Test(arguments: [(32, 1), (32, 15), (32, 16), (32, 17), (32, 64), (32, 100), (16, 40), (12, 37), (4, 5)])
-    func decodeAttentionMatchesBruteForce(hs: Int, count: Int) {
+    func singleQueryAttentionMatchesBruteForce(hs: Int, count: Int) {
         var rng = RNG(seed: UInt64(hs * 1000 + count))
         let timeStride = (count + 15) / 16 * 16 + 16, valueStride = hs + 3
         let q = (0..<hs).map { _ in rng.normal() }
@@ -29,12 +29,21 @@ import Glibc
         for i in 0..<kT.count { kT[i] = 1e6 }
         for j in 0..<count { for d in 0..<hs { kT[d * timeStride + j] = keys[j][d]; v[j * valueStride + d] = values[j][d] } }
         let qb = FloatBuffer(q), out = FloatBuffer(count: hs), scores = FloatBuffer(count: timeStride)
+        let probs = FloatBuffer(count: count + 1)
+        probs[count] = 42   // past the end: must stay untouched
         let scale = 1 / Float(hs).squareRoot()
-        decodeAttention(q: qb.ptr, keysT: kT.ptr, values: v.ptr, count: count, timeStride: timeStride,
-                        valueStride: valueStride, hs: hs, scale: scale, scores: scores.ptr, out: out.ptr)
+        singleQueryAttention(q: qb.ptr, keysT: kT.ptr, values: v.ptr, count: count, timeStride: timeStride,
+                             valueStride: valueStride, hs: hs, scale: scale, scores: scores.ptr, out: out.ptr,
+                             probabilities: probs.ptr)
         let ref = referenceAttention(q: q, keys: keys, values: values, scale: scale)
         let err = (0..<hs).map { abs(Double(out[$0]) - ref[$0]) }.max()!
         #expect(err < 2e-6, "hs \(hs) count \(count): max error \(err)")
+        // The probabilities are the softmax of the scores.
+        let s = keys.map { k in Double(scale) * zip(q, k).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
+        let p = softmax(s)
+        let perr = (0..<count).map { abs(Double(probs[$0]) - p[$0]) }.max()!
+        #expect(perr < 1e-6, "probabilities: max error \(perr)")
+        #expect(probs[count] == 42)
     }
 
     @Test func laneMinMaxAndReductionsAreExact() {
