@@ -104,6 +104,14 @@ import OverOptEngine
         print("attention vs Double reference (B \(B) T \(T) C \(C) NH \(NH)): forward \(fwdErr), gradient rel \(gradErr)")
         #expect(fwdErr < 1e-5)
         #expect(gradErr < 1e-3)
+        // accumulate: false overwrites whatever was there; accumulate: true adds to it.
+        let overwritten = randomBuffer(B * T * 3 * C, &rng), base = randomBuffer(B * T * 3 * C, &rng)
+        let added = base.copy()
+        attentionBackward(dqkv: overwritten.ptr, dout: upstream.ptr, qkv: qkv.ptr, att: att.ptr, B: B, T: T, C: C, NH: NH,
+                          accumulate: false)
+        attentionBackward(dqkv: added.ptr, dout: upstream.ptr, qkv: qkv.ptr, att: att.ptr, B: B, T: T, C: C, NH: NH)
+        #expect(overwritten.array == dqkv.array)
+        #expect((0..<added.count).allSatisfy { added[$0] == base[$0] + dqkv[$0] })
     }
 
     @Test func attentionIsCausal() {
