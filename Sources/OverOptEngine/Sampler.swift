@@ -1,10 +1,9 @@
 // Sampler.swift — batched incremental decoding with a KV cache.
 //
-// Prompts of different lengths are decoded together: the prompt prefill is one trunk
-// forward pass over the right-padded prompts (its fused QKV activations hold every
-// prompt position's keys and values, which are copied into the cache); then each step
-// feeds every unfinished row its last token at that row's own position, appends its key
-// and value to the cache and attends over positions 0…pos of its own row. Finished rows
+// Prompts of different lengths are decoded together: the prefill runs every prompt token
+// through the trunk in one pass (each appends its key and value to the cache and attends
+// over its own row's positions 0…pos); then each step feeds every unfinished row its last
+// token at that row's own position, the same way. Finished rows
 // (EOS or length limit) are dropped from the step's matrices, so the matmuls shrink as
 // sequences end. Every row draws from its own RNG stream (split from the caller's RNG by
 // row index), so a row's sample does not depend on the batch it was decoded in.
@@ -72,7 +71,7 @@ public final class Sampler: @unchecked Sendable {
         -> (tokens: [[Int32]], logProbs: [[Float]]) {
         let B = prompts.count
         if B == 0 { return ([], []) }
-        let c = model.config, C = c.width, L = c.layers, V = c.vocabSize
+        let c = model.config, C = c.width, L = c.layers
         let maxPrompt = prompts.map(\.count).max()!
         let maxT = min(c.contextLength, maxPrompt + s.maxNewTokens)
         precondition(prompts.allSatisfy { !$0.isEmpty }, "every prompt needs at least one token")
@@ -82,38 +81,16 @@ public final class Sampler: @unchecked Sendable {
 
         let cache = KVCache(work: work, L: L, B: B, maxT: maxT, C: C, heads: c.heads)
 
-        // Prefill: one trunk pass over the right-padded prompts (all threads); its fused QKV
-        // activations hold every prompt position's keys and values.
-        let prefill = TokenBatch(sequences: prompts)
-        model.forward(prefill)
-        let a = model.acts!
-        let T0 = prefill.T, N0 = B * T0
-        parallelFor(B, costPerItem: L * T0 * 2 * C) { _, rows in
-            for b in rows {
-                for l in 0..<L {
-                    let qkv = a.qkv.ptr + l * N0 * 3 * C
-                    for t in 0..<prompts[b].count { cache.append(l, b, t, qkvRow: qkv + (b * T0 + t) * 3 * C) }
-                }
-            }
-        }
-        // Logits at each prompt's last position.
-        let firstLogits = work.get("logits", B * V)
-        let lastHidden = work.get("lastHidden", B * C)
-        for b in 0..<B {
-            lastHidden.advanced(by: b * C).update(from: a.hidden.ptr + (b * T0 + prompts[b].count - 1) * C, count: C)
-        }
-        linearForward(out: firstLogits, inp: lastHidden, weight: model.p("lm_head_w"), bias: nil, N: B, C: C, OC: V)
-
-        // Decode: every group of rows runs to its end on its own (no synchronization between
-        // steps), the groups spread over the engine's threads, each matrix product on one
-        // BLAS thread: at these sizes OpenBLAS gets no faster with two threads on one
-        // product, while two groups at once use both cores for every part of the step.
+        // Every group of rows runs to its end on its own — prefill, then one token per step —
+        // without synchronizing with the others; the groups spread over the engine's threads,
+        // each matrix product on one BLAS thread (see the header).
         let groups = Self.decodeGroups(B)
         let weights = DecodeWeights(model)
-        let scratch = groups.map { DecodeScratch(work: work, name: "g\($0.lowerBound)", rows: $0.count, config: c, maxT: maxT) }
+        let scratch = groups.map {
+            DecodeScratch(work: work, name: "g\($0.lowerBound)", rows: $0.count, tokens: $0.count * maxPrompt, config: c, maxT: maxT)
+        }
         var out = [[Int32]](repeating: [], count: B)
         var outLogp = [[Float]](repeating: [], count: B)
-        let pos = prompts.map(\.count)
         out.withUnsafeMutableBufferPointer { outBuf in
             outLogp.withUnsafeMutableBufferPointer { lpBuf in
                 rowRNG.withUnsafeMutableBufferPointer { rngBuf in
@@ -121,9 +98,8 @@ public final class Sampler: @unchecked Sendable {
                     withSingleThreadedBLAS {
                         parallelFor(groups.count, parts: min(engineThreadCount(), groups.count)) { _, gs in
                             for g in gs {
-                                decodeGroup(rows: groups[g], startPos: pos, firstLogits: firstLogits, cache: cache,
-                                            weights: weights, scratch: scratch[g], config: s, maxT: maxT,
-                                            out: shared.value.0, outLogp: shared.value.1, rng: shared.value.2)
+                                decodeGroup(rows: groups[g], prompts: prompts, cache: cache, weights: weights, scratch: scratch[g],
+                                            config: s, maxT: maxT, out: shared.value.0, outLogp: shared.value.1, rng: shared.value.2)
                             }
                         }
                     }
@@ -133,67 +109,83 @@ public final class Sampler: @unchecked Sendable {
         return (out, outLogp)
     }
 
-    /// Decodes rows `rows` to the end: sample every active row's next token, retire
-    /// finished rows, run one step for the rest, repeat.
-    private func decodeGroup(rows: Range<Int>, startPos: [Int], firstLogits: FPtr, cache: KVCache,
-                             weights w: DecodeWeights, scratch sc: DecodeScratch, config s: SamplingConfig, maxT: Int,
+    /// A token to run through the model: its row, its position in the row, its id.
+    struct TokenAt { let row: Int, pos: Int, token: Int32 }
+
+    /// Decodes rows `rows` to the end: prefill every prompt token in one pass, then repeat —
+    /// sample every active row's next token, retire finished rows, one step for the rest.
+    private func decodeGroup(rows: Range<Int>, prompts: [[Int32]], cache: KVCache, weights w: DecodeWeights,
+                             scratch sc: DecodeScratch, config s: SamplingConfig, maxT: Int,
                              out: UnsafeMutableBufferPointer<[Int32]>, outLogp: UnsafeMutableBufferPointer<[Float]>,
                              rng: UnsafeMutableBufferPointer<RNG>) {
-        let c = model.config, C = c.width, V = c.vocabSize, NH = c.heads, hs = C / NH, H = c.mlpRatio * C
-        var active = Array(rows)
-        var pos = Array(startPos[rows])     // position of the next token to feed, by row − rows.lowerBound
+        let c = model.config, C = c.width, V = c.vocabSize
+        // 1. Prefill; the logits at each prompt's last token.
+        var feed: [TokenAt] = []
+        for b in rows { for (t, token) in prompts[b].enumerated() { feed.append(TokenAt(row: b, pos: t, token: token)) } }
+        forwardTokens(feed, cache: cache, weights: w, scratch: sc)
+        var last = -1
+        for (i, b) in rows.enumerated() {
+            last += prompts[b].count
+            sc.atty.advanced(by: i * C).update(from: sc.ln + last * C, count: C)
+        }
+        linearForward(out: sc.logits, inp: sc.atty, weight: w.lmHead, bias: nil, N: rows.count, C: C, OC: V)
+
+        var active = Array(rows)             // logits row i belongs to active[i]
+        var pos = rows.map { prompts[$0].count }   // next position, by row − rows.lowerBound
         var order = [Int](repeating: 0, count: V)
-        var logits = firstLogits + rows.lowerBound * V
-        let scale = 1 / Float(hs).squareRoot()
-        var feed: [(row: Int, token: Int32)] = []
-        while !active.isEmpty {
-            // 1. Sample the next token of every active row; retire finished rows.
+        while true {
+            // 2. Sample the next token of every active row; retire finished rows.
             feed.removeAll(keepingCapacity: true)
             for (i, b) in active.enumerated() {
-                let z = logits + i * V
-                let (token, logp) = drawTokenWithLogProb(z, V: V, config: s, probs: sc.probs, order: &order, rng: &rng[b])
+                let (token, logp) = drawTokenWithLogProb(sc.logits + i * V, V: V, config: s, probs: sc.probs, order: &order, rng: &rng[b])
                 out[b].append(token)
                 outLogp[b].append(logp)
-                let done = (s.eosToken.map { token == $0 } ?? false) || out[b].count >= s.maxNewTokens
-                    || pos[b - rows.lowerBound] >= maxT
-                if !done { feed.append((b, token)) }
+                let p = pos[b - rows.lowerBound]
+                let done = (s.eosToken.map { token == $0 } ?? false) || out[b].count >= s.maxNewTokens || p >= maxT
+                if !done { feed.append(TokenAt(row: b, pos: p, token: token)) }
             }
+            if feed.isEmpty { return }
             active = feed.map(\.row)
-            if active.isEmpty { break }
-            let M = active.count
-            // 2. One decode step for the M remaining rows.
-            for (i, f) in feed.enumerated() {
-                let e = w.wte + Int(f.token) * C, pe = w.wpe + pos[f.row - rows.lowerBound] * C
-                let xi = sc.x + i * C
-                for j in 0..<C { xi[j] = e[j] + pe[j] }
-            }
-            for l in 0..<c.layers {
-                let lw = w.layers[l]
-                layerNormForward(out: sc.ln, mean: sc.mean, rstd: sc.rstd, inp: sc.x, weight: lw.ln1w, bias: lw.ln1b, N: M, C: C)
-                linearForward(out: sc.qkv, inp: sc.ln, weight: lw.qkvw, bias: lw.qkvb, N: M, C: C, OC: 3 * C)
-                for (i, b) in active.enumerated() {
-                    let t = pos[b - rows.lowerBound]
-                    let row = sc.qkv + i * 3 * C
-                    cache.append(l, b, t, qkvRow: row)
-                    for hd in 0..<NH {
-                        singleQueryAttention(q: row + hd * hs, keysT: cache.keys(l, b, head: hd), values: cache.values(l, b) + hd * hs,
-                                        count: t + 1, timeStride: cache.timeStride, valueStride: C, hs: hs, scale: scale,
-                                        scores: sc.scores, out: sc.atty + i * C + hd * hs)
-                    }
-                }
-                linearForward(out: sc.proj, inp: sc.atty, weight: lw.attnProjw, bias: lw.attnProjb, N: M, C: C, OC: C)
-                for j in 0..<(M * C) { sc.x[j] += sc.proj[j] }
-                layerNormForward(out: sc.ln, mean: sc.mean, rstd: sc.rstd, inp: sc.x, weight: lw.ln2w, bias: lw.ln2b, N: M, C: C)
-                linearForward(out: sc.fch, inp: sc.ln, weight: lw.fcw, bias: lw.fcb, N: M, C: C, OC: H)
-                geluForward(out: sc.fch, inp: sc.fch, n: M * H)
-                linearForward(out: sc.proj, inp: sc.fch, weight: lw.mlpProjw, bias: lw.mlpProjb, N: M, C: H, OC: C)
-                for j in 0..<(M * C) { sc.x[j] += sc.proj[j] }
-            }
-            layerNormForward(out: sc.ln, mean: sc.mean, rstd: sc.rstd, inp: sc.x, weight: w.lnfw, bias: w.lnfb, N: M, C: C)
-            linearForward(out: sc.logits, inp: sc.ln, weight: w.lmHead, bias: nil, N: M, C: C, OC: V)
-            logits = sc.logits
+            // 3. One step for the remaining rows.
+            forwardTokens(feed, cache: cache, weights: w, scratch: sc)
+            linearForward(out: sc.logits, inp: sc.ln, weight: w.lmHead, bias: nil, N: feed.count, C: C, OC: V)
             for b in active { pos[b - rows.lowerBound] += 1 }
         }
+    }
+
+    /// Runs tokens (any rows, any positions whose predecessors are cached or in `feed`)
+    /// through the trunk: appends their keys and values to the cache, each attends over its
+    /// row's positions 0…pos, and the final LayerNorm's output lands in `sc.ln` (one row per token).
+    private func forwardTokens(_ feed: [TokenAt], cache: KVCache, weights w: DecodeWeights, scratch sc: DecodeScratch) {
+        let c = model.config, C = c.width, NH = c.heads, hs = C / NH, H = c.mlpRatio * C, M = feed.count
+        let scale = 1 / Float(hs).squareRoot()
+        for (i, f) in feed.enumerated() {
+            let e = w.wte + Int(f.token) * C, pe = w.wpe + f.pos * C
+            let xi = sc.x + i * C
+            for j in 0..<C { xi[j] = e[j] + pe[j] }
+        }
+        for l in 0..<c.layers {
+            let lw = w.layers[l]
+            layerNormForward(out: sc.ln, mean: sc.mean, rstd: sc.rstd, inp: sc.x, weight: lw.ln1w, bias: lw.ln1b, N: M, C: C)
+            linearForward(out: sc.qkv, inp: sc.ln, weight: lw.qkvw, bias: lw.qkvb, N: M, C: C, OC: 3 * C)
+            for (i, f) in feed.enumerated() { cache.append(l, f.row, f.pos, qkvRow: sc.qkv + i * 3 * C) }
+            for (i, f) in feed.enumerated() {
+                let q = sc.qkv + i * 3 * C
+                for hd in 0..<NH {
+                    singleQueryAttention(q: q + hd * hs, keysT: cache.keys(l, f.row, head: hd), values: cache.values(l, f.row) + hd * hs,
+                                         count: f.pos + 1, timeStride: cache.timeStride, valueStride: C, hs: hs, scale: scale,
+                                         scores: sc.scores, out: sc.atty + i * C + hd * hs)
+                }
+            }
+            linearForward(out: sc.proj, inp: sc.atty, weight: lw.attnProjw, bias: lw.attnProjb, N: M, C: C, OC: C)
+            for j in 0..<(M * C) { sc.x[j] += sc.proj[j] }
+            layerNormForward(out: sc.ln, mean: sc.mean, rstd: sc.rstd, inp: sc.x, weight: lw.ln2w, bias: lw.ln2b, N: M, C: C)
+            linearForward(out: sc.fch, inp: sc.ln, weight: lw.fcw, bias: lw.fcb, N: M, C: C, OC: H)
+            geluForward(out: sc.fch, inp: sc.fch, n: M * H)
+            linearForward(out: sc.proj, inp: sc.fch, weight: lw.mlpProjw, bias: lw.mlpProjb, N: M, C: H, OC: C)
+            for j in 0..<(M * C) { sc.x[j] += sc.proj[j] }
+        }
+        layerNormForward(out: sc.ln, mean: sc.mean, rstd: sc.rstd, inp: sc.x, weight: w.lnfw, bias: w.lnfb, N: M, C: C)
     }
 }
 
@@ -241,16 +233,17 @@ struct DecodeWeights: @unchecked Sendable {
     }
 }
 
-/// One decode group's activations (rows × width), allocated before the threads start.
+/// One decode group's activations (up to `tokens` tokens: the prefill of all its prompts,
+/// ≥ one per row), allocated before the threads start.
 struct DecodeScratch: @unchecked Sendable {
     let x, ln, qkv, atty, proj, fch, mean, rstd, logits, scores, probs: FPtr
 
-    init(work: Workspace, name: String, rows: Int, config c: TransformerConfig, maxT: Int) {
-        let C = c.width, H = c.mlpRatio * C
+    init(work: Workspace, name: String, rows: Int, tokens: Int, config c: TransformerConfig, maxT: Int) {
+        let C = c.width, H = c.mlpRatio * C, n = max(tokens, rows)
         func get(_ what: String, _ n: Int) -> FPtr { work.get("\(name).\(what)", n) }
-        x = get("x", rows * C); ln = get("ln", rows * C); qkv = get("qkv", rows * 3 * C)
-        atty = get("atty", rows * C); proj = get("proj", rows * C); fch = get("fch", rows * H)
-        mean = get("mean", rows); rstd = get("rstd", rows); logits = get("logits", rows * c.vocabSize)
+        x = get("x", n * C); ln = get("ln", n * C); qkv = get("qkv", n * 3 * C)
+        atty = get("atty", n * C); proj = get("proj", n * C); fch = get("fch", n * H)
+        mean = get("mean", n); rstd = get("rstd", n); logits = get("logits", rows * c.vocabSize)
         scores = get("scores", (maxT + 15) / 16 * 16); probs = get("probs", c.vocabSize)
     }
 }
