@@ -122,13 +122,10 @@ public final class Sampler: @unchecked Sendable {
         // 1. Prefill; the logits at each prompt's last token.
         var feed: [TokenAt] = []
         for b in rows { for (t, token) in prompts[b].enumerated() { feed.append(TokenAt(row: b, pos: t, token: token)) } }
-        forwardTokens(feed, cache: cache, weights: w, scratch: sc)
-        var last = -1
-        for (i, b) in rows.enumerated() {
-            last += prompts[b].count
-            sc.atty.advanced(by: i * C).update(from: sc.ln + last * C, count: C)
-        }
-        linearForward(out: sc.logits, inp: sc.atty, weight: w.lmHead, bias: nil, N: rows.count, C: C, OC: V)
+        var lastTokens: [Int] = []
+        for b in rows { lastTokens.append((lastTokens.last ?? -1) + prompts[b].count) }
+        forwardTokens(feed, outputsOf: lastTokens, cache: cache, weights: w, scratch: sc)
+        linearForward(out: sc.logits, inp: sc.ln, weight: w.lmHead, bias: nil, N: rows.count, C: C, OC: V)
 
         var active = Array(rows)             // logits row i belongs to active[i]
         var pos = rows.map { prompts[$0].count }   // next position, by row − rows.lowerBound
@@ -155,9 +152,14 @@ public final class Sampler: @unchecked Sendable {
 
     /// Runs tokens (any rows, any positions whose predecessors are cached or in `feed`)
     /// through the trunk: appends their keys and values to the cache, each attends over its
-    /// row's positions 0…pos, and the final LayerNorm's output lands in `sc.ln` (one row per token).
-    private func forwardTokens(_ feed: [TokenAt], cache: KVCache, weights w: DecodeWeights, scratch sc: DecodeScratch) {
-        let c = model.config, C = c.width, NH = c.heads, hs = C / NH, H = c.mlpRatio * C, M = feed.count
+    /// row's positions 0…pos, and the final LayerNorm's output lands in `sc.ln`, one row per
+    /// token — or, with `outputsOf`, only for those tokens (in that order): the last layer
+    /// then computes keys and values for every token but the rest only for these.
+    private func forwardTokens(_ feed: [TokenAt], outputsOf selected: [Int]? = nil, cache: KVCache,
+                               weights w: DecodeWeights, scratch sc: DecodeScratch) {
+        let c = model.config, C = c.width, NH = c.heads, hs = C / NH, H = c.mlpRatio * C
+        var M = feed.count
+        var feed = feed
         let scale = 1 / Float(hs).squareRoot()
         for (i, f) in feed.enumerated() {
             let e = w.wte + Int(f.token) * C, pe = w.wpe + f.pos * C
@@ -169,6 +171,15 @@ public final class Sampler: @unchecked Sendable {
             layerNormForward(out: sc.ln, mean: sc.mean, rstd: sc.rstd, inp: sc.x, weight: lw.ln1w, bias: lw.ln1b, N: M, C: C)
             linearForward(out: sc.qkv, inp: sc.ln, weight: lw.qkvw, bias: lw.qkvb, N: M, C: C, OC: 3 * C)
             for (i, f) in feed.enumerated() { cache.append(l, f.row, f.pos, qkvRow: sc.qkv + i * 3 * C) }
+            if l == c.layers - 1, let selected {
+                // Only the selected tokens go on: compact their queries and residual rows.
+                for (k, i) in selected.enumerated() where k != i {
+                    (sc.qkv + k * 3 * C).update(from: sc.qkv + i * 3 * C, count: C)
+                    (sc.x + k * C).update(from: sc.x + i * C, count: C)
+                }
+                feed = selected.map { feed[$0] }
+                M = feed.count
+            }
             for (i, f) in feed.enumerated() {
                 let q = sc.qkv + i * 3 * C
                 for hd in 0..<NH {
