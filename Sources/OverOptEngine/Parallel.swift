@@ -52,6 +52,36 @@ public func parallelFor(_ n: Int, parts requested: Int, _ body: (Int, Range<Int>
     }
 }
 
+/// Calls `body(i)` for every i in 0..<n on up to the engine's thread count, each thread
+/// taking the next index when it finishes one: for few, large, uneven items (or cores of
+/// different speeds). Nothing may depend on which thread ran an item.
+public func parallelForEachDynamic(_ n: Int, _ body: (Int) -> Void) {
+    let threads = insideParallelPart ? 1 : min(engineThreads, n)
+    if threads <= 1 {
+        for i in 0..<n { body(i) }
+        return
+    }
+    let next = NextIndex()
+    parallelFor(threads, parts: threads) { _, _ in
+        while let i = next.take(below: n) { body(i) }
+    }
+}
+
+/// A shared counter handing out 0, 1, 2, … to competing threads.
+final class NextIndex: @unchecked Sendable {
+    private var value = 0
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func take(below n: Int) -> Int? {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        guard value < n else { return nil }
+        value += 1
+        return value - 1
+    }
+}
+
 /// Thread-specific marker of a thread running a part of `parallelFor`.
 private let partKey: pthread_key_t = {
     var key = pthread_key_t()

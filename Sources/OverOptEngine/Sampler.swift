@@ -96,11 +96,11 @@ public final class Sampler: @unchecked Sendable {
                 rowRNG.withUnsafeMutableBufferPointer { rngBuf in
                     let shared = UncheckedSendable((outBuf, lpBuf, rngBuf))
                     withSingleThreadedBLAS {
-                        parallelFor(groups.count, parts: min(engineThreadCount(), groups.count)) { _, gs in
-                            for g in gs {
-                                decodeGroup(rows: groups[g], prompts: prompts, cache: cache, weights: weights, scratch: scratch[g],
-                                            config: s, maxT: maxT, out: shared.value.0, outLogp: shared.value.1, rng: shared.value.2)
-                            }
+                        // Each thread takes the next undecoded group when it finishes one, so a
+                        // slower core simply decodes fewer groups.
+                        parallelForEachDynamic(groups.count) { g in
+                            decodeGroup(rows: groups[g], prompts: prompts, cache: cache, weights: weights, scratch: scratch[g],
+                                        config: s, maxT: maxT, out: shared.value.0, outLogp: shared.value.1, rng: shared.value.2)
                         }
                     }
                 }

@@ -45,4 +45,26 @@ import OverOptEngine
         #expect(a.losses == b.losses)
         #expect(a.sample == b.sample)
     }
+
+    @Test func dynamicLoopRunsEveryItemExactlyOnceAtAnyThreadCount() {
+        let previous = engineThreadCount()
+        defer { setEngineThreads(previous) }
+        for threads in [1, 2, 3] {
+            setEngineThreads(threads)
+            for n in [0, 1, 2, 7, 100] {
+                var hits = [Int](repeating: 0, count: n)
+                hits.withUnsafeMutableBufferPointer { h in
+                    let box = UnsafeMutableBufferPointerBox(h)
+                    parallelForEachDynamic(n) { i in box.buffer[i] += 1 }   // distinct i: no race
+                }
+                #expect(hits == [Int](repeating: 1, count: n), "threads \(threads) n \(n)")
+            }
+        }
+    }
+}
+
+/// Lets the test's closure write distinct elements from worker threads.
+struct UnsafeMutableBufferPointerBox: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<Int>
+    init(_ buffer: UnsafeMutableBufferPointer<Int>) { self.buffer = buffer }
 }
