@@ -1,11 +1,14 @@
 // Parallel.swift — the engine's own threads for the non-BLAS work.
 //
-// On 2 cores the engine uses one level of parallelism per phase: matrix products run on
-// OpenBLAS's threads, and the elementwise, normalization, attention and softmax loops
-// between them run on the same number of threads through `parallelFor`. The work is split
-// into fixed contiguous ranges that depend only on the item count and the thread count,
-// and cross-thread reductions are summed in thread order, so results are bitwise
-// identical for a given seed and thread count.
+// On 2 cores the engine uses one level of parallelism per phase. In full passes (training,
+// scoring) matrix products run on OpenBLAS's threads, and the elementwise, normalization,
+// attention and softmax loops between them run on the same number of threads through
+// `parallelFor`. In decoding, each thread runs whole groups of rows with single-threaded
+// products (`parallelForEachDynamic`, `withSingleThreadedBLAS`; see Sampler.swift), and any
+// `parallelFor` inside runs serially. Work is split into ranges that depend only on the
+// item count and the thread count, and no result depends on which thread computed it or
+// on the thread count (reductions use splits fixed by the item count), so results are
+// bitwise identical for a given seed at any thread count.
 import Dispatch
 #if canImport(Glibc)
 import Glibc
