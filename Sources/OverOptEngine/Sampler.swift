@@ -75,6 +75,7 @@ public final class Sampler: @unchecked Sendable {
         let maxPrompt = prompts.map(\.count).max()!
         let maxT = min(c.contextLength, maxPrompt + s.maxNewTokens)
         precondition(prompts.allSatisfy { !$0.isEmpty }, "every prompt needs at least one token")
+        precondition(model.lora == nil, "the sampler does not apply LoRA adapters: sample from the merged model (mergeLoRA())")
         precondition(maxPrompt < c.contextLength, "prompt of \(maxPrompt) tokens leaves no room in context \(c.contextLength)")
         var rowRNG = (0..<B).map { rng.split(UInt64($0)) }
         _ = rng.next()
