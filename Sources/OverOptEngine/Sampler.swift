@@ -87,8 +87,8 @@ public final class Sampler: @unchecked Sendable {
         // each matrix product on one BLAS thread (see the header).
         let groups = Self.decodeGroups(B)
         let weights = DecodeWeights(model)
-        let scratch = groups.map {
-            DecodeScratch(work: work, name: "g\($0.lowerBound)", rows: $0.count, tokens: $0.count * maxPrompt, config: c, maxT: maxT)
+        let scratch = groups.indices.map {   // named by index, so later calls reuse the buffers
+            DecodeScratch(work: work, name: "g\($0)", rows: groups[$0].count, tokens: groups[$0].count * maxPrompt, config: c, maxT: maxT)
         }
         var out = [[Int32]](repeating: [], count: B)
         var outLogp = [[Float]](repeating: [], count: B)
