@@ -124,6 +124,21 @@ public final class Transformer: @unchecked Sendable {
         grads = FloatBuffer(count: layout.count)
     }
 
+    /// A replica for data parallelism: it shares `model`'s parameters (the same memory, read
+    /// only while replicas run) and has its own gradients, activations and scratch, so that
+    /// replicas can run forward and backward passes on different rows at the same time.
+    /// The frozen groups are copied. Models with LoRA adapters have no replicas.
+    public init(replicaOf model: Transformer) {
+        precondition(model.lora == nil, "replicas of a model with LoRA adapters are not supported")
+        config = model.config
+        heads = model.heads
+        layout = model.layout
+        lora = nil
+        params = model.params
+        grads = FloatBuffer(count: model.layout.count)
+        frozen = model.frozen
+    }
+
     /// Number of parameters.
     public var parameterCount: Int { layout.count }
 

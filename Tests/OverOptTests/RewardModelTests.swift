@@ -340,3 +340,55 @@ func tinyProxyMember(seed: UInt64) -> Transformer {
         }
     }
 }
+
+@Suite(.serialized) struct DataParallelStepTests {
+    /// Ten tiny pairs (the three of `tinyPairs`, varied).
+    func tenPairs() -> EncodedPairs {
+        let t = tinyPairs()
+        var p = EncodedPairs(chosen: [], rejected: [], responseStart: [], goldGap: [])
+        for i in 0..<10 {
+            let k = i % 3, bump = Int32(i / 3)
+            p.chosen.append(t.chosen[k].enumerated().map { $0.offset == 3 ? 4 + bump : $0.element })
+            p.rejected.append(t.rejected[k])
+            p.responseStart.append(t.responseStart[k])
+            p.goldGap.append(t.goldGap[k] + 0.1 * Double(i))
+        }
+        return p
+    }
+
+    /// The step split over two replicas equals one pass over the whole batch (no dropout:
+    /// same loss, accuracy and gradient up to float rounding), and is bitwise the same at 1
+    /// and 2 threads.
+    @Test(arguments: ["bt", "grm-sft"])
+    func twoReplicasEqualOnePass(variant: String) {
+        var c = RewardModelConfig()
+        if variant == "grm-sft" { c.objective = .grm; c.regularizer = .sft; c.alpha = 0.5 }
+        let pairs = tenPairs(), idx = Array(0..<10)
+        let m = makeProxyMember(base: tinyBase(), config: c, headRNG: RNG(seed: 3))
+        var r1 = RNG(seed: 1)
+        m.zeroGrad()
+        let one = pairObjectiveStep(model: m, config: c, pairs: pairs, indices: idx, training: true, backward: true, rng: &r1)
+        let g1 = m.grads.array
+        var results: [(StepStatistics, [Float])] = []
+        let previous = engineThreadCount()
+        defer { setEngineThreads(previous) }
+        for threads in [1, 2] {
+            setEngineThreads(threads)
+            let replicas = [Transformer(replicaOf: m), Transformer(replicaOf: m)]
+            var r2 = RNG(seed: 1)
+            m.zeroGrad()
+            let st = dataParallelPairStep(model: m, replicas: replicas, config: c, pairs: pairs, indices: idx, rng: &r2)
+            results.append((st, m.grads.array))
+        }
+        let (two, g2) = results[1]
+        #expect(abs(one.loss - two.loss) < 1e-6 && abs(one.rewardLoss - two.rewardLoss) < 1e-6)
+        #expect(abs(one.regularizerLoss - two.regularizerLoss) < 1e-6)
+        #expect(one.accuracy == two.accuracy)
+        let scale = g1.map { abs($0) }.max()!
+        let err = zip(g1, g2).map { abs($0 - $1) }.max()!
+        print("\(variant): two replicas vs one pass: loss \(one.loss) vs \(two.loss), max gradient difference \(err) (scale \(scale))")
+        #expect(scale > 0 && err <= 1e-5 * scale)
+        #expect(results[0].1 == results[1].1, "1 and 2 threads differ")
+        #expect(results[0].0.loss == results[1].0.loss)
+    }
+}

