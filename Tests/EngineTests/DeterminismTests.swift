@@ -68,3 +68,48 @@ struct UnsafeMutableBufferPointerBox: @unchecked Sendable {
     let buffer: UnsafeMutableBufferPointer<Int>
     init(_ buffer: UnsafeMutableBufferPointer<Int>) { self.buffer = buffer }
 }
+
+@Suite(.serialized) struct DataParallelLanguageModelTests {
+    /// The LM loss of a batch split in two halves on two replicas equals one pass over the
+    /// whole batch (loss and gradient up to rounding), and is bitwise the same at 1 and 2
+    /// threads; the model's own gradients accumulate (they are not overwritten).
+    @Test func twoReplicasEqualOnePass() {
+        let cfg = TransformerConfig(vocabSize: 31, contextLength: 24, width: 32, layers: 2, heads: 2)
+        let m = Transformer(config: cfg)
+        var rng = RNG(seed: 12)
+        m.initialize(rng: &rng)
+        let seqs = (0..<12).map { i in (0..<(5 + i % 9)).map { _ in Int32(1 + rng.int(below: 30)) } }
+        func wholeMask(_ b: TokenBatch) -> [Float] {
+            var mask = [Float](repeating: 0, count: b.B * b.T)
+            for r in 0..<b.B { for t in 0..<(b.lengths[r] - 1) { mask[r * b.T + t] = 1 } }
+            return mask
+        }
+        let whole = TokenBatch(sequences: seqs)
+        var r0 = RNG(seed: 1)
+        m.zeroGrad()
+        let one = m.languageModelLoss(whole, mask: wholeMask(whole), backward: true, rng: &r0)
+        let g1 = m.grads.array
+        let parts = [Array(seqs[..<6]), Array(seqs[6...])].map { s -> (batch: TokenBatch, mask: [Float]) in
+            let b = TokenBatch(sequences: s)
+            return (b, wholeMask(b))
+        }
+        let previous = engineThreadCount()
+        defer { setEngineThreads(previous) }
+        var runs: [(Float, [Float])] = []
+        for threads in [1, 2] {
+            setEngineThreads(threads)
+            var r = RNG(seed: 1)
+            m.zeroGrad()
+            m.grads[0] = 5   // accumulates onto what is there
+            let loss = m.languageModelLoss(parts: parts, replicas: m.makeReplicas(), rng: &r)
+            m.grads[0] -= 5
+            runs.append((loss, m.grads.array))
+        }
+        let scale = g1.map { abs($0) }.max()!
+        let err = zip(g1, runs[1].1).map { abs($0 - $1) }.max()!
+        print("LM loss on two replicas vs one pass: \(one) vs \(runs[1].0), max gradient difference \(err) (scale \(scale))")
+        #expect(abs(one - runs[1].0) < 1e-5)
+        #expect(scale > 0 && err <= 1e-5 * scale)
+        #expect(runs[0].0 == runs[1].0 && runs[0].1 == runs[1].1, "1 and 2 threads differ")
+    }
+}

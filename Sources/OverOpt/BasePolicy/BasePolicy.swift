@@ -89,6 +89,7 @@ public func pretrainBasePolicy(world: World, config: BasePolicyConfig, log: (Str
     let schedule = CosineSchedule(peak: Float(config.learningRate), totalSteps: totalSteps, warmupFraction: Float(config.warmupFraction))
     log("base policy: \(config.preset) preset, \(model.parameterCount) parameters, \(corpus.count) sequences × \(config.epochs) epoch(s) = \(totalSteps) steps")
 
+    let replicas = model.makeReplicas()
     var result = BasePolicy(model: model)
     let start = monotonicSeconds()
     var windowLoss = 0.0, windowTokens = 0, totalTokens = 0, step = 0
@@ -99,11 +100,17 @@ public func pretrainBasePolicy(world: World, config: BasePolicyConfig, log: (Str
         for s in 0..<stepsPerEpoch {
             let idx = order[(s * config.batchSize)..<min(order.count, (s + 1) * config.batchSize)]
             let seqs = idx.map { corpus[$0] }
-            let batch = TokenBatch(sequences: seqs)
-            let mask = wholeSequenceMask(batch)
-            let tokens = Int(mask.reduce(0, +))
+            // Two fixed halves of the batch on two replicas at the same time (DataParallel.swift).
+            let halves = replicas.count == 2 && seqs.count >= 8 ? [Array(seqs[..<(seqs.count / 2)]), Array(seqs[(seqs.count / 2)...])] : [seqs]
+            let parts = halves.map { h -> (batch: TokenBatch, mask: [Float]) in
+                let b = TokenBatch(sequences: h)
+                return (b, wholeSequenceMask(b))
+            }
+            let tokens = parts.reduce(0) { $0 + Int($1.mask.reduce(0, +)) }
             model.zeroGrad()
-            let loss = model.languageModelLoss(batch, mask: mask, backward: true, training: true, rng: &dropRNG)
+            let loss = parts.count == 2
+                ? model.languageModelLoss(parts: parts, replicas: replicas, training: true, rng: &dropRNG)
+                : model.languageModelLoss(parts[0].batch, mask: parts[0].mask, backward: true, training: true, rng: &dropRNG)
             clipGradientNorm(model, maxNorm: Float(config.maxGradNorm))
             opt.update(model, lr: schedule.learningRate(step: step))
             step += 1

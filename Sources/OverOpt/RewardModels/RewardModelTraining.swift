@@ -151,15 +151,11 @@ public func pairObjectiveStep(model: Transformer, config cfg: RewardModelConfig,
                           rewardLoss: rewardLoss, regularizerLoss: regLoss, accuracy: Double(correct) * inv)
 }
 
-/// One training step's loss and gradient (into `model.grads`), the batch's pairs split in two
-/// halves run at the same time on two replicas, each with single-threaded matrix products:
-/// at reward-model batch sizes that is ≈ 24% faster on 2 cores than one pass with two BLAS
-/// threads (small preset, 64 sequences × 45 tokens: 15.3 vs 20.1 ms). The split is fixed
-/// (two halves, whatever the thread count) and the halves' gradients are added in order, so
-/// results do not depend on the thread count. Without replicas (LoRA), or for tiny
-/// batches, one pass on `model`.
+/// One training step's loss and gradient (into `model.grads`): the batch's pairs split in two
+/// fixed halves run at the same time on two replicas (DataParallel.swift), each half's loss
+/// normalized by the whole batch. Without replicas (LoRA), or for tiny batches, one pass.
 public func dataParallelPairStep(model: Transformer, replicas: [Transformer], config cfg: RewardModelConfig, pairs: EncodedPairs,
-                          indices: [Int], rng: inout RNG) -> StepStatistics {
+                                 indices: [Int], rng: inout RNG) -> StepStatistics {
     let P = indices.count
     guard replicas.count == 2, P >= 8 else {
         return pairObjectiveStep(model: model, config: cfg, pairs: pairs, indices: indices, training: true, backward: true, rng: &rng)
@@ -167,24 +163,14 @@ public func dataParallelPairStep(model: Transformer, replicas: [Transformer], co
     let halves = [Array(indices[..<(P / 2)]), Array(indices[(P / 2)...])]
     var rngs = [rng.split(0), rng.split(1)]
     _ = rng.next()
-    var stats = [StepStatistics?](repeating: nil, count: 2)
-    for r in replicas { r.frozen = model.frozen }
-    rngs.withUnsafeMutableBufferPointer { rb in
-        stats.withUnsafeMutableBufferPointer { sb in
-            let shared = UncheckedBox((rb, sb))
-            withSingleThreadedBLAS {
-                parallelForEachDynamic(2) { h in
-                    let r = replicas[h]
-                    r.zeroGrad()
-                    shared.value.1[h] = pairObjectiveStep(model: r, config: cfg, pairs: pairs, indices: halves[h], training: true,
-                                                          backward: true, rng: &shared.value.0[h], batchPairs: P)
-                }
-            }
+    let stats = rngs.withUnsafeMutableBufferPointer { rb in
+        let shared = UncheckedBox(rb)
+        return model.runOnReplicas(replicas) { r, h in
+            pairObjectiveStep(model: r, config: cfg, pairs: pairs, indices: halves[h], training: true,
+                              backward: true, rng: &shared.value[h], batchPairs: P)
         }
     }
-    let g = model.grads.ptr, g0 = replicas[0].grads.ptr, g1 = replicas[1].grads.ptr
-    for i in 0..<model.parameterCount { g[i] += g0[i] + g1[i] }
-    let a = stats[0]!, b = stats[1]!
+    let a = stats[0], b = stats[1]
     return StepStatistics(loss: a.loss + b.loss, rewardLoss: a.rewardLoss + b.rewardLoss,
                           regularizerLoss: a.regularizerLoss + b.regularizerLoss, accuracy: a.accuracy + b.accuracy)
 }
@@ -230,7 +216,7 @@ public func trainProxyMember(_ model: Transformer, config cfg: RewardModelConfig
     let opt = AdamW(model: model, config: AdamWConfig(learningRate: Float(cfg.learningRate), weightDecay: Float(cfg.weightDecay)))
     var order = orderRNG, drop = dropoutRNG
     var curve = TrainingCurve()
-    let replicas = model.lora == nil ? [Transformer(replicaOf: model), Transformer(replicaOf: model)] : []
+    let replicas = model.makeReplicas()
     let t0 = monotonicSeconds()
     var lastLog = t0
     var step = 0
