@@ -28,6 +28,9 @@ st, ss, sg, sf = m(s, "train_tokens_per_s"), m(s, "sample_tokens_per_s"), m(s, "
 tt, ts, tf = m(t, "train_tokens_per_s"), m(t, "sample_tokens_per_s"), m(t, "train_gflops")
 print(f"\nmedians over {rounds} rounds (each itself a median of 5 runs), {s[0]['threads']} threads:")
 print(f"  (a) training step  overopt {st:8.0f} tok/s ({sf:5.1f} GFLOP/s)  pytorch {tt:8.0f} tok/s ({tf:5.1f} GFLOP/s)  ratio {st/tt:4.2f}x")
+if "train_one_pass_tokens_per_s" in s[0]:
+    so = m(s, "train_one_pass_tokens_per_s")
+    print(f"      (one pass)     overopt {so:8.0f} tok/s                    ratio {so/tt:4.2f}x")
 print(f"  (b) sampling       overopt {ss:8.0f} tok/s                    pytorch {ts:8.0f} tok/s                    ratio {ss/ts:4.2f}x")
 print(f"  (c) sgemm ceiling  {sg:5.1f} GFLOP/s; training step at {sf/sg*100:4.1f}% of it")
 PYEOF

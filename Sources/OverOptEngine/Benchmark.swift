@@ -1,7 +1,9 @@
 // Benchmark.swift — the engine's speed measurements behind `overopt bench`.
 //
 // The same three workloads as bench/torch_reference.py, on the `large` preset:
-//   (a) a training step: forward + LM loss + backward + AdamW, batch 64 × 64 tokens;
+//   (a) a training step: forward + LM loss + backward + AdamW, batch 64 × 64 tokens, run
+//       as pretraining runs it: the batch's two halves at once on two replicas
+//       (DataParallel.swift); also timed as one pass with OpenBLAS's threads;
 //   (b) batched KV-cache sampling: 256 sequences, 16-token prompt, 48 new tokens;
 //   (c) OpenBLAS sgemm GFLOP/s at the model's matrix shapes (the machine's ceiling).
 // FLOPs per trained token use the reference's formula: 6·N_matmul + 6·L·T·C, where
@@ -29,6 +31,8 @@ public struct BenchmarkResult: Codable, Sendable {
     public var train_tokens_per_s: Double
     public var train_gflops: Double
     public var train_step_ms_median: Double
+    /// The same step as one pass over the whole batch (matrix products on OpenBLAS's threads).
+    public var train_one_pass_tokens_per_s: Double
     public var sample_tokens_per_s: Double
     public var sample_ms_median: Double
     public var sgemm_gflops: Double
@@ -59,16 +63,26 @@ public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void
     let batch = TokenBatch(B: B, T: T, tokens: tokens, lengths: [Int](repeating: T, count: B))
     var mask = [Float](repeating: 1, count: B * T)
     for b in 0..<B { mask[b * T + T - 1] = 0 }
-    var stepTimes: [Double] = []
-    for r in 0...repeats {
-        let t0 = monotonicSeconds()
-        model.zeroGrad()
-        model.languageModelLoss(batch, mask: mask, backward: true, rng: &rng)
-        opt.update(model)
-        let dt = monotonicSeconds() - t0
-        if r > 0 { stepTimes.append(dt); progress(String(format: "train step %d/%d: %.1f ms", r, repeats, dt * 1000)) }
+    let replicas = model.makeReplicas()
+    let halves = [0, 1].map { h -> (batch: TokenBatch, mask: [Float]) in
+        let rows = (h * B / 2)..<((h + 1) * B / 2), span = (rows.lowerBound * T)..<(rows.upperBound * T)
+        return (TokenBatch(B: rows.count, T: T, tokens: Array(tokens[span]), lengths: [Int](repeating: T, count: rows.count)),
+                Array(mask[span]))
     }
-    let stepMed = median(stepTimes)
+    func timeSteps(_ label: String, _ step: () -> Void) -> Double {
+        var times: [Double] = []
+        for r in 0...repeats {
+            let t0 = monotonicSeconds()
+            model.zeroGrad()
+            step()
+            opt.update(model)
+            let dt = monotonicSeconds() - t0
+            if r > 0 { times.append(dt); progress(String(format: "%@ %d/%d: %.1f ms", label, r, repeats, dt * 1000)) }
+        }
+        return median(times)
+    }
+    let stepMed = timeSteps("train step") { model.languageModelLoss(parts: halves, replicas: replicas, rng: &rng) }
+    let onePassMed = timeSteps("train step, one pass") { model.languageModelLoss(batch, mask: mask, backward: true, rng: &rng) }
     let trainTps = Double(B * T) / stepMed
 
     // (b) sampling
@@ -113,6 +127,7 @@ public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void
                            train_tokens_per_s: trainTps,
                            train_gflops: trainTps * trainingFlopsPerToken(cfg, T: T) / 1e9,
                            train_step_ms_median: stepMed * 1000,
+                           train_one_pass_tokens_per_s: Double(B * T) / onePassMed,
                            sample_tokens_per_s: Double(S * newTokens) / sampleMed,
                            sample_ms_median: sampleMed * 1000,
                            sgemm_gflops: totalFlops / totalTime / 1e9,
