@@ -4,11 +4,47 @@
 // op(X) = X or Xᵀ, using leading dimensions so that strided views (one head's columns
 // inside a fused QKV buffer) need no copies.
 import CBLAS
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif
 
-/// Sets OpenBLAS's thread count (the engine's one level of parallelism; see README).
-public func setBLASThreads(_ n: Int) {
-    openblas_set_num_threads(Int32(max(1, n)))
+/// The process's OpenBLAS thread setting: the count asked for, and how many single-threaded
+/// regions are running. While any runs, OpenBLAS stays at one thread, so that a region's
+/// workers (each calling sgemm at once) never see it switched back mid-call by a region
+/// that ended or by `setBLASThreads`.
+private final class BLASThreadSetting: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var requested: Int?
+    private var singleRegions = 0
+    init() { pthread_mutex_init(&mutex, nil) }
+
+    func set(_ n: Int) {
+        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        requested = n
+        if singleRegions == 0 { openblas_set_num_threads(Int32(n)) }
+    }
+
+    func enterSingle() {
+        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        if requested == nil { requested = Int(openblas_get_num_threads()) }
+        if singleRegions == 0 { openblas_set_num_threads(1) }
+        singleRegions += 1
+    }
+
+    func leaveSingle() {
+        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        singleRegions -= 1
+        if singleRegions == 0, let n = requested { openblas_set_num_threads(Int32(n)) }
+    }
 }
+
+private let blasThreadSetting = BLASThreadSetting()
+
+/// Sets OpenBLAS's thread count (the engine's one level of parallelism; see README). Inside
+/// single-threaded regions it takes effect when the last one ends.
+public func setBLASThreads(_ n: Int) { blasThreadSetting.set(max(1, n)) }
 
 /// OpenBLAS's current thread count.
 public func blasThreads() -> Int { Int(openblas_get_num_threads()) }
@@ -25,11 +61,11 @@ public func gemm(transA: Bool, transB: Bool, M: Int, N: Int, K: Int,
                 beta, C, blasint(ldc))
 }
 
-/// Runs `body` with OpenBLAS on one thread, then restores the previous count: for regions
-/// where each of the engine's own threads runs its own matrix products.
+/// Runs `body` with OpenBLAS on one thread, then restores the requested count: for regions
+/// where each of the engine's own threads runs its own matrix products. Regions may overlap
+/// (from different threads); OpenBLAS stays at one thread until the last one ends.
 public func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
-    let previous = blasThreads()
-    if previous > 1 { setBLASThreads(1) }
-    defer { if previous > 1 { setBLASThreads(previous) } }
+    blasThreadSetting.enterSingle()
+    defer { blasThreadSetting.leaveSingle() }
     return try body()
 }

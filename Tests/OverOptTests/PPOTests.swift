@@ -323,3 +323,30 @@ func tokenCountScorer(_ token: Int32) -> PPOScorer {
     #expect(curves.klCoef.count == 4 && curves.klCoef[0] == 0.1)
     for i in 1..<4 { #expect(abs(curves.klCoef[i] - curves.klCoef[i - 1] * (1 - 0.1 * 0.2 * 16 / 10_000)) < 1e-12) }
 }
+
+@Suite(.serialized) struct PPODeterminismTests {
+    /// Minibatch steps run in two halves on replicas (and rollouts in decode groups): a short
+    /// run gives bitwise the same curves at 1 and 2 threads.
+    @Test func ppoCurvesDoNotDependOnTheThreadCount() throws {
+        var config = PPOConfig()
+        config.steps = 3
+        config.promptsPerStep = 32
+        config.minibatchSize = 16
+        config.ppoEpochs = 2
+        config.maxNewTokens = 8
+        config.learningRate = 1e-2
+        config.evalEvery = 3
+        config.evalPrompts = 16
+        let previous = engineThreadCount()
+        defer { setEngineThreads(previous) }
+        var runs: [PPOCurves] = []
+        for threads in [1, 2] {
+            setEngineThreads(threads)
+            let trainer = try PPOTrainer(config: config, world: testWorld, basePolicy: tinyPolicy(), scorer: tokenCountScorer(40), seed: 9)
+            runs.append(trainer.run())
+        }
+        #expect(runs[0].trainReward == runs[1].trainReward)
+        #expect(runs[0].kl == runs[1].kl && runs[0].proxy == runs[1].proxy)
+        #expect(runs[0].policyLoss == runs[1].policyLoss)
+    }
+}

@@ -146,6 +146,8 @@ public final class PPOTrainer {
     public let reference: Transformer
     let scorer: PPOScorer
     let optimizer: AdamW
+    /// Two replicas of `policy` for the minibatch steps (DataParallel.swift).
+    let replicas: [Transformer]
     let sampler: Sampler
     var rng: RNG
     /// Fixed sampling stream of the evaluations (the same noise at every evaluation).
@@ -184,6 +186,7 @@ public final class PPOTrainer {
         optimizer = AdamW(model: policy, config: AdamWConfig(learningRate: Float(config.learningRate),
                                                              weightDecay: Float(config.weightDecay)))
         sampler = Sampler(model: policy)
+        replicas = policy.makeReplicas()
         rng = RNG(seed: seed)
         evalRNG = rng.split("ppo-eval")
         // Held-out prompts spread evenly over the (ordered) held-out list.
@@ -310,12 +313,51 @@ public final class PPOTrainer {
         var policyLoss = 0.0, valueLoss = 0.0, clipFraction = 0.0, approxKL = 0.0
     }
 
+    /// One part of a minibatch on `model` (the policy or a replica): forward, clipped
+    /// surrogate and value losses per response token, and their backward into `model`'s
+    /// gradients, every term divided by the whole minibatch's token count `tokens`.
+    /// Returns the summed losses, clipped-token count and ½(Δ log π)².
+    func minibatchPart(model: Transformer, rows: [Int], tokens: Double, sequences: [[Int32]], responseStart: [Int],
+                       oldLogp: [[Double]], oldValues: [[Double]], advantages: [[Double]], returns: [[Double]])
+        -> (policyLoss: Double, valueLoss: Double, clipped: Double, approxKL: Double) {
+        let wantEntropy = config.entropyCoef != 0
+        let batch = TokenBatch(sequences: rows.map { sequences[$0] })
+        let starts = rows.map { responseStart[$0] }
+        let mask = responseLossMask(B: batch.B, T: batch.T, responseStart: starts, lengths: batch.lengths)
+        var pl = 0.0, vl = 0.0, clipped = 0.0, akl = 0.0
+        let lp = model.tokenLogProbs(batch, mask: mask, entropy: wantEntropy)
+        let values = model.valueForward()
+        var dlogp = [Float](repeating: 0, count: batch.B * batch.T)
+        var dvalues = [Float](repeating: 0, count: batch.B * batch.T)
+        var dentropy: [Float]? = wantEntropy ? [Float](repeating: 0, count: batch.B * batch.T) : nil
+        for (b, row) in rows.enumerated() {
+            for t in oldLogp[row].indices {
+                let pos = b * batch.T + starts[b] - 1 + t
+                let logp = Double(lp.logp[pos])
+                let s = clippedSurrogate(logp: logp, oldLogp: oldLogp[row][t], advantage: advantages[row][t],
+                                         clipRange: config.clipRange)
+                let v = clippedValueLoss(value: Double(values[pos]), oldValue: oldValues[row][t],
+                                         target: returns[row][t], clipRange: config.valueClipRange)
+                pl += s.loss; vl += v.loss
+                if s.clipped { clipped += 1 }
+                let d = logp - oldLogp[row][t]
+                akl += 0.5 * d * d
+                dlogp[pos] = Float(s.gradLogp / tokens)
+                dvalues[pos] = Float(config.vfCoef * v.gradValue / tokens)
+                dentropy?[pos] = Float(-config.entropyCoef / tokens)
+            }
+        }
+        dvalues.withUnsafeMutableBufferPointer { dv in
+            model.backwardTokenLogProbs(dlogp: dlogp, dentropy: dentropy, dValues: dv.baseAddress!)
+        }
+        return (pl, vl, clipped, akl)
+    }
+
     /// Several epochs of clipped PPO over shuffled minibatches of the rollout batch.
     func update(sequences: [[Int32]], responseStart: [Int], oldLogp: [[Double]], oldValues: [[Double]],
                 advantages: [[Double]], returns: [[Double]]) -> UpdateStats {
         var stats = UpdateStats()
         var minibatches = 0
-        let wantEntropy = config.entropyCoef != 0
         var order = Array(sequences.indices)
         for _ in 0..<config.ppoEpochs {
             rng.shuffle(&order)
@@ -323,38 +365,21 @@ public final class PPOTrainer {
             while lo < order.count {
                 let rows = Array(order[lo..<min(order.count, lo + config.minibatchSize)])
                 lo += config.minibatchSize
-                let batch = TokenBatch(sequences: rows.map { sequences[$0] })
-                let starts = rows.map { responseStart[$0] }
-                let mask = responseLossMask(B: batch.B, T: batch.T, responseStart: starts, lengths: batch.lengths)
                 let tokens = Double(rows.reduce(0) { $0 + oldLogp[$1].count })
+                // Two fixed halves of the minibatch at once on two replicas (DataParallel.swift).
+                let n = rows.count
+                let halves = replicas.count == 2 && n >= 8 ? [Array(rows[..<(n / 2)]), Array(rows[(n / 2)...])] : [rows]
                 policy.zeroGrad()
                 var pl = 0.0, vl = 0.0, clipped = 0.0, akl = 0.0
                 withLogprobTemperature(policy, backward: true) {
-                    let lp = policy.tokenLogProbs(batch, mask: mask, entropy: wantEntropy)
-                    let values = policy.valueForward()
-                    var dlogp = [Float](repeating: 0, count: batch.B * batch.T)
-                    var dvalues = [Float](repeating: 0, count: batch.B * batch.T)
-                    var dentropy: [Float]? = wantEntropy ? [Float](repeating: 0, count: batch.B * batch.T) : nil
-                    for (b, row) in rows.enumerated() {
-                        for t in oldLogp[row].indices {
-                            let pos = b * batch.T + starts[b] - 1 + t
-                            let logp = Double(lp.logp[pos])
-                            let s = clippedSurrogate(logp: logp, oldLogp: oldLogp[row][t], advantage: advantages[row][t],
-                                                     clipRange: config.clipRange)
-                            let v = clippedValueLoss(value: Double(values[pos]), oldValue: oldValues[row][t],
-                                                     target: returns[row][t], clipRange: config.valueClipRange)
-                            pl += s.loss; vl += v.loss
-                            if s.clipped { clipped += 1 }
-                            let d = logp - oldLogp[row][t]
-                            akl += 0.5 * d * d
-                            dlogp[pos] = Float(s.gradLogp / tokens)
-                            dvalues[pos] = Float(config.vfCoef * v.gradValue / tokens)
-                            dentropy?[pos] = Float(-config.entropyCoef / tokens)
+                    let parts = halves.count == 2
+                        ? policy.runOnReplicas(replicas) { r, h in
+                            self.minibatchPart(model: r, rows: halves[h], tokens: tokens, sequences: sequences, responseStart: responseStart,
+                                               oldLogp: oldLogp, oldValues: oldValues, advantages: advantages, returns: returns)
                         }
-                    }
-                    dvalues.withUnsafeMutableBufferPointer { dv in
-                        policy.backwardTokenLogProbs(dlogp: dlogp, dentropy: dentropy, dValues: dv.baseAddress!)
-                    }
+                        : [minibatchPart(model: policy, rows: rows, tokens: tokens, sequences: sequences, responseStart: responseStart,
+                                         oldLogp: oldLogp, oldValues: oldValues, advantages: advantages, returns: returns)]
+                    for q in parts { pl += q.policyLoss; vl += q.valueLoss; clipped += q.clipped; akl += q.approxKL }
                 }
                 clipGradientNorm(policy, maxNorm: Float(config.maxGradNorm))
                 optimizer.update(policy)
