@@ -44,7 +44,8 @@ public struct RunSummary: Sendable {
             let name = v.name.padding(toLength: 15, withPad: " ", startingAt: 0)
             lines.append("\(name) \(f(v.idAccuracy, 7, 3))  \(f(v.oodAccuracy, 7, 3)) │ \(f(v.bonKL, 6, 2)) \(f(v.bonProxy, 7)) \(f(v.bonGold)) \(f(v.bonPeakGold)) @\(f(v.bonPeakKL, 5, 2)) │ \(f(v.ppoKL, 6, 2)) \(f(v.ppoProxy, 7)) \(f(v.ppoGold)) \(f(v.ppoPeakGold)) @\(f(v.ppoPeakKL, 5, 2))")
         }
-        lines.append(String(format: "BoN/PPO columns: value at the largest KL (nats), peak gold and the KL of the peak; base policy gold %.2f", baseGold))
+        let base = baseGold.isNaN ? "" : String(format: "; base policy gold %.2f", baseGold)   // known when best-of-n ran
+        lines.append("BoN/PPO columns: value at the largest KL (nats), peak gold and the KL of the peak\(base)")
         lines.append(String(format: "result file: %@ (%.0f s)", path, seconds))
         return lines.joined(separator: "\n")
     }
