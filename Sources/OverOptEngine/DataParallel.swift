@@ -15,6 +15,31 @@ extension Transformer {
         lora == nil ? [Transformer(replicaOf: self), Transformer(replicaOf: self)] : []
     }
 
+    /// Forward passes over `count` items (e.g. batches of sequences to score) spread over
+    /// this model's two replicas, each item on whichever replica's thread is free: `item`
+    /// runs the pass on the model it is given and returns what it read out. Results come
+    /// back in item order and do not depend on which replica ran an item. Without replicas
+    /// (LoRA) or at one engine thread, every item runs on this model in turn.
+    public func forwardOnReplicas<R>(count: Int, _ item: (Transformer, Int) -> R) -> [R] {
+        if lora != nil || engineThreadCount() < 2 || count < 2 || insideParallelPart {
+            return (0..<count).map { item(self, $0) }
+        }
+        if scoringReplicas == nil { scoringReplicas = makeReplicas() }
+        let replicas = scoringReplicas!
+        for r in replicas { r.frozen = frozen }
+        var results = [R?](repeating: nil, count: count)
+        let next = NextIndex()
+        results.withUnsafeMutableBufferPointer { out in
+            let shared = UncheckedSendable(out)
+            withSingleThreadedBLAS {
+                parallelFor(replicas.count, parts: replicas.count) { part, _ in
+                    while let i = next.take(below: count) { shared.value[i] = item(replicas[part], i) }
+                }
+            }
+        }
+        return results.map { $0! }
+    }
+
     /// Runs `part(replica, index)` for every replica at the same time (one engine thread
     /// each, single-threaded matrix products; in turn at one thread), each on zeroed
     /// gradients, then adds the replicas' gradients to this model's in index order.

@@ -392,3 +392,22 @@ func tinyProxyMember(seed: UInt64) -> Transformer {
         #expect(results[0].0.loss == results[1].0.loss)
     }
 }
+
+@Suite(.serialized) struct ReplicaScoringTests {
+    /// Scoring batches on the replicas gives bitwise the scores of one model in turn.
+    @Test func scoresOnReplicasEqualScoresInTurn() {
+        var c = RewardModelConfig()
+        c.head = .mlp
+        let m = makeProxyMember(base: tinyBase(), config: c, headRNG: RNG(seed: 3))
+        var rng = RNG(seed: 8)
+        let seqs = (0..<23).map { i in [Int32(1)] + (0..<(3 + i % 7)).map { _ in Int32(2 + rng.int(below: 11)) } }
+        let previous = engineThreadCount()
+        defer { setEngineThreads(previous) }
+        setEngineThreads(1)
+        let inTurn = scoreSequences(m, seqs, batchSize: 4)
+        setEngineThreads(2)
+        let onReplicas = scoreSequences(m, seqs, batchSize: 4)
+        #expect(inTurn.count == 23)
+        #expect(inTurn == onReplicas)
+    }
+}

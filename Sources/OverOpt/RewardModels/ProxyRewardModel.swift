@@ -63,16 +63,13 @@ public final class ProxyRewardModel: @unchecked Sendable {
     }
 }
 
-/// Reward-head scores of full token sequences, in batches (forward only, no dropout).
+/// Reward-head scores of full token sequences, in batches (forward only, no dropout); the
+/// batches run two at a time on the model's replicas (DataParallel.swift).
 public func scoreSequences(_ model: Transformer, _ sequences: [[Int32]], batchSize: Int = 256) -> [Double] {
-    var out: [Double] = []
-    out.reserveCapacity(sequences.count)
-    var start = 0
-    while start < sequences.count {
-        let chunk = Array(sequences[start..<min(sequences.count, start + batchSize)])
-        model.forward(TokenBatch(sequences: chunk))
-        out += model.rewardForward().map(Double.init)
-        start += batchSize
+    let batches = stride(from: 0, to: sequences.count, by: batchSize).map { Array(sequences[$0..<min(sequences.count, $0 + batchSize)]) }
+    let scores = model.forwardOnReplicas(count: batches.count) { m, i -> [Double] in
+        m.forward(TokenBatch(sequences: batches[i]))
+        return m.rewardForward().map(Double.init)
     }
-    return out
+    return scores.flatMap { $0 }
 }
