@@ -46,9 +46,6 @@ private let blasThreadSetting = BLASThreadSetting()
 /// single-threaded regions it takes effect when the last one ends.
 public func setBLASThreads(_ n: Int) { blasThreadSetting.set(max(1, n)) }
 
-/// OpenBLAS's current thread count.
-public func blasThreads() -> Int { Int(openblas_get_num_threads()) }
-
 /// Row-major single-precision GEMM: C(M,N) = alpha·op(A)·op(B) + beta·C.
 /// op(A) is (M,K), op(B) is (K,N); lda/ldb/ldc are row strides of the stored matrices.
 @inline(__always)

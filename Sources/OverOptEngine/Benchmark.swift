@@ -63,7 +63,7 @@ public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void
     let batch = TokenBatch(B: B, T: T, tokens: tokens, lengths: [Int](repeating: T, count: B))
     var mask = [Float](repeating: 1, count: B * T)
     for b in 0..<B { mask[b * T + T - 1] = 0 }
-    let replicas = model.makeReplicas()
+    let replicas = model.replicas
     let halves = [0, 1].map { h -> (batch: TokenBatch, mask: [Float]) in
         let rows = (h * B / 2)..<((h + 1) * B / 2), span = (rows.lowerBound * T)..<(rows.upperBound * T)
         return (TokenBatch(B: rows.count, T: T, tokens: Array(tokens[span]), lengths: [Int](repeating: T, count: rows.count)),

@@ -9,10 +9,20 @@
 // gradients are added in part order, so results do not depend on the thread count.
 
 extension Transformer {
-    /// Two replicas of this model for `runOnReplicas`, or none for models with LoRA
-    /// adapters (which then train in one pass).
-    public func makeReplicas() -> [Transformer] {
-        lora == nil ? [Transformer(replicaOf: self), Transformer(replicaOf: self)] : []
+    /// This model's two replicas for `runOnReplicas` and `forwardOnReplicas` (made on first
+    /// use and kept), or none for models with LoRA adapters (which then run in one pass).
+    public var replicas: [Transformer] {
+        if cachedReplicas == nil {
+            cachedReplicas = lora == nil ? [Transformer(replicaOf: self), Transformer(replicaOf: self)] : []
+        }
+        return cachedReplicas!
+    }
+
+    /// The parts a data-parallel step runs: two fixed halves of `items` when there are two
+    /// replicas and at least 8 items, else all of them in one part (run on the model itself).
+    public static func dataParallelParts<T>(_ items: [T], replicas: [Transformer]) -> [[T]] {
+        let n = items.count
+        return replicas.count == 2 && n >= 8 ? [Array(items[..<(n / 2)]), Array(items[(n / 2)...])] : [items]
     }
 
     /// Forward passes over `count` items (e.g. batches of sequences to score) spread over
@@ -24,8 +34,7 @@ extension Transformer {
         if lora != nil || engineThreadCount() < 2 || count < 2 || insideParallelPart {
             return (0..<count).map { item(self, $0) }
         }
-        if scoringReplicas == nil { scoringReplicas = makeReplicas() }
-        let replicas = scoringReplicas!
+        let replicas = self.replicas
         for r in replicas { r.frozen = frozen }
         var results = [R?](repeating: nil, count: count)
         let next = NextIndex()
@@ -71,21 +80,16 @@ extension Transformer {
     public func languageModelLoss(parts: [(batch: TokenBatch, mask: [Float])], replicas: [Transformer],
                                   training: Bool = false, rng: inout RNG) -> Float {
         precondition(parts.count == replicas.count, "one replica per part")
-        let count = max(1, parts.reduce(0) { $0 + $1.mask.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } })
+        let count = parts.reduce(0) { $0 + maskedCount($1.mask) }
         var rngs = parts.indices.map { rng.split(UInt64($0)) }
         _ = rng.next()
         let losses = rngs.withUnsafeMutableBufferPointer { rb in
             let shared = UncheckedSendable(rb)
-            return runOnReplicas(replicas) { r, i -> Double in
-                let (batch, mask) = parts[i]
-                let lp = r.tokenLogProbs(batch, mask: mask, training: training, rng: &shared.value[i])
-                var loss: Double = 0
-                for j in 0..<lp.logp.count where mask[j] != 0 { loss -= Double(lp.logp[j] * mask[j]) }
-                let scale = -1 / Float(count)
-                r.backwardTokenLogProbs(dlogp: mask.map { $0 * scale })
-                return loss
+            return runOnReplicas(replicas) { r, i in
+                r.summedNLL(parts[i].batch, mask: parts[i].mask, normalizer: count, backward: true,
+                            training: training, rng: &shared.value[i])
             }
         }
-        return Float(losses.reduce(0, +) / Double(count))
+        return Float(losses.reduce(0, +) / Double(max(1, count)))
     }
 }

@@ -34,6 +34,9 @@ public func responseLossMask(B: Int, T: Int, responseStart: [Int], lengths: [Int
     return m
 }
 
+/// The number of positions a loss mask counts (nonzero entries).
+func maskedCount(_ mask: [Float]) -> Int { mask.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } }
+
 extension Transformer {
     /// Next-token targets of a batch: targets[b,t] = tokens[b,t+1], 0 past the end.
     static func nextTokenTargets(_ batch: TokenBatch) -> [Int32] {
@@ -118,15 +121,22 @@ extension Transformer {
     @discardableResult
     public func languageModelLoss(_ batch: TokenBatch, mask: [Float], backward doBackward: Bool,
                                   training: Bool = false, rng: inout RNG) -> Float {
+        let count = maskedCount(mask)
+        let loss = summedNLL(batch, mask: mask, normalizer: count, backward: doBackward, training: training, rng: &rng)
+        return Float(loss / Double(max(1, count)))
+    }
+
+    /// −Σ mask·log p over the masked positions; with `backward`, accumulates the gradient of
+    /// that sum divided by `normalizer` (the masked count of the whole batch it is part of).
+    func summedNLL(_ batch: TokenBatch, mask: [Float], normalizer: Int, backward doBackward: Bool,
+                   training: Bool, rng: inout RNG) -> Double {
         let lp = tokenLogProbs(batch, mask: mask, training: training, rng: &rng)
-        let count = max(1, mask.reduce(0) { $0 + ($1 != 0 ? 1 : 0) })
         var loss: Double = 0
         for i in 0..<lp.logp.count where mask[i] != 0 { loss -= Double(lp.logp[i] * mask[i]) }
-        loss /= Double(count)
         if doBackward {
-            let scale = -1 / Float(count)
+            let scale = -1 / Float(max(1, normalizer))
             backwardTokenLogProbs(dlogp: mask.map { $0 * scale })
         }
-        return Float(loss)
+        return loss
     }
 }

@@ -95,11 +95,11 @@ private let partKey: pthread_key_t = {
 /// Whether the calling thread is running a part of `parallelFor`.
 var insideParallelPart: Bool { pthread_getspecific(partKey) != nil }
 
-/// Lets a closure over raw buffers cross into worker threads; the ranges given to each
-/// worker are disjoint, which is what makes this safe.
-struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+/// Lets a closure or buffers cross into worker threads; it is safe when the workers touch
+/// disjoint ranges or elements, as everywhere it is used.
+public struct UncheckedSendable<T>: @unchecked Sendable {
+    public let value: T
+    public init(_ value: T) { self.value = value }
 }
 
 /// The number of parts `parallelFor` would use for n items (for per-part scratch buffers).

@@ -109,8 +109,8 @@ public final class Transformer: @unchecked Sendable {
     var lastEntropy: [Float]?
     /// Low-rank adapters on the attention projections (LoRA.swift), or nil.
     public let lora: LoRAAdapters?
-    /// Replicas kept for `forwardOnReplicas` (made on first use).
-    var scoringReplicas: [Transformer]?
+    /// The replicas behind `replicas` (DataParallel.swift), made on first use.
+    var cachedReplicas: [Transformer]?
 
     /// A model with the given heads; with `lora`, adapter tensors (group `.lora`) are
     /// appended to the layout and applied after the qkv and attn_proj projections.

@@ -130,13 +130,7 @@ import Glibc
         #expect(runs[0].logProbs == runs[1].logProbs)
         let gen = runs[1]
         #expect(gen.tokens.contains { $0.count + 20 > 64 })   // some rows decode past 64 positions
-        var worst: Float = 0
-        for (b, p) in prompts.enumerated() {
-            let full = p + gen.tokens[b]
-            let mask = responseLossMask(B: 1, T: full.count, responseStart: [p.count], lengths: [full.count])
-            let lp = m.tokenLogProbs(TokenBatch(sequences: [full]), mask: mask)
-            for (k, l) in gen.logProbs[b].enumerated() { worst = max(worst, abs(lp.logp[p.count - 1 + k] - l)) }
-        }
+        let worst = maxLogProbGapToFullForward(m, prompts: prompts, generated: gen)
         print("grouped decoding vs full forward: max |Δ log p| = \(worst)")
         #expect(worst < 1e-4)
     }

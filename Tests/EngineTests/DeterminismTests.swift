@@ -54,19 +54,13 @@ import OverOptEngine
             for n in [0, 1, 2, 7, 100] {
                 var hits = [Int](repeating: 0, count: n)
                 hits.withUnsafeMutableBufferPointer { h in
-                    let box = UnsafeMutableBufferPointerBox(h)
-                    parallelForEachDynamic(n) { i in box.buffer[i] += 1 }   // distinct i: no race
+                    let box = UncheckedSendable(h)
+                    parallelForEachDynamic(n) { i in box.value[i] += 1 }   // distinct i: no race
                 }
                 #expect(hits == [Int](repeating: 1, count: n), "threads \(threads) n \(n)")
             }
         }
     }
-}
-
-/// Lets the test's closure write distinct elements from worker threads.
-struct UnsafeMutableBufferPointerBox: @unchecked Sendable {
-    let buffer: UnsafeMutableBufferPointer<Int>
-    init(_ buffer: UnsafeMutableBufferPointer<Int>) { self.buffer = buffer }
 }
 
 @Suite(.serialized) struct DataParallelLanguageModelTests {
@@ -101,7 +95,7 @@ struct UnsafeMutableBufferPointerBox: @unchecked Sendable {
             var r = RNG(seed: 1)
             m.zeroGrad()
             m.grads[0] = 5   // accumulates onto what is there
-            let loss = m.languageModelLoss(parts: parts, replicas: m.makeReplicas(), rng: &r)
+            let loss = m.languageModelLoss(parts: parts, replicas: m.replicas, rng: &r)
             m.grads[0] -= 5
             runs.append((loss, m.grads.array))
         }

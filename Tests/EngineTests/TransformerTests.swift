@@ -153,13 +153,7 @@ func tinyBatch() -> TokenBatch {
         let prompts: [[Int32]] = [[3, 1, 4, 1, 5], [9], [2, 6]]
         var rng = RNG(seed: 5)
         let gen = Sampler(model: m).generateWithLogProbs(prompts: prompts, config: SamplingConfig(temperature: 1.5, maxNewTokens: 5), rng: &rng)
-        var worst: Float = 0
-        for (b, p) in prompts.enumerated() {
-            let full = p + gen.tokens[b]
-            let mask = responseLossMask(B: 1, T: full.count, responseStart: [p.count], lengths: [full.count])
-            let lp = m.tokenLogProbs(TokenBatch(sequences: [full]), mask: mask)
-            for (k, l) in gen.logProbs[b].enumerated() { worst = max(worst, abs(lp.logp[p.count - 1 + k] - l)) }
-        }
+        let worst = maxLogProbGapToFullForward(m, prompts: prompts, generated: gen)
         print("kv-cache vs full forward: max |Δ log p| = \(worst)")
         #expect(worst < 1e-4)
     }
@@ -205,6 +199,20 @@ func tinyBatch() -> TokenBatch {
         #expect(seen.isSubset(of: Set(nucleus.map { Int32($0) })))
         #expect(seen.count == nucleus.count)
     }
+}
+
+/// The largest |Δ log p| between the sampler's log-probabilities of its tokens and those of
+/// a full forward pass over prompt + continuation.
+func maxLogProbGapToFullForward(_ m: Transformer, prompts: [[Int32]],
+                                generated gen: (tokens: [[Int32]], logProbs: [[Float]])) -> Float {
+    var worst: Float = 0
+    for (b, p) in prompts.enumerated() {
+        let full = p + gen.tokens[b]
+        let mask = responseLossMask(B: 1, T: full.count, responseStart: [p.count], lengths: [full.count])
+        let lp = m.tokenLogProbs(TokenBatch(sequences: [full]), mask: mask)
+        for (k, l) in gen.logProbs[b].enumerated() { worst = max(worst, abs(lp.logp[p.count - 1 + k] - l)) }
+    }
+    return worst
 }
 
 func softmax(_ z: [Double]) -> [Double] {

@@ -89,7 +89,7 @@ public func pretrainBasePolicy(world: World, config: BasePolicyConfig, log: (Str
     let schedule = CosineSchedule(peak: Float(config.learningRate), totalSteps: totalSteps, warmupFraction: Float(config.warmupFraction))
     log("base policy: \(config.preset) preset, \(model.parameterCount) parameters, \(corpus.count) sequences × \(config.epochs) epoch(s) = \(totalSteps) steps")
 
-    let replicas = model.makeReplicas()
+    let replicas = model.replicas
     var result = BasePolicy(model: model)
     let start = monotonicSeconds()
     var windowLoss = 0.0, windowTokens = 0, totalTokens = 0, step = 0
@@ -101,8 +101,7 @@ public func pretrainBasePolicy(world: World, config: BasePolicyConfig, log: (Str
             let idx = order[(s * config.batchSize)..<min(order.count, (s + 1) * config.batchSize)]
             let seqs = idx.map { corpus[$0] }
             // Two fixed halves of the batch on two replicas at the same time (DataParallel.swift).
-            let halves = replicas.count == 2 && seqs.count >= 8 ? [Array(seqs[..<(seqs.count / 2)]), Array(seqs[(seqs.count / 2)...])] : [seqs]
-            let parts = halves.map { h -> (batch: TokenBatch, mask: [Float]) in
+            let parts = Transformer.dataParallelParts(seqs, replicas: replicas).map { h -> (batch: TokenBatch, mask: [Float]) in
                 let b = TokenBatch(sequences: h)
                 return (b, wholeSequenceMask(b))
             }

@@ -146,8 +146,6 @@ public final class PPOTrainer {
     public let reference: Transformer
     let scorer: PPOScorer
     let optimizer: AdamW
-    /// Two replicas of `policy` for the minibatch steps (DataParallel.swift).
-    let replicas: [Transformer]
     let sampler: Sampler
     var rng: RNG
     /// Fixed sampling stream of the evaluations (the same noise at every evaluation).
@@ -186,7 +184,6 @@ public final class PPOTrainer {
         optimizer = AdamW(model: policy, config: AdamWConfig(learningRate: Float(config.learningRate),
                                                              weightDecay: Float(config.weightDecay)))
         sampler = Sampler(model: policy)
-        replicas = policy.makeReplicas()
         rng = RNG(seed: seed)
         evalRNG = rng.split("ppo-eval")
         // Held-out prompts spread evenly over the (ordered) held-out list.
@@ -367,13 +364,12 @@ public final class PPOTrainer {
                 lo += config.minibatchSize
                 let tokens = Double(rows.reduce(0) { $0 + oldLogp[$1].count })
                 // Two fixed halves of the minibatch at once on two replicas (DataParallel.swift).
-                let n = rows.count
-                let halves = replicas.count == 2 && n >= 8 ? [Array(rows[..<(n / 2)]), Array(rows[(n / 2)...])] : [rows]
+                let halves = Transformer.dataParallelParts(rows, replicas: policy.replicas)
                 policy.zeroGrad()
                 var pl = 0.0, vl = 0.0, clipped = 0.0, akl = 0.0
                 withLogprobTemperature(policy, backward: true) {
                     let parts = halves.count == 2
-                        ? policy.runOnReplicas(replicas) { r, h in
+                        ? policy.runOnReplicas(policy.replicas) { r, h in
                             self.minibatchPart(model: r, rows: halves[h], tokens: tokens, sequences: sequences, responseStart: responseStart,
                                                oldLogp: oldLogp, oldValues: oldValues, advantages: advantages, returns: returns)
                         }

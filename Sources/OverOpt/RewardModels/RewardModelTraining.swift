@@ -157,14 +157,14 @@ public func pairObjectiveStep(model: Transformer, config cfg: RewardModelConfig,
 public func dataParallelPairStep(model: Transformer, replicas: [Transformer], config cfg: RewardModelConfig, pairs: EncodedPairs,
                                  indices: [Int], rng: inout RNG) -> StepStatistics {
     let P = indices.count
-    guard replicas.count == 2, P >= 8 else {
+    let halves = Transformer.dataParallelParts(indices, replicas: replicas)
+    guard halves.count == 2 else {
         return pairObjectiveStep(model: model, config: cfg, pairs: pairs, indices: indices, training: true, backward: true, rng: &rng)
     }
-    let halves = [Array(indices[..<(P / 2)]), Array(indices[(P / 2)...])]
     var rngs = [rng.split(0), rng.split(1)]
     _ = rng.next()
     let stats = rngs.withUnsafeMutableBufferPointer { rb in
-        let shared = UncheckedBox(rb)
+        let shared = UncheckedSendable(rb)
         return model.runOnReplicas(replicas) { r, h in
             pairObjectiveStep(model: r, config: cfg, pairs: pairs, indices: halves[h], training: true,
                               backward: true, rng: &shared.value[h], batchPairs: P)
@@ -173,12 +173,6 @@ public func dataParallelPairStep(model: Transformer, replicas: [Transformer], co
     let a = stats[0], b = stats[1]
     return StepStatistics(loss: a.loss + b.loss, rewardLoss: a.rewardLoss + b.rewardLoss,
                           regularizerLoss: a.regularizerLoss + b.regularizerLoss, accuracy: a.accuracy + b.accuracy)
-}
-
-/// Lets buffers whose elements are written by distinct workers cross into worker threads.
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }
 
 // MARK: - Training one member
@@ -216,7 +210,7 @@ public func trainProxyMember(_ model: Transformer, config cfg: RewardModelConfig
     let opt = AdamW(model: model, config: AdamWConfig(learningRate: Float(cfg.learningRate), weightDecay: Float(cfg.weightDecay)))
     var order = orderRNG, drop = dropoutRNG
     var curve = TrainingCurve()
-    let replicas = model.makeReplicas()
+    let replicas = model.replicas
     let t0 = monotonicSeconds()
     var lastLog = t0
     var step = 0
