@@ -119,14 +119,14 @@ public final class Sampler: @unchecked Sendable {
                              scratch sc: DecodeScratch, config s: SamplingConfig, maxT: Int,
                              out: UnsafeMutableBufferPointer<[Int32]>, outLogp: UnsafeMutableBufferPointer<[Float]>,
                              rng: UnsafeMutableBufferPointer<RNG>) {
-        let c = model.config, C = c.width, V = c.vocabSize
+        let V = model.config.vocabSize
         // 1. Prefill; the logits at each prompt's last token.
         var feed: [TokenAt] = []
         for b in rows { for (t, token) in prompts[b].enumerated() { feed.append(TokenAt(row: b, pos: t, token: token)) } }
         var lastTokens: [Int] = []
         for b in rows { lastTokens.append((lastTokens.last ?? -1) + prompts[b].count) }
         forwardTokens(feed, outputsOf: lastTokens, cache: cache, weights: w, scratch: sc)
-        linearForward(out: sc.logits, inp: sc.ln, weight: w.lmHead, bias: nil, N: rows.count, C: C, OC: V)
+        w.lmHead.forward(out: sc.logits, inp: sc.ln, N: rows.count)
 
         var active = Array(rows)             // logits row i belongs to active[i]
         var pos = rows.map { prompts[$0].count }   // next position, by row − rows.lowerBound
@@ -146,7 +146,7 @@ public final class Sampler: @unchecked Sendable {
             active = feed.map(\.row)
             // 3. One step for the remaining rows.
             forwardTokens(feed, cache: cache, weights: w, scratch: sc)
-            linearForward(out: sc.logits, inp: sc.ln, weight: w.lmHead, bias: nil, N: feed.count, C: C, OC: V)
+            w.lmHead.forward(out: sc.logits, inp: sc.ln, N: feed.count)
             for b in active { pos[b - rows.lowerBound] += 1 }
         }
     }
@@ -170,7 +170,7 @@ public final class Sampler: @unchecked Sendable {
         for l in 0..<c.layers {
             let lw = w.layers[l]
             layerNormForward(out: sc.ln, mean: sc.mean, rstd: sc.rstd, inp: sc.x, weight: lw.ln1w, bias: lw.ln1b, N: M, C: C)
-            linearForward(out: sc.qkv, inp: sc.ln, weight: lw.qkvw, bias: lw.qkvb, N: M, C: C, OC: 3 * C)
+            lw.qkv.forward(out: sc.qkv, inp: sc.ln, N: M)
             for (i, f) in feed.enumerated() { cache.append(l, f.row, f.pos, qkvRow: sc.qkv + i * 3 * C) }
             if l == c.layers - 1, let selected {
                 // Only the selected tokens go on: compact their queries and residual rows.
@@ -189,13 +189,11 @@ public final class Sampler: @unchecked Sendable {
                                          scores: sc.scores, out: sc.atty + i * C + hd * hs)
                 }
             }
-            linearForward(out: sc.proj, inp: sc.atty, weight: lw.attnProjw, bias: lw.attnProjb, N: M, C: C, OC: C)
-            for j in 0..<(M * C) { sc.x[j] += sc.proj[j] }
+            lw.attnProj.forward(out: sc.x, inp: sc.atty, N: M, accumulate: true)   // the residual stream
             layerNormForward(out: sc.ln, mean: sc.mean, rstd: sc.rstd, inp: sc.x, weight: lw.ln2w, bias: lw.ln2b, N: M, C: C)
-            linearForward(out: sc.fch, inp: sc.ln, weight: lw.fcw, bias: lw.fcb, N: M, C: C, OC: H)
+            lw.fc.forward(out: sc.fch, inp: sc.ln, N: M)
             geluForward(out: sc.fch, inp: sc.fch, n: M * H)
-            linearForward(out: sc.proj, inp: sc.fch, weight: lw.mlpProjw, bias: lw.mlpProjb, N: M, C: H, OC: C)
-            for j in 0..<(M * C) { sc.x[j] += sc.proj[j] }
+            lw.mlpProj.forward(out: sc.x, inp: sc.fch, N: M, accumulate: true)
         }
         layerNormForward(out: sc.ln, mean: sc.mean, rstd: sc.rstd, inp: sc.x, weight: w.lnfw, bias: w.lnfb, N: M, C: C)
     }
@@ -227,20 +225,26 @@ struct KVCache: @unchecked Sendable {
         values(l, b).advanced(by: t * C).update(from: qkvRow + 2 * C, count: C)
     }
 }
-/// The decoder's weights, looked up once per `generate`.
+/// The decoder's weights, looked up once per `generate`; those of the matrix products are
+/// packed for `PackedLinear`.
 struct DecodeWeights: @unchecked Sendable {
-    struct Layer { let ln1w, ln1b, qkvw, qkvb, attnProjw, attnProjb, ln2w, ln2b, fcw, fcb, mlpProjw, mlpProjb: FPtr }
-    let wte, wpe, lnfw, lnfb, lmHead: FPtr
+    struct Layer { let ln1w, ln1b, ln2w, ln2b: FPtr; let qkv, attnProj, fc, mlpProj: PackedLinear }
+    let wte, wpe, lnfw, lnfb: FPtr
+    let lmHead: PackedLinear
     let layers: [Layer]
 
     init(_ m: Transformer) {
-        wte = m.p("wte"); wpe = m.p("wpe"); lnfw = m.p("lnf_w"); lnfb = m.p("lnf_b"); lmHead = m.p("lm_head_w")
-        layers = (0..<m.config.layers).map { l in
+        let c = m.config, C = c.width, H = c.mlpRatio * C
+        func packed(_ name: String, _ C: Int, _ OC: Int, bias: Bool = true) -> PackedLinear {
+            PackedLinear(weight: m.p(name + "_w"), bias: bias ? m.p(name + "_b") : nil, C: C, OC: OC)
+        }
+        wte = m.p("wte"); wpe = m.p("wpe"); lnfw = m.p("lnf_w"); lnfb = m.p("lnf_b")
+        lmHead = packed("lm_head", C, c.vocabSize, bias: false)
+        layers = (0..<c.layers).map { l in
             let h = "h\(l)."
-            return Layer(ln1w: m.p(h + "ln1_w"), ln1b: m.p(h + "ln1_b"), qkvw: m.p(h + "qkv_w"), qkvb: m.p(h + "qkv_b"),
-                         attnProjw: m.p(h + "attn_proj_w"), attnProjb: m.p(h + "attn_proj_b"),
-                         ln2w: m.p(h + "ln2_w"), ln2b: m.p(h + "ln2_b"), fcw: m.p(h + "fc_w"), fcb: m.p(h + "fc_b"),
-                         mlpProjw: m.p(h + "mlp_proj_w"), mlpProjb: m.p(h + "mlp_proj_b"))
+            return Layer(ln1w: m.p(h + "ln1_w"), ln1b: m.p(h + "ln1_b"), ln2w: m.p(h + "ln2_w"), ln2b: m.p(h + "ln2_b"),
+                         qkv: packed(h + "qkv", C, 3 * C), attnProj: packed(h + "attn_proj", C, C),
+                         fc: packed(h + "fc", C, H), mlpProj: packed(h + "mlp_proj", H, C))
         }
     }
 }
@@ -248,13 +252,13 @@ struct DecodeWeights: @unchecked Sendable {
 /// One decode group's activations (up to `tokens` tokens: the prefill of all its prompts,
 /// ≥ one per row), allocated before the threads start.
 struct DecodeScratch: @unchecked Sendable {
-    let x, ln, qkv, atty, proj, fch, mean, rstd, logits, scores, probs: FPtr
+    let x, ln, qkv, atty, fch, mean, rstd, logits, scores, probs: FPtr
 
     init(work: Workspace, name: String, rows: Int, tokens: Int, config c: TransformerConfig, maxT: Int) {
         let C = c.width, H = c.mlpRatio * C, n = max(tokens, rows)
         func get(_ what: String, _ n: Int) -> FPtr { work.get("\(name).\(what)", n) }
         x = get("x", n * C); ln = get("ln", n * C); qkv = get("qkv", n * 3 * C)
-        atty = get("atty", n * C); proj = get("proj", n * C); fch = get("fch", n * H)
+        atty = get("atty", n * C); fch = get("fch", n * H)
         mean = get("mean", n); rstd = get("rstd", n); logits = get("logits", rows * c.vocabSize)
         scores = get("scores", (maxT + 15) / 16 * 16); probs = get("probs", c.vocabSize)
     }

@@ -1,4 +1,4 @@
-// The decode path's own kernels against brute force: attention of one query over a
+// The decode path's own kernels against brute force: the packed matrix products, attention of one query over a
 // transposed key block (also the training forward's kernel), lane-wise min/max, the token draw's log-probability and
 // frequencies; and the grouped decoder end to end (long contexts, several groups, thread
 // counts) against a full forward pass.
@@ -44,6 +44,39 @@ import Glibc
         let perr = (0..<count).map { abs(Double(probs[$0]) - p[$0]) }.max()!
         #expect(perr < 1e-6, "probabilities: max error \(perr)")
         #expect(probs[count] == 42)
+    }
+
+    /// The packed products against a Double reference: full and partial blocks of six rows,
+    /// full and partial panels of 16 outputs, with and without bias, overwriting and adding.
+    @Test(arguments: [(1, 16, 16), (5, 7, 3), (6, 128, 384), (7, 33, 40), (64, 128, 512), (97, 512, 128), (200, 20, 256)])
+    func packedLinearMatchesReference(N: Int, C: Int, OC: Int) {
+        var rng = RNG(seed: UInt64(N * 7919 + C * 31 + OC))
+        let x = FloatBuffer((0..<(N * C)).map { _ in rng.normal() })
+        let w = FloatBuffer((0..<(OC * C)).map { _ in rng.normal() / 4 })
+        let bias = FloatBuffer((0..<OC).map { _ in rng.normal() })
+        let before = (0..<(N * OC)).map { _ in rng.normal() }
+        for withBias in [false, true] {
+            let packed = PackedLinear(weight: w.ptr, bias: withBias ? bias.ptr : nil, C: C, OC: OC)
+            for accumulate in [false, true] {
+                // One float past the end must stay untouched.
+                let out = FloatBuffer(before + [42])
+                packed.forward(out: out.ptr, inp: x.ptr, N: N, accumulate: accumulate)
+                var worst = 0.0
+                for n in 0..<N {
+                    for o in 0..<OC {
+                        var ref = (withBias ? Double(bias[o]) : 0) + (accumulate ? Double(before[n * OC + o]) : 0)
+                        var size = abs(ref)   // Σ|terms|: float rounding scales with it
+                        for k in 0..<C {
+                            let t = Double(x[n * C + k]) * Double(w[o * C + k])
+                            ref += t; size += abs(t)
+                        }
+                        worst = max(worst, abs(Double(out[n * OC + o]) - ref) / max(size, 1e-30))
+                    }
+                }
+                #expect(worst < 5e-7, "N \(N) C \(C) OC \(OC) bias \(withBias) accumulate \(accumulate): \(worst)")
+                #expect(out[N * OC] == 42)
+            }
+        }
     }
 
     @Test func laneMinMaxAndReductionsAreExact() {

@@ -78,9 +78,10 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
 
     // 2. Preference data (cached per seed).
     // The "code" parts change when a stage's output changes for the same inputs (v2 of data
-    // and bon-samples: the grouped KV-cache decoder draws with vectorized exponentials; v2 of
-    // base: pretraining steps run in two halves on replicas).
-    let dataKey = StageCache.key(["base": baseKey, "data": StageCache.key(config.data), "seed": "\(config.seed)", "code": "data-v2"])
+    // and bon-samples: the grouped KV-cache decoder draws with vectorized exponentials; v3:
+    // its matrix products run on packed weights, which rounds differently; v2 of base:
+    // pretraining steps run in two halves on replicas).
+    let dataKey = StageCache.key(["base": baseKey, "data": StageCache.key(config.data), "seed": "\(config.seed)", "code": "data-v3"])
     let data: PreferenceDataset = try timed("data") {
         if let d = cache.load(stage: "data", key: dataKey, log: log, { try PreferenceDataset.read(from: $0, world: world) }) { return d }
         let d = buildPreferenceData(world: world, basePolicy: base.model, config: config.data, seed: config.seed, log: log)
@@ -91,7 +92,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
     // 3. Best-of-n samples of the base policy (shared by every proxy; cached per seed).
     var bonSamples: BestOfNSamples?
     if config.stages.contains("bon") {
-        let key = StageCache.key(["base": baseKey, "bon": config.bon.samplesKey, "seed": "\(config.seed)", "code": "bon-v2"])
+        let key = StageCache.key(["base": baseKey, "bon": config.bon.samplesKey, "seed": "\(config.seed)", "code": "bon-v3"])
         bonSamples = try timed("bon-samples") {
             if let s = cache.load(stage: "bon-samples", key: key, log: log, { try BestOfNSamples.read(from: $0) }) { return s }
             var rng = RNG(seed: config.seed).split("bon")

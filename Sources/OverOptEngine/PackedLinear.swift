@@ -1,0 +1,131 @@
+// PackedLinear.swift — the decoder's matrix products, with weights packed once.
+//
+// A decode step multiplies a few dozen rows by every weight matrix. OpenBLAS repacks the
+// weight into its panel layout on each call, and at 64 rows that packing costs about as
+// much as 20% of the product. The decoder's weights do not change during a `generate`
+// call, so they are packed once here, into panels of 16 output features (for each input
+// feature k, the panel's 16 weights side by side), and a 6 × 16 register-blocked kernel
+// runs over them: twelve 8-lane accumulators, two weight loads and six broadcasts per k.
+// Measured on one core of this project's 2-core machine (AMD EPYC, AVX2 FMA), at the
+// `large` preset's shapes: 113 GFLOP/s at 66 rows against 89 for OpenBLAS's sgemm with
+// its packing, and 108–113 against 96–102 at 1 020 rows.
+//
+// The kernel is single-threaded by design: the sampler runs each decode group on one
+// thread. The sum over k runs in order with fused multiply-adds, starting from the bias
+// (and the previous output, when accumulating), so results differ from OpenBLAS's only by
+// rounding.
+
+typealias F8 = SIMD8<Float>
+
+@inline(__always) private func load8(_ p: UnsafePointer<Float>) -> F8 { UnsafeRawPointer(p).loadUnaligned(as: F8.self) }
+@inline(__always) private func store8(_ v: F8, _ p: FPtr) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self) }
+
+/// The weight (OC, C) and bias (OC) of a linear layer, repacked into ⌈OC/16⌉ panels of
+/// (C, 16): panel p holds W[16p + j, k] at (k·16 + j); missing outputs are zero.
+struct PackedLinear: @unchecked Sendable {
+    private let storage: FloatBuffer
+    let panels: FPtr
+    let bias: FPtr          // ⌈OC/16⌉·16 floats, zero where the layer has no bias
+    let C, OC: Int
+    var panelCount: Int { (OC + 15) / 16 }
+
+    /// Packs `weight` (OC, C) and `bias` (OC, or nil).
+    init(weight: UnsafePointer<Float>, bias b: UnsafePointer<Float>?, C: Int, OC: Int) {
+        self.C = C; self.OC = OC
+        let P = (OC + 15) / 16
+        storage = FloatBuffer(count: P * 16 * (C + 1))
+        panels = storage.ptr
+        bias = storage.ptr + P * C * 16
+        bias.update(repeating: 0, count: P * 16)
+        for p in 0..<P {
+            let dst = panels + p * C * 16
+            for j in 0..<16 {
+                let o = p * 16 + j
+                if o < OC {
+                    let src = weight + o * C
+                    for k in 0..<C { dst[k * 16 + j] = src[k] }
+                } else {
+                    for k in 0..<C { dst[k * 16 + j] = 0 }
+                }
+            }
+        }
+        if let b { bias.update(from: b, count: OC) }
+    }
+
+    /// out (N, OC) = inp (N, C) · Wᵀ + bias, or `out +=` that with `accumulate`.
+    func forward(out: FPtr, inp: UnsafePointer<Float>, N: Int, accumulate: Bool = false) {
+        let fullPanels = OC / 16, full = N / 6 * 6, rest = N - full
+        // The last N mod 6 rows go through a zero-padded copy, so that the kernel always
+        // reads six rows at one stride.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 6 * C + 6 * 16) { tmp in
+            let padded = tmp.baseAddress!, tile = padded + 6 * C
+            if rest > 0 {
+                padded.update(from: inp + full * C, count: rest * C)
+                (padded + rest * C).update(repeating: 0, count: (6 - rest) * C)
+            }
+            /// Rows r..<r+n against panel p, into c (row stride ldc).
+            func block(_ r: Int, _ n: Int, _ p: Int, _ c: FPtr, _ ldc: Int) {
+                kernel(r < full ? inp + r * C : UnsafePointer(padded), rows: n, panels + p * C * 16, bias + p * 16, c, ldc: ldc, accumulate: accumulate)
+            }
+            // Row blocks of 96 keep their inputs in L2 while every panel passes over them.
+            var r0 = 0
+            while r0 < N {
+                let r1 = min(N, r0 + 96)
+                for p in 0..<fullPanels {
+                    var r = r0
+                    while r + 6 <= r1 { block(r, 6, p, out + r * OC + p * 16, OC); r += 6 }
+                    if r < r1 { block(r, r1 - r, p, out + r * OC + p * 16, OC) }
+                }
+                // The last OC mod 16 outputs, through a 6 × 16 tile.
+                if fullPanels < panelCount {
+                    let p = fullPanels, cols = OC - p * 16
+                    var r = r0
+                    while r < r1 {
+                        let n = min(6, r1 - r)
+                        if accumulate { for i in 0..<n { (tile + i * 16).update(from: out + (r + i) * OC + p * 16, count: cols) } }
+                        block(r, n, p, tile, 16)
+                        for i in 0..<n { (out + (r + i) * OC + p * 16).update(from: tile + i * 16, count: cols) }
+                        r += 6
+                    }
+                }
+                r0 = r1
+            }
+        }
+    }
+
+    /// c (n ≤ 6 rows of 16, row stride ldc) = [c +] bias + x (6 rows of C) · panel; only the
+    /// first n rows are read from and stored to c.
+    @inline(__always)
+    private func kernel(_ x: UnsafePointer<Float>, rows n: Int, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: FPtr,
+                        ldc: Int, accumulate: Bool) {
+        let b0 = load8(b), b1 = load8(b + 8)
+        var c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1
+        var c30 = b0, c31 = b1, c40 = b0, c41 = b1, c50 = b0, c51 = b1
+        if accumulate {
+            c00 += load8(c); c01 += load8(c + 8)
+            if n > 1 { c10 += load8(c + ldc); c11 += load8(c + ldc + 8) }
+            if n > 2 { c20 += load8(c + 2 * ldc); c21 += load8(c + 2 * ldc + 8) }
+            if n > 3 { c30 += load8(c + 3 * ldc); c31 += load8(c + 3 * ldc + 8) }
+            if n > 4 { c40 += load8(c + 4 * ldc); c41 += load8(c + 4 * ldc + 8) }
+            if n > 5 { c50 += load8(c + 5 * ldc); c51 += load8(c + 5 * ldc + 8) }
+        }
+        let x0 = x, x1 = x + C, x2 = x + 2 * C, x3 = x + 3 * C, x4 = x + 4 * C, x5 = x + 5 * C
+        var wk = w
+        for k in 0..<C {
+            let w0 = load8(wk), w1 = load8(wk + 8)
+            var s = F8(repeating: x0[k]); c00 = c00.addingProduct(s, w0); c01 = c01.addingProduct(s, w1)
+            s = F8(repeating: x1[k]); c10 = c10.addingProduct(s, w0); c11 = c11.addingProduct(s, w1)
+            s = F8(repeating: x2[k]); c20 = c20.addingProduct(s, w0); c21 = c21.addingProduct(s, w1)
+            s = F8(repeating: x3[k]); c30 = c30.addingProduct(s, w0); c31 = c31.addingProduct(s, w1)
+            s = F8(repeating: x4[k]); c40 = c40.addingProduct(s, w0); c41 = c41.addingProduct(s, w1)
+            s = F8(repeating: x5[k]); c50 = c50.addingProduct(s, w0); c51 = c51.addingProduct(s, w1)
+            wk += 16
+        }
+        store8(c00, c); store8(c01, c + 8)
+        if n > 1 { store8(c10, c + ldc); store8(c11, c + ldc + 8) }
+        if n > 2 { store8(c20, c + 2 * ldc); store8(c21, c + 2 * ldc + 8) }
+        if n > 3 { store8(c30, c + 3 * ldc); store8(c31, c + 3 * ldc + 8) }
+        if n > 4 { store8(c40, c + 4 * ldc); store8(c41, c + 4 * ldc + 8) }
+        if n > 5 { store8(c50, c + 5 * ldc); store8(c51, c + 5 * ldc + 8) }
+    }
+}
