@@ -65,7 +65,12 @@ struct PackedLinear: @unchecked Sendable {
             }
             /// Rows r..<r+n against panel p, into c (row stride ldc).
             func block(_ r: Int, _ n: Int, _ p: Int, _ c: FPtr, _ ldc: Int) {
-                kernel(r < full ? inp + r * C : UnsafePointer(padded), rows: n, panels + p * C * 16, bias + p * 16, c, ldc: ldc, accumulate: accumulate)
+                let x = r < full ? inp + r * C : UnsafePointer(padded), w = panels + p * C * 16, b = bias + p * 16
+                if n > 4 {
+                    kernel(x, rows: n, computing: 6, w, b, c, ldc: ldc, accumulate: accumulate)
+                } else {
+                    kernel(x, rows: n, computing: 4, w, b, c, ldc: ldc, accumulate: accumulate)
+                }
             }
             // Row blocks of 96 keep their inputs in L2 while every panel passes over them.
             var r0 = 0
@@ -93,11 +98,12 @@ struct PackedLinear: @unchecked Sendable {
         }
     }
 
-    /// c (n ≤ 6 rows of 16, row stride ldc) = [c +] bias + x (6 rows of C) · panel; only the
-    /// first n rows are read from and stored to c.
+    /// c (n ≤ R rows of 16, row stride ldc) = [c +] bias + x (R rows of C) · panel; only the
+    /// first n rows are read from and stored to c. R, 4 or 6, is a constant at each call site,
+    /// so the rows it leaves out cost nothing.
     @inline(__always)
-    private func kernel(_ x: UnsafePointer<Float>, rows n: Int, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: FPtr,
-                        ldc: Int, accumulate: Bool) {
+    private func kernel(_ x: UnsafePointer<Float>, rows n: Int, computing R: Int, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                        _ c: FPtr, ldc: Int, accumulate: Bool) {
         let b0 = load8(b), b1 = load8(b + 8)
         var c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1
         var c30 = b0, c31 = b1, c40 = b0, c41 = b1, c50 = b0, c51 = b1
@@ -109,7 +115,7 @@ struct PackedLinear: @unchecked Sendable {
             if n > 4 { c40 += load8(c + 4 * ldc); c41 += load8(c + 4 * ldc + 8) }
             if n > 5 { c50 += load8(c + 5 * ldc); c51 += load8(c + 5 * ldc + 8) }
         }
-        let x0 = x, x1 = x + C, x2 = x + 2 * C, x3 = x + 3 * C, x4 = x + 4 * C, x5 = x + 5 * C
+        let x0 = x, x1 = x + C, x2 = x + 2 * C, x3 = x + 3 * C, x4 = x + 4 * C, x5 = x + 5 * C   // x4, x5 read only when R = 6
         var wk = w
         for k in 0..<C {
             let w0 = load8(wk), w1 = load8(wk + 8)
@@ -117,8 +123,10 @@ struct PackedLinear: @unchecked Sendable {
             s = F8(repeating: x1[k]); c10 = c10.addingProduct(s, w0); c11 = c11.addingProduct(s, w1)
             s = F8(repeating: x2[k]); c20 = c20.addingProduct(s, w0); c21 = c21.addingProduct(s, w1)
             s = F8(repeating: x3[k]); c30 = c30.addingProduct(s, w0); c31 = c31.addingProduct(s, w1)
-            s = F8(repeating: x4[k]); c40 = c40.addingProduct(s, w0); c41 = c41.addingProduct(s, w1)
-            s = F8(repeating: x5[k]); c50 = c50.addingProduct(s, w0); c51 = c51.addingProduct(s, w1)
+            if R > 4 {
+                s = F8(repeating: x4[k]); c40 = c40.addingProduct(s, w0); c41 = c41.addingProduct(s, w1)
+                s = F8(repeating: x5[k]); c50 = c50.addingProduct(s, w0); c51 = c51.addingProduct(s, w1)
+            }
             wk += 16
         }
         store8(c00, c); store8(c01, c + 8)
