@@ -1,11 +1,15 @@
 // Benchmark.swift — the engine's speed measurements behind `overopt bench`.
 //
-// The same three workloads as bench/torch_reference.py, on the `large` preset:
+// The workloads of bench/torch_reference.py, (a) and (b), on the `large` preset, and two
+// measurements of this machine's matrix-product speed, (c) and (d):
 //   (a) a training step: forward + LM loss + backward + AdamW, batch 64 × 64 tokens, run
 //       as pretraining runs it: the batch's two halves at once on two replicas
 //       (DataParallel.swift); also timed as one pass with OpenBLAS's threads;
 //   (b) batched KV-cache sampling: 256 sequences, 16-token prompt, 48 new tokens;
-//   (c) OpenBLAS sgemm GFLOP/s at the model's matrix shapes (the machine's ceiling).
+//   (c) OpenBLAS sgemm GFLOP/s at the model's matrix shapes (the machine's ceiling for
+//       OpenBLAS);
+//   (d) the decoder's matrix products at one decode group's 16 rows, on one thread: on
+//       weights packed once (PackedLinear) against OpenBLAS, which packs on every call.
 // FLOPs per trained token use the reference's formula: 6·N_matmul + 6·L·T·C, where
 // N_matmul counts the weights of every matmul (QKV, attention projection, MLP, LM head).
 import Foundation
@@ -38,6 +42,9 @@ public struct BenchmarkResult: Codable, Sendable {
     public var sgemm_gflops: Double
     /// sgemm GFLOP/s per shape "MxNxK".
     public var sgemm_by_shape: [String: Double]
+    /// (d) the decode step's products at 16 rows, one thread: packed weights, and OpenBLAS.
+    public var decode_products_packed_gflops: Double
+    public var decode_products_openblas_gflops: Double
 }
 
 /// FLOPs per trained token for a config at sequence length T (see the header).
@@ -123,6 +130,32 @@ public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void
         totalFlops += flops; totalTime += t
     }
     progress("sgemm done")
+
+    // (d) one decode group's step products (16 rows), one thread, every weight shape.
+    let rows = 16
+    var packedTime = 0.0, blasTime = 0.0, decodeFlops = 0.0
+    withSingleThreadedBLAS {
+        for (Nn, K) in [(3 * C, C), (C, C), (H, C), (C, H), (cfg.vocabSize, C)] {
+            let x = FloatBuffer(count: rows * K), w = FloatBuffer(count: Nn * K), b = FloatBuffer(count: Nn), y = FloatBuffer(count: rows * Nn)
+            for i in 0..<x.count { x[i] = rng.uniform() }
+            for i in 0..<w.count { w[i] = rng.uniform() }
+            let packed = PackedLinear(weight: w.ptr, bias: b.ptr, C: K, OC: Nn)
+            let reps = 400
+            func time(_ body: () -> Void) -> Double {
+                var times: [Double] = []
+                for r in 0...repeats {
+                    let t0 = monotonicSeconds()
+                    for _ in 0..<reps { body() }
+                    if r > 0 { times.append((monotonicSeconds() - t0) / Double(reps)) }
+                }
+                return median(times)
+            }
+            packedTime += time { packed.forward(out: y.ptr, inp: x.ptr, N: rows) }
+            blasTime += time { linearForward(out: y.ptr, inp: x.ptr, weight: w.ptr, bias: b.ptr, N: rows, C: K, OC: Nn) }
+            decodeFlops += 2.0 * Double(rows * Nn * K)
+        }
+    }
+    progress("decode products done")
     return BenchmarkResult(threads: threads, repeats: repeats,
                            train_tokens_per_s: trainTps,
                            train_gflops: trainTps * trainingFlopsPerToken(cfg, T: T) / 1e9,
@@ -131,5 +164,7 @@ public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void
                            sample_tokens_per_s: Double(S * newTokens) / sampleMed,
                            sample_ms_median: sampleMed * 1000,
                            sgemm_gflops: totalFlops / totalTime / 1e9,
-                           sgemm_by_shape: byShape)
+                           sgemm_by_shape: byShape,
+                           decode_products_packed_gflops: decodeFlops / packedTime / 1e9,
+                           decode_products_openblas_gflops: decodeFlops / blasTime / 1e9)
 }

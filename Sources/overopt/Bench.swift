@@ -11,7 +11,9 @@ struct Bench: ParsableCommand {
             pretraining runs it (the batch's halves at once on two replicas), and also as one \
             pass with the matrix products on OpenBLAS's threads; \
             (b) KV-cache sampling of 256 sequences, 16-token prompts, 48 new tokens; \
-            (c) OpenBLAS sgemm at the model's shapes. Reports medians over --repeats runs \
+            (c) OpenBLAS sgemm at the model's shapes; \
+            (d) a decode step's matrix products at 16 rows on one thread, on packed weights \
+            and with OpenBLAS. Reports medians over --repeats runs \
             after a warm-up. Compare with bench/torch_reference.py on the same machine.
             """)
 
@@ -45,5 +47,7 @@ struct Bench: ParsableCommand {
         for (shape, g) in r.sgemm_by_shape.sorted(by: { $0.key < $1.key }) {
             print(String(format: "      %-14@ %6.1f GFLOP/s", shape as NSString, g))
         }
+        print(String(format: "  (d) decode products, 16 rows, 1 thread: packed %6.1f GFLOP/s, OpenBLAS %6.1f GFLOP/s",
+                     r.decode_products_packed_gflops, r.decode_products_openblas_gflops))
     }
 }
