@@ -33,4 +33,9 @@ if "train_one_pass_tokens_per_s" in s[0]:
     print(f"      (one pass)     overopt {so:8.0f} tok/s                    ratio {so/tt:4.2f}x")
 print(f"  (b) sampling       overopt {ss:8.0f} tok/s                    pytorch {ts:8.0f} tok/s                    ratio {ss/ts:4.2f}x")
 print(f"  (c) sgemm ceiling  {sg:5.1f} GFLOP/s; training step at {sf/sg*100:4.1f}% of it")
+if "decode_products_packed_gflops" in s[0]:
+    print(f"  (d) decode products, 16 rows, 1 thread: packed {m(s, 'decode_products_packed_gflops'):5.1f} GFLOP/s, "
+          f"OpenBLAS {m(s, 'decode_products_openblas_gflops'):5.1f} GFLOP/s")
+ratios = sorted(a["sample_tokens_per_s"] / b["sample_tokens_per_s"] for a, b in zip(s, t))
+print(f"  per-round (b) ratios: {ratios[0]:4.2f}–{ratios[-1]:4.2f}x")
 PYEOF
