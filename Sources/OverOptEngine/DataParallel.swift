@@ -9,8 +9,8 @@
 // gradients are added in part order, so results do not depend on the thread count.
 
 extension Transformer {
-    /// This model's two replicas for `runOnReplicas` and `forwardOnReplicas` (made on first
-    /// use and kept), or none for models with LoRA adapters (which then run in one pass).
+    /// This model's two replicas for `runOnReplicas` (made on first use and kept), or none
+    /// for models with LoRA adapters (which then run in one pass).
     public var replicas: [Transformer] {
         if cachedReplicas == nil {
             cachedReplicas = lora == nil ? [Transformer(replicaOf: self), Transformer(replicaOf: self)] : []
@@ -23,30 +23,6 @@ extension Transformer {
     public static func dataParallelParts<T>(_ items: [T], replicas: [Transformer]) -> [[T]] {
         let n = items.count
         return replicas.count == 2 && n >= 8 ? [Array(items[..<(n / 2)]), Array(items[(n / 2)...])] : [items]
-    }
-
-    /// Forward passes over `count` items (e.g. batches of sequences to score) spread over
-    /// this model's two replicas, each item on whichever replica's thread is free: `item`
-    /// runs the pass on the model it is given and returns what it read out. Results come
-    /// back in item order and do not depend on which replica ran an item. Without replicas
-    /// (LoRA) or at one engine thread, every item runs on this model in turn.
-    public func forwardOnReplicas<R>(count: Int, _ item: (Transformer, Int) -> R) -> [R] {
-        if lora != nil || engineThreadCount() < 2 || count < 2 || insideParallelPart {
-            return (0..<count).map { item(self, $0) }
-        }
-        let replicas = self.replicas
-        for r in replicas { r.frozen = frozen }
-        var results = [R?](repeating: nil, count: count)
-        let next = NextIndex()
-        results.withUnsafeMutableBufferPointer { out in
-            let shared = UncheckedSendable(out)
-            withSingleThreadedBLAS {
-                parallelFor(replicas.count, parts: replicas.count) { part, _ in
-                    while let i = next.take(below: count) { shared.value[i] = item(replicas[part], i) }
-                }
-            }
-        }
-        return results.map { $0! }
     }
 
     /// Runs `part(replica, index)` for every replica at the same time (one engine thread

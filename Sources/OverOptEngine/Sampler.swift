@@ -111,6 +111,42 @@ public final class Sampler: @unchecked Sendable {
         return (out, outLogp)
     }
 
+    /// The final LayerNorm's output at each sequence's last token, (count, C) — what the reward
+    /// head reads — by the decoder's forward: every token through the trunk on packed weights,
+    /// the last layer only for the last tokens, no dropout, nothing saved for a backward. The
+    /// sequences run in chunks of `chunkSize`, each cut into decode groups like `generate`'s,
+    /// so the result does not depend on the thread count.
+    public func finalStatesAtLastTokens(_ sequences: [[Int32]], chunkSize: Int = 256) -> FloatBuffer {
+        let c = model.config, C = c.width
+        let states = FloatBuffer(count: sequences.count * C)
+        if sequences.isEmpty { return states }
+        precondition(sequences.allSatisfy { !$0.isEmpty }, "every sequence needs at least one token")
+        precondition(model.lora == nil, "the decoder's forward does not apply LoRA adapters: merge them first (mergeLoRA())")
+        let weights = DecodeWeights(model)
+        for start in stride(from: 0, to: sequences.count, by: chunkSize) {
+            let chunk = Array(sequences[start..<min(sequences.count, start + chunkSize)])
+            let maxT = chunk.map(\.count).max()!
+            precondition(maxT <= c.contextLength, "sequence of \(maxT) tokens exceeds the context \(c.contextLength)")
+            let cache = KVCache(work: work, L: c.layers, B: chunk.count, maxT: maxT, C: C, heads: c.heads)
+            let groups = Self.decodeGroups(chunk.count)
+            let scratch = groups.indices.map {
+                DecodeScratch(work: work, name: "g\($0)", rows: groups[$0].count, tokens: groups[$0].count * maxT, config: c, maxT: maxT)
+            }
+            let out = UncheckedSendable(states.ptr + start * C)
+            parallelForEachDynamic(groups.count) { g in
+                let rows = groups[g], sc = scratch[g]
+                var feed: [TokenAt] = [], last: [Int] = []
+                for b in rows {
+                    for (t, token) in chunk[b].enumerated() { feed.append(TokenAt(row: b, pos: t, token: token)) }
+                    last.append(feed.count - 1)
+                }
+                forwardTokens(feed, outputsOf: last, cache: cache, weights: weights, scratch: sc)
+                (out.value + rows.lowerBound * C).update(from: sc.ln, count: rows.count * C)
+            }
+        }
+        return states
+    }
+
     /// A token to run through the model: its row, its position in the row, its id.
     struct TokenAt { let row: Int, pos: Int, token: Int32 }
 

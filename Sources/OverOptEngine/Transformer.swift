@@ -290,19 +290,42 @@ public final class Transformer: @unchecked Sendable {
         for b in 0..<B {
             (a.rhIn.ptr + b * C).update(from: a.hidden.ptr + (b * T + a.lengths[b] - 1) * C, count: C)
         }
+        var input = a.rhIn.ptr
+        if case .mlp = heads.reward {
+            let pd = training ? heads.rewardDropout : 0
+            dropoutForward(out: a.rhDrop.ptr, mask: a.rhMask.ptr, inp: a.rhIn.ptr, n: B * C, p: pd, rng: &rng)
+            input = a.rhDrop.ptr
+        }
+        rewardHead(input: input, B: B, hidden: a.rhHid.ptr, activated: a.rhAct.ptr, out: a.rewards.ptr)
+        return Array(UnsafeBufferPointer(start: a.rewards.ptr, count: B))
+    }
+
+    /// The reward head on B rows of final states (B, C): rewards into `out` (B); the MLP head
+    /// keeps its hidden layer before and after the ReLU in `hidden` and `activated` (B, h).
+    func rewardHead(input: FPtr, B: Int, hidden: FPtr, activated: FPtr, out: FPtr) {
+        let C = config.width
         switch heads.reward {
         case .none:
             preconditionFailure("this model has no reward head")
         case .linear:
-            linearForward(out: a.rewards.ptr, inp: a.rhIn.ptr, weight: p("rh_w"), bias: p("rh_b"), N: B, C: C, OC: 1)
+            linearForward(out: out, inp: input, weight: p("rh_w"), bias: p("rh_b"), N: B, C: C, OC: 1)
         case .mlp(let hh):
-            let pd = training ? heads.rewardDropout : 0
-            dropoutForward(out: a.rhDrop.ptr, mask: a.rhMask.ptr, inp: a.rhIn.ptr, n: B * C, p: pd, rng: &rng)
-            linearForward(out: a.rhHid.ptr, inp: a.rhDrop.ptr, weight: p("rh_fc_w"), bias: p("rh_fc_b"), N: B, C: C, OC: hh)
-            reluForward(out: a.rhAct.ptr, inp: a.rhHid.ptr, n: B * hh)
-            linearForward(out: a.rewards.ptr, inp: a.rhAct.ptr, weight: p("rh_out_w"), bias: p("rh_out_b"), N: B, C: hh, OC: 1)
+            linearForward(out: hidden, inp: input, weight: p("rh_fc_w"), bias: p("rh_fc_b"), N: B, C: C, OC: hh)
+            reluForward(out: activated, inp: hidden, n: B * hh)
+            linearForward(out: out, inp: activated, weight: p("rh_out_w"), bias: p("rh_out_b"), N: B, C: hh, OC: 1)
         }
-        return Array(UnsafeBufferPointer(start: a.rewards.ptr, count: B))
+    }
+
+    /// Reward-head scores of full sequences by the decoder's lean forward
+    /// (`Sampler.finalStatesAtLastTokens`): no dropout, no activations kept. The model must
+    /// have no unmerged LoRA adapters.
+    public func rewardScores(_ sequences: [[Int32]], chunkSize: Int = 256) -> [Float] {
+        let states = Sampler(model: self).finalStatesAtLastTokens(sequences, chunkSize: chunkSize)
+        let B = sequences.count, hh: Int
+        if case .mlp(let h) = heads.reward { hh = h } else { hh = 1 }
+        let hidden = FloatBuffer(count: B * hh), activated = FloatBuffer(count: B * hh), out = FloatBuffer(count: B)
+        rewardHead(input: states.ptr, B: B, hidden: hidden.ptr, activated: activated.ptr, out: out.ptr)
+        return Array(UnsafeBufferPointer(start: out.ptr, count: B))
     }
 
     /// Reward head without dropout.

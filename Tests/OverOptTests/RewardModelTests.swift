@@ -393,21 +393,33 @@ func tinyProxyMember(seed: UInt64) -> Transformer {
     }
 }
 
-@Suite(.serialized) struct ReplicaScoringTests {
-    /// Scoring batches on the replicas gives bitwise the scores of one model in turn.
-    @Test func scoresOnReplicasEqualScoresInTurn() {
+@Suite(.serialized) struct LeanScoringTests {
+    /// The decoder's lean forward (packed weights, last layer only for the last token) gives
+    /// the training forward's scores to rounding, for both heads; a sequence's score does not
+    /// depend on the chunk it is scored in, nor on the thread count.
+    @Test(arguments: [RewardHeadChoice.linear, .mlp])
+    func leanScoresMatchTheTrainingForward(head: RewardHeadChoice) {
         var c = RewardModelConfig()
-        c.head = .mlp
+        c.head = head
         let m = makeProxyMember(base: tinyBase(), config: c, headRNG: RNG(seed: 3))
         var rng = RNG(seed: 8)
-        let seqs = (0..<23).map { i in [Int32(1)] + (0..<(3 + i % 7)).map { _ in Int32(2 + rng.int(below: 11)) } }
+        let seqs = (0..<70).map { i in [Int32(1)] + (0..<(1 + i % 11)).map { _ in Int32(2 + rng.int(below: 11)) } }
+        var reference: [Float] = []
+        for start in stride(from: 0, to: seqs.count, by: 16) {
+            m.forward(TokenBatch(sequences: Array(seqs[start..<min(seqs.count, start + 16)])))
+            reference += m.rewardForward()
+        }
         let previous = engineThreadCount()
         defer { setEngineThreads(previous) }
         setEngineThreads(1)
-        let inTurn = scoreSequences(m, seqs, batchSize: 4)
+        let lean = m.rewardScores(seqs)
+        let worst = zip(lean, reference).map { abs($0 - $1) / (1 + abs($1)) }.max()!
+        print("lean vs training forward (\(head)): max relative difference \(worst)")
+        #expect(worst < 1e-5)
+        #expect(Set(lean).count > 10)   // the scores differ between sequences
+        #expect(m.rewardScores(seqs, chunkSize: 7) == lean)
         setEngineThreads(2)
-        let onReplicas = scoreSequences(m, seqs, batchSize: 4)
-        #expect(inTurn.count == 23)
-        #expect(inTurn == onReplicas)
+        #expect(m.rewardScores(seqs) == lean)
+        #expect(scoreSequences(m, seqs, batchSize: 32) == lean.map(Double.init))
     }
 }

@@ -63,13 +63,14 @@ public final class ProxyRewardModel: @unchecked Sendable {
     }
 }
 
-/// Reward-head scores of full token sequences, in batches (forward only, no dropout); the
-/// batches run two at a time on the model's replicas (DataParallel.swift).
+/// Reward-head scores of full token sequences (forward only, no dropout). Models without
+/// LoRA adapters (every trained proxy: adapters are merged after training) run the
+/// decoder's lean forward on packed weights (`Transformer.rewardScores`), in chunks of
+/// `batchSize`; others run the training forward batch by batch.
 public func scoreSequences(_ model: Transformer, _ sequences: [[Int32]], batchSize: Int = 256) -> [Double] {
-    let batches = stride(from: 0, to: sequences.count, by: batchSize).map { Array(sequences[$0..<min(sequences.count, $0 + batchSize)]) }
-    let scores = model.forwardOnReplicas(count: batches.count) { m, i -> [Double] in
-        m.forward(TokenBatch(sequences: batches[i]))
-        return m.rewardForward().map(Double.init)
+    if model.lora == nil { return model.rewardScores(sequences, chunkSize: batchSize).map(Double.init) }
+    return stride(from: 0, to: sequences.count, by: batchSize).flatMap { start -> [Double] in
+        model.forward(TokenBatch(sequences: Array(sequences[start..<min(sequences.count, start + batchSize)])))
+        return model.rewardForward().map(Double.init)
     }
-    return scores.flatMap { $0 }
 }
