@@ -48,9 +48,12 @@ public struct SamplingConfig: Codable, Sendable, Equatable {
 /// Batched KV-cache decoder for one model.
 public final class Sampler: @unchecked Sendable {
     public let model: Transformer
-    let work = Workspace()
+    let work: Workspace
 
-    public init(model: Transformer) { self.model = model }
+    public convenience init(model: Transformer) { self.init(model: model, work: Workspace()) }
+
+    /// A sampler whose buffers live in `work` (reused from call to call).
+    init(model: Transformer, work: Workspace) { self.model = model; self.work = work }
 
     /// Generates continuations of `prompts`. Returns, per prompt, the generated tokens
     /// (ending with EOS if it was emitted).
@@ -115,10 +118,11 @@ public final class Sampler: @unchecked Sendable {
     /// head reads — by the decoder's forward: every token through the trunk on packed weights,
     /// the last layer only for the last tokens, no dropout, nothing saved for a backward. The
     /// sequences run in chunks of `chunkSize`, each cut into decode groups like `generate`'s,
-    /// so the result does not depend on the thread count.
-    public func finalStatesAtLastTokens(_ sequences: [[Int32]], chunkSize: Int = 256) -> FloatBuffer {
+    /// so the result does not depend on the thread count. The states are in the sampler's
+    /// buffers, valid until its next call.
+    func finalStatesAtLastTokens(_ sequences: [[Int32]], chunkSize: Int = 256) -> FPtr {
         let c = model.config, C = c.width
-        let states = FloatBuffer(count: sequences.count * C)
+        let states = work.get("states", max(1, sequences.count) * C)
         if sequences.isEmpty { return states }
         precondition(sequences.allSatisfy { !$0.isEmpty }, "every sequence needs at least one token")
         precondition(model.lora == nil, "the decoder's forward does not apply LoRA adapters: merge them first (mergeLoRA())")
@@ -132,7 +136,7 @@ public final class Sampler: @unchecked Sendable {
             let scratch = groups.indices.map {
                 DecodeScratch(work: work, name: "g\($0)", rows: groups[$0].count, tokens: groups[$0].count * maxT, config: c, maxT: maxT)
             }
-            let out = UncheckedSendable(states.ptr + start * C)
+            let out = UncheckedSendable(states + start * C)
             parallelForEachDynamic(groups.count) { g in
                 let rows = groups[g], sc = scratch[g]
                 var feed: [TokenAt] = [], last: [Int] = []

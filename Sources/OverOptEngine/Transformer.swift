@@ -104,6 +104,8 @@ public final class Transformer: @unchecked Sendable {
     /// The activations of the last forward pass (grown as needed).
     public private(set) var acts: Activations?
     let work = Workspace()
+    /// The buffers of `rewardScores` (KV cache, activations), kept from call to call.
+    let scoringWork = Workspace()
     // Saved by `tokenLogProbs` for `backwardTokenLogProbs`.
     var lastTargets: [Int32] = []
     var lastEntropy: [Float]?
@@ -317,15 +319,16 @@ public final class Transformer: @unchecked Sendable {
     }
 
     /// Reward-head scores of full sequences by the decoder's lean forward
-    /// (`Sampler.finalStatesAtLastTokens`): no dropout, no activations kept. The model must
-    /// have no unmerged LoRA adapters.
+    /// (`Sampler.finalStatesAtLastTokens`): no dropout, no activations kept; its buffers are
+    /// kept for the next call. The model must have no unmerged LoRA adapters.
     public func rewardScores(_ sequences: [[Int32]], chunkSize: Int = 256) -> [Float] {
-        let states = Sampler(model: self).finalStatesAtLastTokens(sequences, chunkSize: chunkSize)
+        let states = Sampler(model: self, work: scoringWork).finalStatesAtLastTokens(sequences, chunkSize: chunkSize)
         let B = sequences.count, hh: Int
         if case .mlp(let h) = heads.reward { hh = h } else { hh = 1 }
-        let hidden = FloatBuffer(count: B * hh), activated = FloatBuffer(count: B * hh), out = FloatBuffer(count: B)
-        rewardHead(input: states.ptr, B: B, hidden: hidden.ptr, activated: activated.ptr, out: out.ptr)
-        return Array(UnsafeBufferPointer(start: out.ptr, count: B))
+        let hidden = scoringWork.get("head.hidden", B * hh), activated = scoringWork.get("head.activated", B * hh)
+        let out = scoringWork.get("head.out", B)
+        rewardHead(input: states, B: B, hidden: hidden, activated: activated, out: out)
+        return Array(UnsafeBufferPointer(start: out, count: B))
     }
 
     /// Reward head without dropout.
