@@ -115,15 +115,60 @@ public final class Sampler: @unchecked Sendable {
     }
 
     /// The final LayerNorm's output at each sequence's last token, (count, C) — what the reward
-    /// head reads — by the decoder's forward: every token through the trunk on packed weights,
-    /// the last layer only for the last tokens, no dropout, nothing saved for a backward. The
-    /// sequences run in chunks of `chunkSize`, each cut into decode groups like `generate`'s,
-    /// so the result does not depend on the thread count. The states are in the sampler's
+    /// head reads — by the lean forward (`leanForward`). The states are in the sampler's
     /// buffers, valid until its next call.
     func finalStatesAtLastTokens(_ sequences: [[Int32]], chunkSize: Int = 256) -> FPtr {
-        let c = model.config, C = c.width
+        let C = model.config.width
         let states = work.get("states", max(1, sequences.count) * C)
-        if sequences.isEmpty { return states }
+        let out = UncheckedSendable(states)
+        leanForward(sequences, chunkSize: chunkSize, outputs: { (sequences[$0].count - 1)..<sequences[$0].count }) { i, _, rows, _, _ in
+            (out.value + i * C).update(from: rows, count: C)
+        }
+        return states
+    }
+
+    /// Σ_t log p(x_t | x_<t) over the response tokens t ≥ responseStart[i] of each sequence i,
+    /// by the lean forward, with the LM head (on packed weights) only at those positions.
+    func responseLogProbs(_ sequences: [[Int32]], responseStart: [Int], chunkSize: Int = 256) -> [Double] {
+        precondition(responseStart.count == sequences.count, "one response start per sequence")
+        let V = model.config.vocabSize
+        var sums = [Double](repeating: 0, count: sequences.count)
+        sums.withUnsafeMutableBufferPointer { buf in
+            let out = UncheckedSendable(buf)
+            // Position t predicts token t + 1: positions start − 1 … count − 2 count.
+            leanForward(sequences, chunkSize: chunkSize, outputs: { i in
+                let lo = max(0, responseStart[i] - 1)
+                return lo..<max(lo, sequences[i].count - 1)
+            }) { i, first, rows, n, sc in
+                var s = 0.0
+                var k = 0
+                while k < n {   // the LM head a block of positions at a time, into the group's logits
+                    let m = min(n - k, sc.logitRows)
+                    sc.lmHead.forward(out: sc.logits, inp: rows + k * model.config.width, N: m)
+                    for j in 0..<m {
+                        s += Double(logSoftmaxAt(sc.logits + j * V, V: V, index: Int(sequences[i][first + k + j + 1])))
+                    }
+                    k += m
+                }
+                out.value[i] = s
+            }
+        }
+        return sums
+    }
+
+    /// What a group's read-out gets: its scratch (for logits) and the packed LM head.
+    struct LeanReadOut { let logits: FPtr; let logitRows: Int; let lmHead: PackedLinear }
+
+    /// Runs every token of `sequences` through the trunk by the decoder's forward: packed
+    /// weights, no dropout, nothing saved for a backward. The sequences run in chunks of
+    /// `chunkSize`, each cut into decode groups like `generate`'s, so nothing depends on the
+    /// thread count. The last layer runs only for the positions `outputs(i)` of sequence i;
+    /// then `readOut(i, first position, final states (n, C), n, scratch)` reads them out, on
+    /// the group's thread (sequences with no positions are skipped).
+    private func leanForward(_ sequences: [[Int32]], chunkSize: Int, outputs: (Int) -> Range<Int>,
+                             readOut: (Int, Int, FPtr, Int, LeanReadOut) -> Void) {
+        if sequences.isEmpty { return }
+        let c = model.config, C = c.width
         precondition(sequences.allSatisfy { !$0.isEmpty }, "every sequence needs at least one token")
         precondition(model.lora == nil, "the decoder's forward does not apply LoRA adapters: merge them first (mergeLoRA())")
         let weights = DecodeWeights(model)
@@ -136,19 +181,25 @@ public final class Sampler: @unchecked Sendable {
             let scratch = groups.indices.map {
                 DecodeScratch(work: work, name: "g\($0)", rows: groups[$0].count, tokens: groups[$0].count * maxT, config: c, maxT: maxT)
             }
-            let out = UncheckedSendable(states + start * C)
             parallelForEachDynamic(groups.count) { g in
                 let rows = groups[g], sc = scratch[g]
-                var feed: [TokenAt] = [], last: [Int] = []
+                var feed: [TokenAt] = [], selected: [Int] = []
+                var spans: [(sequence: Int, positions: Range<Int>, offset: Int)] = []
                 for b in rows {
+                    let base = feed.count, positions = outputs(start + b)
+                    precondition(positions.isEmpty || positions.upperBound <= chunk[b].count, "output position past the sequence's end")
                     for (t, token) in chunk[b].enumerated() { feed.append(TokenAt(row: b, pos: t, token: token)) }
-                    last.append(feed.count - 1)
+                    spans.append((start + b, positions, selected.count))
+                    selected += positions.map { base + $0 }
                 }
-                forwardTokens(feed, outputsOf: last, cache: cache, weights: weights, scratch: sc)
-                (out.value + rows.lowerBound * C).update(from: sc.ln, count: rows.count * C)
+                if selected.isEmpty { return }
+                forwardTokens(feed, outputsOf: selected, cache: cache, weights: weights, scratch: sc)
+                let ro = LeanReadOut(logits: sc.logits, logitRows: rows.count, lmHead: weights.lmHead)
+                for span in spans where !span.positions.isEmpty {
+                    readOut(span.sequence, span.positions.lowerBound, sc.ln + span.offset * C, span.positions.count, ro)
+                }
             }
         }
-        return states
     }
 
     /// A token to run through the model: its row, its position in the row, its id.

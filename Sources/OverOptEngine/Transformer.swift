@@ -331,6 +331,13 @@ public final class Transformer: @unchecked Sendable {
         return Array(UnsafeBufferPointer(start: out, count: B))
     }
 
+    /// Σ_t log p(x_t | x_<t) over the response tokens t ≥ responseStart[i] of each sequence,
+    /// by the decoder's lean forward (`Sampler.responseLogProbs`): no dropout, the LM head only
+    /// at the response positions. The model must have no unmerged LoRA adapters.
+    public func responseLogProbs(_ sequences: [[Int32]], responseStart: [Int], chunkSize: Int = 256) -> [Double] {
+        Sampler(model: self, work: scoringWork).responseLogProbs(sequences, responseStart: responseStart, chunkSize: chunkSize)
+    }
+
     /// Reward head without dropout.
     @discardableResult
     public func rewardForward() -> [Float] {

@@ -422,4 +422,32 @@ func tinyProxyMember(seed: UInt64) -> Transformer {
         #expect(m.rewardScores(seqs) == lean)
         #expect(scoreSequences(m, seqs, batchSize: 32) == lean.map(Double.init))
     }
+
+    /// Response log-probabilities by the lean forward match the training forward's, including
+    /// responses that start at the first token and sequences with no response tokens.
+    @Test func leanResponseLogProbsMatchTheTrainingForward() {
+        let m = tinyBase()
+        var rng = RNG(seed: 9)
+        let seqs = (0..<70).map { i in [Int32(1)] + (0..<(1 + i % 11)).map { _ in Int32(2 + rng.int(below: 11)) } }
+        let starts = seqs.enumerated().map { i, s in [0, 1, s.count / 2, s.count, s.count + 2][i % 5] }
+        var reference: [Double] = []
+        for start in stride(from: 0, to: seqs.count, by: 16) {
+            let r = start..<min(seqs.count, start + 16)
+            let batch = TokenBatch(sequences: Array(seqs[r]))
+            let mask = responseLossMask(B: batch.B, T: batch.T, responseStart: Array(starts[r]), lengths: batch.lengths)
+            reference += m.tokenLogProbs(batch, mask: mask).sequenceLogProbs(mask: mask, B: batch.B, T: batch.T)
+        }
+        let previous = engineThreadCount()
+        defer { setEngineThreads(previous) }
+        setEngineThreads(1)
+        let lean = m.responseLogProbs(seqs, responseStart: starts)
+        let worst = zip(lean, reference).map { abs($0 - $1) / (1 + abs($1)) }.max()!
+        print("lean vs training forward, response log-probs: max relative difference \(worst)")
+        #expect(worst < 1e-5)
+        #expect(zip(lean, starts).filter { $0.1 >= 2 && $0.0 == 0 }.count > 0)          // empty responses sum to 0
+        #expect(lean.filter { $0 < -1 }.count > 20)
+        #expect(m.responseLogProbs(seqs, responseStart: starts, chunkSize: 7) == lean)
+        setEngineThreads(2)
+        #expect(m.responseLogProbs(seqs, responseStart: starts) == lean)
+    }
 }

@@ -262,8 +262,10 @@ public func averageWeights(_ models: [Transformer]) -> Transformer {
 }
 
 /// Summed response log-probabilities log π(y|x) of full sequences under `model`
-/// (forward only, no dropout), in batches.
+/// (forward only, no dropout), in batches: by the decoder's lean forward on packed weights
+/// (`Transformer.responseLogProbs`), or the training forward for models with LoRA adapters.
 public func responseLogProbs(_ model: Transformer, sequences: [[Int32]], responseStart: [Int], batchSize: Int = 256) -> [Double] {
+    if model.lora == nil { return model.responseLogProbs(sequences, responseStart: responseStart, chunkSize: batchSize) }
     var out: [Double] = []
     out.reserveCapacity(sequences.count)
     var s = 0
