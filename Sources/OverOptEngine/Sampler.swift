@@ -17,6 +17,11 @@
 // layer, and attention over it is bound by memory traffic. Measured on 2 cores at 256 rows
 // (`overopt bench`): 16-row groups sample at ≈ 72 K tokens/s, 32-row ones at ≈ 64 K, 64-row
 // ones at ≈ 53 K.
+//
+// The same forward without decoding (`leanForward`) serves read-outs that need no backward:
+// reward scores at each sequence's last token and response log-probabilities, with the last
+// layer run only at the positions read. Unlike the training forward, it keeps no
+// activations and rounds differently only in its matrix products.
 #if canImport(Glibc)
 import Glibc
 #else
