@@ -21,7 +21,7 @@
 // The same forward without decoding (`leanForward`) serves read-outs that need no backward:
 // reward scores at each sequence's last token and response log-probabilities, with the last
 // layer run only at the positions read. Unlike the training forward, it keeps no
-// activations and rounds differently only in its matrix products.
+// activations; it rounds differently only in the matrix products and residual additions.
 #if canImport(Glibc)
 import Glibc
 #else
