@@ -21,6 +21,18 @@ public struct TokenLogProbs: Sendable {
     }
 }
 
+/// Read-outs at the response tokens of several sequences, flat: sequence i's tokens are
+/// `tokens(of: i)`. `entropy` and `values` are empty unless asked for.
+public struct ResponseReadouts: Sendable {
+    public var logp: [Float]
+    public var entropy: [Float]
+    public var values: [Float]
+    /// Sequence i's tokens are offsets[i] ..< offsets[i + 1].
+    public var offsets: [Int]
+
+    public func tokens(of i: Int) -> Range<Int> { offsets[i]..<offsets[i + 1] }
+}
+
 /// The mask of positions whose next token is a response token: for a row
 /// `[BOS] prompt [SEP] response… [EOS]` with the response starting at index `start`,
 /// positions start−1 … length−2 count.

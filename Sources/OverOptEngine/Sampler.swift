@@ -132,33 +132,57 @@ public final class Sampler: @unchecked Sendable {
         return states
     }
 
-    /// Σ_t log p(x_t | x_<t) over the response tokens t ≥ responseStart[i] of each sequence i,
-    /// by the lean forward, with the LM head (on packed weights) only at those positions.
-    func responseLogProbs(_ sequences: [[Int32]], responseStart: [Int], chunkSize: Int = 256) -> [Double] {
+    /// For each response token t ≥ responseStart[i] of each sequence i (predicted at position
+    /// t − 1): its log-probability and, if asked, the next-token entropy and the value head
+    /// there, by the lean forward, with the LM head (on packed weights) only at those positions.
+    func responseReadouts(_ sequences: [[Int32]], responseStart: [Int], entropy wantEntropy: Bool, values wantValues: Bool,
+                          chunkSize: Int = 256) -> ResponseReadouts {
         precondition(responseStart.count == sequences.count, "one response start per sequence")
-        let V = model.config.vocabSize
-        var sums = [Double](repeating: 0, count: sequences.count)
-        sums.withUnsafeMutableBufferPointer { buf in
-            let out = UncheckedSendable(buf)
-            // Position t predicts token t + 1: positions start − 1 … count − 2 count.
-            leanForward(sequences, chunkSize: chunkSize, outputs: { i in
-                let lo = max(0, responseStart[i] - 1)
-                return lo..<max(lo, sequences[i].count - 1)
-            }) { i, first, rows, n, sc in
-                var s = 0.0
-                var k = 0
-                while k < n {   // the LM head a block of positions at a time, into the group's logits
-                    let m = min(n - k, sc.logitRows)
-                    sc.lmHead.forward(out: sc.logits, inp: rows + k * model.config.width, N: m)
-                    for j in 0..<m {
-                        s += Double(logSoftmaxAt(sc.logits + j * V, V: V, index: Int(sequences[i][first + k + j + 1])))
+        let c = model.config, C = c.width, V = c.vocabSize
+        // Position t predicts token t + 1: positions start − 1 … count − 2 are read.
+        let positions = sequences.indices.map { i -> Range<Int> in
+            let lo = max(0, responseStart[i] - 1)
+            return lo..<max(lo, sequences[i].count - 1)
+        }
+        var offsets = [0]
+        for p in positions { offsets.append(offsets.last! + p.count) }
+        let total = offsets.last!
+        var logp = [Float](repeating: 0, count: total)
+        var entropy = [Float](repeating: 0, count: wantEntropy ? total : 0)
+        var values = [Float](repeating: 0, count: wantValues ? total : 0)
+        let vw: FPtr? = wantValues ? model.p("vh_w") : nil, vb: Float = wantValues ? model.p("vh_b")[0] : 0
+        logp.withUnsafeMutableBufferPointer { lpBuf in
+            entropy.withUnsafeMutableBufferPointer { entBuf in
+                values.withUnsafeMutableBufferPointer { valBuf in
+                    // (An empty array's buffer may still have a base address: pass nil for what was not asked.)
+                    let out = UncheckedSendable((lpBuf.baseAddress, wantEntropy ? entBuf.baseAddress : nil, wantValues ? valBuf.baseAddress : nil))
+                    leanForward(sequences, chunkSize: chunkSize, outputs: { positions[$0] }) { i, first, states, n, ro in
+                        withUnsafeTemporaryAllocation(of: Int32.self, capacity: ro.logitRows) { tg in
+                            withUnsafeTemporaryAllocation(of: Float.self, capacity: ro.logitRows) { lse in
+                                var k = 0
+                                while k < n {   // the LM head a block of positions at a time, into the group's logits
+                                    let m = min(n - k, ro.logitRows), o = offsets[i] + k
+                                    ro.lmHead.forward(out: ro.logits, inp: states + k * C, N: m)
+                                    for j in 0..<m { tg[j] = sequences[i][first + k + j + 1] }
+                                    tokenLogProbsForward(logp: out.value.0! + o, entropy: out.value.1.map { $0 + o }, lse: lse.baseAddress!,
+                                                         logits: ro.logits, targets: tg.baseAddress!, rowMask: nil, N: m, V: V)
+                                    if let vw, let vals = out.value.2 {
+                                        for j in 0..<m {
+                                            let x = states + (k + j) * C
+                                            var v = vb
+                                            for d in 0..<C { v += x[d] * vw[d] }
+                                            vals[o + j] = v
+                                        }
+                                    }
+                                    k += m
+                                }
+                            }
+                        }
                     }
-                    k += m
                 }
-                out.value[i] = s
             }
         }
-        return sums
+        return ResponseReadouts(logp: logp, entropy: entropy, values: values, offsets: offsets)
     }
 
     /// What a group's read-out gets: its scratch (for logits) and the packed LM head.

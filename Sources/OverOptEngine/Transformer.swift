@@ -332,10 +332,22 @@ public final class Transformer: @unchecked Sendable {
     }
 
     /// Σ_t log p(x_t | x_<t) over the response tokens t ≥ responseStart[i] of each sequence,
-    /// by the decoder's lean forward (`Sampler.responseLogProbs`): no dropout, the LM head only
-    /// at the response positions. The model must have no unmerged LoRA adapters.
+    /// by the decoder's lean forward (`responseReadouts`).
     public func responseLogProbs(_ sequences: [[Int32]], responseStart: [Int], chunkSize: Int = 256) -> [Double] {
-        Sampler(model: self, work: scoringWork).responseLogProbs(sequences, responseStart: responseStart, chunkSize: chunkSize)
+        let r = responseReadouts(sequences, responseStart: responseStart, chunkSize: chunkSize)
+        return sequences.indices.map { i in r.logp[r.tokens(of: i)].reduce(0.0) { $0 + Double($1) } }
+    }
+
+    /// Per response token t ≥ responseStart[i] of each sequence (predicted at position t − 1):
+    /// its log-probability, and with `entropy` / `values` the next-token entropy and the value
+    /// head there, by the decoder's lean forward (`Sampler.responseReadouts`): no dropout, the
+    /// LM head only at the response positions, nothing kept for a backward. The model must
+    /// have no unmerged LoRA adapters.
+    public func responseReadouts(_ sequences: [[Int32]], responseStart: [Int], entropy: Bool = false, values: Bool = false,
+                                 chunkSize: Int = 256) -> ResponseReadouts {
+        precondition(!values || heads.value, "this model has no value head")
+        return Sampler(model: self, work: scoringWork).responseReadouts(sequences, responseStart: responseStart, entropy: entropy,
+                                                                         values: values, chunkSize: chunkSize)
     }
 
     /// Reward head without dropout.

@@ -79,6 +79,48 @@ import Glibc
         }
     }
 
+    /// Response read-outs by the lean forward (log-probabilities, entropies, values) against
+    /// the training forward's, for responses of every length down to none; independent of the
+    /// chunking and the thread count.
+    @Test func responseReadoutsMatchTheTrainingForward() {
+        let cfg = TransformerConfig(vocabSize: 29, contextLength: 40, width: 64, layers: 2, heads: 2)
+        let m = Transformer(config: cfg, heads: HeadConfig(value: true))
+        var rng = RNG(seed: 31)
+        m.initialize(rng: &rng)
+        for t in m.layout.tensors { for i in 0..<t.count { m.params[t.offset + i] += 0.15 * rng.normal() } }
+        let seqs = (0..<45).map { i in (0..<(2 + i % 30)).map { _ in Int32(rng.int(below: 29)) } }
+        let starts = seqs.enumerated().map { i, s in [1, s.count / 2, s.count - 1, s.count][i % 4] }
+        var logp: [Float] = [], entropy: [Float] = [], values: [Float] = []
+        for start in stride(from: 0, to: seqs.count, by: 16) {
+            let r = start..<min(seqs.count, start + 16)
+            let batch = TokenBatch(sequences: Array(seqs[r]))
+            let mask = responseLossMask(B: batch.B, T: batch.T, responseStart: Array(starts[r]), lengths: batch.lengths)
+            let lp = m.tokenLogProbs(batch, mask: mask, entropy: true)
+            let v = m.valueForward()
+            for (b, i) in r.enumerated() {
+                for t in (starts[i] - 1)..<(seqs[i].count - 1) {
+                    logp.append(lp.logp[b * batch.T + t]); entropy.append(lp.entropy![b * batch.T + t]); values.append(v[b * batch.T + t])
+                }
+            }
+        }
+        let previous = engineThreadCount()
+        defer { setEngineThreads(previous) }
+        setEngineThreads(1)
+        let lean = m.responseReadouts(seqs, responseStart: starts, entropy: true, values: true)
+        #expect(lean.logp.count == logp.count && lean.entropy.count == logp.count && lean.values.count == logp.count)
+        #expect(lean.tokens(of: 3).isEmpty)                            // a response of no tokens
+        func gap(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) / (1 + abs($1)) }.max()! }
+        print("response read-outs vs training forward: logp \(gap(lean.logp, logp)), entropy \(gap(lean.entropy, entropy)), values \(gap(lean.values, values))")
+        #expect(gap(lean.logp, logp) < 1e-5 && gap(lean.entropy, entropy) < 1e-5 && gap(lean.values, values) < 1e-5)
+        let sums = m.responseLogProbs(seqs, responseStart: starts)
+        #expect(sums[0] == lean.logp[lean.tokens(of: 0)].reduce(0.0) { $0 + Double($1) })
+        let chunked = m.responseReadouts(seqs, responseStart: starts, entropy: true, values: true, chunkSize: 5)
+        #expect(chunked.logp == lean.logp && chunked.entropy == lean.entropy && chunked.values == lean.values)
+        setEngineThreads(2)
+        let two = m.responseReadouts(seqs, responseStart: starts, entropy: true, values: true)
+        #expect(two.logp == lean.logp && two.entropy == lean.entropy && two.values == lean.values)
+    }
+
     @Test func laneMinMaxAndReductionsAreExact() {
         var rng = RNG(seed: 4)
         for _ in 0..<200 {

@@ -237,26 +237,21 @@ public final class PPOTrainer {
         return result
     }
 
-    /// Log-probabilities (and values, entropies) of each response's tokens under `model`,
-    /// from full forward passes over `sequences` = context + response in chunks.
+    /// Log-probabilities (and values, entropies) of each response's tokens under `model`, by
+    /// the engine's lean forward over `sequences` = context + response (no activations kept;
+    /// it agrees with the training forward to rounding, ≈ 1e-6).
     func readout(_ model: Transformer, sequences: [[Int32]], responseStart: [Int],
                  values wantValues: Bool, entropy wantEntropy: Bool) -> ResponseReadout {
+        let r = withLogprobTemperature(model) {
+            model.responseReadouts(sequences, responseStart: responseStart, entropy: wantEntropy, values: wantValues,
+                                   chunkSize: config.forwardBatchSize)
+        }
         var out = ResponseReadout(logp: [], values: [], entropy: [])
-        var lo = 0
-        while lo < sequences.count {
-            let hi = min(sequences.count, lo + config.forwardBatchSize)
-            let batch = TokenBatch(sequences: Array(sequences[lo..<hi]))
-            let starts = Array(responseStart[lo..<hi])
-            let mask = responseLossMask(B: batch.B, T: batch.T, responseStart: starts, lengths: batch.lengths)
-            let lp = withLogprobTemperature(model) { model.tokenLogProbs(batch, mask: mask, entropy: wantEntropy) }
-            let v = wantValues ? model.valueForward() : nil
-            for b in 0..<batch.B {
-                let range = (b * batch.T + starts[b] - 1)..<(b * batch.T + batch.lengths[b] - 1)
-                out.logp.append(range.map { Double(lp.logp[$0]) })
-                if let v { out.values.append(range.map { Double(v[$0]) }) }
-                if let e = lp.entropy { out.entropy.append(range.map { Double(e[$0]) }) }
-            }
-            lo = hi
+        for i in sequences.indices {
+            let t = r.tokens(of: i)
+            out.logp.append(r.logp[t].map(Double.init))
+            if wantValues { out.values.append(r.values[t].map(Double.init)) }
+            if wantEntropy { out.entropy.append(r.entropy[t].map(Double.init)) }
         }
         return out
     }
