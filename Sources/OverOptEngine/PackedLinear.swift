@@ -10,10 +10,13 @@
 // `large` preset's shapes: 113 GFLOP/s at 66 rows against 89 for OpenBLAS's sgemm with
 // its packing, and 108–113 against 96–102 at 1 020 rows.
 //
-// The kernel is single-threaded by design: the sampler runs each decode group on one
-// thread. The sum over k runs in order with fused multiply-adds, starting from the bias
-// (and the previous output, when accumulating), so results differ from OpenBLAS's only by
-// rounding.
+// The kernel is single-threaded: the sampler runs each decode group on one thread, and
+// the training forward (`packedLinearForward`) packs its weights once per call and spreads
+// blocks of rows over the engine's threads. Without the per-call packing of the rows, the
+// small preset's reward-model steps run ≈ 8% faster than on OpenBLAS (51.5 → 55.5 steps/s
+// in the quick start). The sum over k runs in order with fused multiply-adds, starting from
+// the bias (and the previous output, when accumulating), so results differ from OpenBLAS's
+// only by rounding, and a row's result does not depend on how the rows are split.
 
 typealias F8 = SIMD8<Float>
 
@@ -135,5 +138,16 @@ struct PackedLinear: @unchecked Sendable {
         if n > 3 { store8(c30, c + 3 * ldc); store8(c31, c + 3 * ldc + 8) }
         if n > 4 { store8(c40, c + 4 * ldc); store8(c41, c + 4 * ldc + 8) }
         if n > 5 { store8(c50, c + 5 * ldc); store8(c51, c + 5 * ldc + 8) }
+    }
+}
+
+/// out (N, OC) = inp (N, C) · weightᵀ + bias (the training forward's products) by a
+/// PackedLinear packed for this call, rows spread over the engine's threads in blocks of 96.
+func packedLinearForward(out: FPtr, inp: FPtr, weight: FPtr, bias: FPtr?, N: Int, C: Int, OC: Int) {
+    let packed = PackedLinear(weight: weight, bias: bias, C: C, OC: OC)
+    let blocks = (N + 95) / 96
+    parallelFor(blocks, costPerItem: 96 * C * OC) { _, range in
+        let r0 = range.lowerBound * 96, r1 = min(N, range.upperBound * 96)
+        packed.forward(out: out + r0 * OC, inp: inp + r0 * C, N: r1 - r0)
     }
 }

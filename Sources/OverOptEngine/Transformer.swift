@@ -250,18 +250,18 @@ public final class Transformer: @unchecked Sendable {
             let att = a.att.ptr + l * B * config.heads * T * T
             layerNormForward(out: ln1, mean: a.ln1Mean.ptr + l * N, rstd: a.ln1Rstd.ptr + l * N, inp: residual,
                              weight: p(h + "ln1_w"), bias: p(h + "ln1_b"), N: N, C: C)
-            linearForward(out: qkv, inp: ln1, weight: p(h + "qkv_w"), bias: p(h + "qkv_b"), N: N, C: C, OC: 3 * C)
+            packedLinearForward(out: qkv, inp: ln1, weight: p(h + "qkv_w"), bias: p(h + "qkv_b"), N: N, C: C, OC: 3 * C)
             if lora != nil { loraForward(qkv: true, layer: l, inp: ln1, out: qkv, N: N, training: training, rng: &rng) }
             attentionForward(out: atty, att: att, qkv: qkv, B: B, T: T, C: C, NH: config.heads)
-            linearForward(out: proj, inp: atty, weight: p(h + "attn_proj_w"), bias: p(h + "attn_proj_b"), N: N, C: C, OC: C)
+            packedLinearForward(out: proj, inp: atty, weight: p(h + "attn_proj_w"), bias: p(h + "attn_proj_b"), N: N, C: C, OC: C)
             if lora != nil { loraForward(qkv: false, layer: l, inp: atty, out: proj, N: N, training: training, rng: &rng) }
             if pDrop > 0 { dropoutForward(out: proj, mask: a.mask1.ptr + nc, inp: proj, n: N * C, p: pDrop, rng: &rng) }
             residualForward(out: res2, a: residual, b: proj, n: N * C)
             layerNormForward(out: ln2, mean: a.ln2Mean.ptr + l * N, rstd: a.ln2Rstd.ptr + l * N, inp: res2,
                              weight: p(h + "ln2_w"), bias: p(h + "ln2_b"), N: N, C: C)
-            linearForward(out: fch, inp: ln2, weight: p(h + "fc_w"), bias: p(h + "fc_b"), N: N, C: C, OC: H)
+            packedLinearForward(out: fch, inp: ln2, weight: p(h + "fc_w"), bias: p(h + "fc_b"), N: N, C: C, OC: H)
             geluForwardSavingDerivative(out: fchGelu, inp: fch, n: N * H)   // fch now holds gelu'(fc)
-            linearForward(out: proj, inp: fchGelu, weight: p(h + "mlp_proj_w"), bias: p(h + "mlp_proj_b"), N: N, C: H, OC: C)
+            packedLinearForward(out: proj, inp: fchGelu, weight: p(h + "mlp_proj_w"), bias: p(h + "mlp_proj_b"), N: N, C: H, OC: C)
             if pDrop > 0 { dropoutForward(out: proj, mask: a.mask2.ptr + nc, inp: proj, n: N * C, p: pDrop, rng: &rng) }
             residualForward(out: res3, a: res2, b: proj, n: N * C)
             residual = res3
@@ -280,7 +280,7 @@ public final class Transformer: @unchecked Sendable {
     @discardableResult
     public func lmLogits() -> FPtr {
         let a = acts!, N = a.B * a.T
-        linearForward(out: a.logits.ptr, inp: a.hidden.ptr, weight: p("lm_head_w"), bias: nil,
+        packedLinearForward(out: a.logits.ptr, inp: a.hidden.ptr, weight: p("lm_head_w"), bias: nil,
                       N: N, C: config.width, OC: config.vocabSize)
         return a.logits.ptr
     }

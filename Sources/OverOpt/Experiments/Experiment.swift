@@ -67,7 +67,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
     }
 
     // 1. Base policy (cached across seeds and variants).
-    let baseKey = StageCache.key(["world": world.fingerprint, "base": StageCache.key(config.base), "code": "base-v2"])
+    let baseKey = StageCache.key(["world": world.fingerprint, "base": StageCache.key(config.base), "code": "base-v3"])
     let base: BasePolicy = try timed("base") {
         if let b = cache.load(stage: "base", key: baseKey, log: log, { try BasePolicy.read(from: $0) }) { return b }
         let b = pretrainBasePolicy(world: world, config: config.base, log: log)
@@ -80,7 +80,8 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
     // The "code" parts change when a stage's output changes for the same inputs (v2 of data
     // and bon-samples: the grouped KV-cache decoder draws with vectorized exponentials; v3:
     // its matrix products run on packed weights, which rounds differently; v2 of base:
-    // pretraining steps run in two halves on replicas).
+    // pretraining steps run in two halves on replicas; v3: the training forward's products
+    // run on packed weights).
     let dataKey = StageCache.key(["base": baseKey, "data": StageCache.key(config.data), "seed": "\(config.seed)", "code": "data-v3"])
     let data: PreferenceDataset = try timed("data") {
         if let d = cache.load(stage: "data", key: dataKey, log: log, { try PreferenceDataset.read(from: $0, world: world) }) { return d }
