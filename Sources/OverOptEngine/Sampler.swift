@@ -93,7 +93,7 @@ public final class Sampler: @unchecked Sendable {
 
         // Every group of rows runs to its end on its own — prefill, then one token per step —
         // without synchronizing with the others; the groups spread over the engine's threads,
-        // each matrix product on one BLAS thread (see the header).
+        // their matrix products on packed weights (no OpenBLAS; see the header).
         let groups = Self.decodeGroups(B)
         let weights = DecodeWeights(model)
         let scratch = groups.indices.map {   // named by index, so later calls reuse the buffers
@@ -105,13 +105,11 @@ public final class Sampler: @unchecked Sendable {
             outLogp.withUnsafeMutableBufferPointer { lpBuf in
                 rowRNG.withUnsafeMutableBufferPointer { rngBuf in
                     let shared = UncheckedSendable((outBuf, lpBuf, rngBuf))
-                    withSingleThreadedBLAS {
-                        // Each thread takes the next undecoded group when it finishes one, so a
-                        // slower core simply decodes fewer groups.
-                        parallelForEachDynamic(groups.count) { g in
-                            decodeGroup(rows: groups[g], prompts: prompts, cache: cache, weights: weights, scratch: scratch[g],
-                                        config: s, maxT: maxT, out: shared.value.0, outLogp: shared.value.1, rng: shared.value.2)
-                        }
+                    // Each thread takes the next undecoded group when it finishes one, so a
+                    // slower core simply decodes fewer groups.
+                    parallelForEachDynamic(groups.count) { g in
+                        decodeGroup(rows: groups[g], prompts: prompts, cache: cache, weights: weights, scratch: scratch[g],
+                                    config: s, maxT: maxT, out: shared.value.0, outLogp: shared.value.1, rng: shared.value.2)
                     }
                 }
             }
