@@ -6,10 +6,11 @@
 // `parallelFor`. In decoding, each thread runs whole groups of rows with single-threaded
 // products on packed weights (`parallelForEachDynamic`; see Sampler.swift), and in
 // data-parallel steps each replica's part runs with single-threaded OpenBLAS
-// (`withSingleThreadedBLAS`; DataParallel.swift); any `parallelFor` inside runs serially. Work is split into ranges that depend only on the
-// item count and the thread count, and no result depends on which thread computed it or
-// on the thread count (reductions use splits fixed by the item count), so results are
-// bitwise identical for a given seed at any thread count.
+// (`withSingleThreadedBLAS`; DataParallel.swift); any `parallelFor` inside runs serially.
+// Work is split into ranges that depend only on the item count and the thread count, and
+// no result depends on which thread computed it or on the thread count (reductions use
+// splits fixed by the item count), so results are bitwise identical for a given seed at
+// any thread count set once per process (README, Architecture).
 import Dispatch
 #if canImport(Glibc)
 import Glibc
