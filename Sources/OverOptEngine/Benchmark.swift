@@ -4,7 +4,7 @@
 // measurements of this machine's matrix-product speed, (c) and (d):
 //   (a) a training step: forward + LM loss + backward + AdamW, batch 64 × 64 tokens, run
 //       as pretraining runs it: the batch's two halves at once on two replicas
-//       (DataParallel.swift); also timed as one pass with OpenBLAS's threads;
+//       (DataParallel.swift); also timed as one pass, each product split over the threads;
 //   (b) batched KV-cache sampling: 256 sequences, 16-token prompt, 48 new tokens;
 //   (c) OpenBLAS sgemm GFLOP/s at the model's matrix shapes (the machine's ceiling for
 //       OpenBLAS);
@@ -35,7 +35,7 @@ public struct BenchmarkResult: Codable, Sendable {
     public var train_tokens_per_s: Double
     public var train_gflops: Double
     public var train_step_ms_median: Double
-    /// The same step as one pass over the whole batch (matrix products on OpenBLAS's threads).
+    /// The same step as one pass over the whole batch (each product split over the threads).
     public var train_one_pass_tokens_per_s: Double
     public var sample_tokens_per_s: Double
     public var sample_ms_median: Double
@@ -106,6 +106,17 @@ public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void
     }
     let sampleMed = median(sampleTimes)
 
+    /// Median seconds per call of `body` over `repeats` timings of `reps` calls each, after one warm-up.
+    func secondsPerCall(reps: Int, _ body: () -> Void) -> Double {
+        var times: [Double] = []
+        for r in 0...repeats {
+            let t0 = monotonicSeconds()
+            for _ in 0..<reps { body() }
+            if r > 0 { times.append((monotonicSeconds() - t0) / Double(reps)) }
+        }
+        return median(times)
+    }
+
     // (c) sgemm at the model's shapes (forward matmuls of the training step).
     let C = cfg.width, H = cfg.mlpRatio * C, N = B * T
     let shapes = [(N, 3 * C, C), (N, C, C), (N, H, C), (N, C, H), (N, cfg.vocabSize, C)]
@@ -115,16 +126,9 @@ public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void
         let a = FloatBuffer(count: M * K), w = FloatBuffer(count: Nn * K), c = FloatBuffer(count: M * Nn)
         for i in 0..<a.count { a[i] = rng.uniform() }
         for i in 0..<w.count { w[i] = rng.uniform() }
-        let reps = 20
-        var times: [Double] = []
-        for r in 0...repeats {
-            let t0 = monotonicSeconds()
-            for _ in 0..<reps {
-                gemm(transA: false, transB: true, M: M, N: Nn, K: K, alpha: 1, A: a.ptr, lda: K, B: w.ptr, ldb: K, beta: 0, C: c.ptr, ldc: Nn)
-            }
-            if r > 0 { times.append((monotonicSeconds() - t0) / Double(reps)) }
+        let t = secondsPerCall(reps: 20) {
+            gemm(transA: false, transB: true, M: M, N: Nn, K: K, alpha: 1, A: a.ptr, lda: K, B: w.ptr, ldb: K, beta: 0, C: c.ptr, ldc: Nn)
         }
-        let t = median(times)
         let flops = 2.0 * Double(M * Nn * K)
         byShape["\(M)x\(Nn)x\(K)"] = flops / t / 1e9
         totalFlops += flops; totalTime += t
@@ -140,18 +144,8 @@ public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void
             for i in 0..<x.count { x[i] = rng.uniform() }
             for i in 0..<w.count { w[i] = rng.uniform() }
             let packed = PackedLinear(weight: w.ptr, bias: b.ptr, C: K, OC: Nn)
-            let reps = 400
-            func time(_ body: () -> Void) -> Double {
-                var times: [Double] = []
-                for r in 0...repeats {
-                    let t0 = monotonicSeconds()
-                    for _ in 0..<reps { body() }
-                    if r > 0 { times.append((monotonicSeconds() - t0) / Double(reps)) }
-                }
-                return median(times)
-            }
-            packedTime += time { packed.forward(out: y.ptr, inp: x.ptr, N: rows) }
-            blasTime += time { linearForward(out: y.ptr, inp: x.ptr, weight: w.ptr, bias: b.ptr, N: rows, C: K, OC: Nn) }
+            packedTime += secondsPerCall(reps: 400) { packed.forward(out: y.ptr, inp: x.ptr, N: rows) }
+            blasTime += secondsPerCall(reps: 400) { linearForward(out: y.ptr, inp: x.ptr, weight: w.ptr, bias: b.ptr, N: rows, C: K, OC: Nn) }
             decodeFlops += 2.0 * Double(rows * Nn * K)
         }
     }

@@ -32,25 +32,17 @@ struct PackedLinear: @unchecked Sendable {
     let C, OC: Int
     var panelCount: Int { (OC + 15) / 16 }
 
-    /// Packs `weight` (OC, C) and `bias` (OC, or nil).
+    /// Packs `weight` (OC, C) and `bias` (OC, or nil). The storage starts zeroed, which
+    /// leaves the missing outputs and an absent bias at zero.
     init(weight: UnsafePointer<Float>, bias b: UnsafePointer<Float>?, C: Int, OC: Int) {
         self.C = C; self.OC = OC
         let P = (OC + 15) / 16
         storage = FloatBuffer(count: P * 16 * (C + 1))
         panels = storage.ptr
         bias = storage.ptr + P * C * 16
-        bias.update(repeating: 0, count: P * 16)
-        for p in 0..<P {
-            let dst = panels + p * C * 16
-            for j in 0..<16 {
-                let o = p * 16 + j
-                if o < OC {
-                    let src = weight + o * C
-                    for k in 0..<C { dst[k * 16 + j] = src[k] }
-                } else {
-                    for k in 0..<C { dst[k * 16 + j] = 0 }
-                }
-            }
+        for o in 0..<OC {
+            let dst = panels + (o / 16) * C * 16 + o % 16, src = weight + o * C
+            for k in 0..<C { dst[k * 16] = src[k] }
         }
         if let b { bias.update(from: b, count: OC) }
     }

@@ -1,9 +1,9 @@
 // Parallel.swift — the engine's own threads for the non-BLAS work.
 //
-// On 2 cores the engine uses one level of parallelism per phase. In full passes (training,
-// scoring) matrix products run on OpenBLAS's threads, and the elementwise, normalization,
-// attention and softmax loops between them run on the same number of threads through
-// `parallelFor`. In decoding, each thread runs whole groups of rows with single-threaded
+// On 2 cores the engine uses one level of parallelism per phase. In a one-pass training
+// step the backward's matrix products run on OpenBLAS's threads, and the forward's packed
+// products (PackedLinear.swift) and the elementwise, normalization, attention and softmax
+// loops between them run on the same number of threads through `parallelFor`. In decoding, each thread runs whole groups of rows with single-threaded
 // products on packed weights (`parallelForEachDynamic`; see Sampler.swift), and in
 // data-parallel steps each replica's part runs with single-threaded OpenBLAS
 // (`withSingleThreadedBLAS`; DataParallel.swift); any `parallelFor` inside runs serially.

@@ -9,7 +9,7 @@ struct Bench: ParsableCommand {
         discussion: """
             (a) a training step (forward + backward + AdamW), batch 64 × 64 tokens, run as \
             pretraining runs it (the batch's halves at once on two replicas), and also as one \
-            pass with the matrix products on OpenBLAS's threads; \
+            pass with each matrix product split over the threads; \
             (b) KV-cache sampling of 256 sequences, 16-token prompts, 48 new tokens; \
             (c) OpenBLAS sgemm at the model's shapes; \
             (d) a decode step's matrix products at 16 rows on one thread, on packed weights \
@@ -41,7 +41,7 @@ struct Bench: ParsableCommand {
         }
         print("OverOpt engine benchmark (large preset, vocab 256, \(r.threads) BLAS threads, median of \(r.repeats))")
         print(String(format: "  (a) training step  %8.1f ms  %9.0f tokens/s  %6.1f GFLOP/s", r.train_step_ms_median, r.train_tokens_per_s, r.train_gflops))
-        print(String(format: "      as one pass               %9.0f tokens/s  (matrix products on OpenBLAS's threads)", r.train_one_pass_tokens_per_s))
+        print(String(format: "      as one pass               %9.0f tokens/s  (each matrix product split over the threads)", r.train_one_pass_tokens_per_s))
         print(String(format: "  (b) sampling       %8.1f ms  %9.0f tokens/s", r.sample_ms_median, r.sample_tokens_per_s))
         print(String(format: "  (c) sgemm ceiling                          %6.1f GFLOP/s", r.sgemm_gflops))
         for (shape, g) in r.sgemm_by_shape.sorted(by: { $0.key < $1.key }) {
