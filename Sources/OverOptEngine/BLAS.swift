@@ -3,6 +3,14 @@
 // All matrices are row-major. `gemm` computes C = alpha·op(A)·op(B) + beta·C with
 // op(X) = X or Xᵀ, using leading dimensions so that strided views (one head's columns
 // inside a fused QKV buffer) need no copies.
+//
+// OpenBLAS always runs on one thread. Its own threading splits a product by the thread
+// count, and its kernels round edge tiles differently from full ones, so a product's last
+// bits would depend on how many threads computed it. Instead `gemm` cuts C into blocks
+// fixed by the product's shape alone (`gemmBlocks`) and hands the blocks to the engine's
+// threads; each block is one single-threaded OpenBLAS call, so every element is computed
+// the same way at any thread count, and no process-wide setting is ever switched while
+// another thread runs a product.
 import CBLAS
 #if canImport(Glibc)
 import Glibc
@@ -10,59 +18,75 @@ import Glibc
 import Foundation
 #endif
 
-/// The process's OpenBLAS thread setting: the count asked for, and how many single-threaded
-/// regions are running. While any runs, OpenBLAS stays at one thread, so that a region's
-/// workers (each calling sgemm at once) never see it switched back mid-call by a region
-/// that ended or by `setBLASThreads`.
-private final class BLASThreadSetting: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var requested: Int?
-    private var singleRegions = 0
-    init() { pthread_mutex_init(&mutex, nil) }
+/// Pins OpenBLAS to one thread (once, before the first product).
+private let openBLASPinnedToOneThread: Void = { openblas_set_num_threads(1) }()
 
-    func set(_ n: Int) {
-        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
-        requested = n
-        if singleRegions == 0 { openblas_set_num_threads(Int32(n)) }
-    }
+/// Products below this many multiply-adds run as one block: a block's fixed cost (OpenBLAS
+/// packs both operands per call) outweighs what a second core would save.
+let gemmMinBlockWork = 1 << 18
 
-    func enterSingle() {
-        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
-        if requested == nil { requested = Int(openblas_get_num_threads()) }
-        if singleRegions == 0 { openblas_set_num_threads(1) }
-        singleRegions += 1
-    }
-
-    func leaveSingle() {
-        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
-        singleRegions -= 1
-        if singleRegions == 0, let n = requested { openblas_set_num_threads(Int32(n)) }
-    }
+/// The number of blocks C (M,N) is cut into along `rows` (M) or columns (N): a power of two
+/// (so that 2 threads get equal shares) with at least `gemmMinBlockWork` multiply-adds and
+/// 16 rows or columns per block, at most 16 blocks. A function of the shape only.
+public func gemmBlocks(M: Int, N: Int, K: Int) -> (count: Int, alongRows: Bool) {
+    let alongRows = M >= N
+    let extent = alongRows ? M : N
+    var count = 1
+    while count < 16, M * N * K / (2 * count) >= gemmMinBlockWork, extent / (2 * count) >= 16 { count *= 2 }
+    return (count, alongRows)
 }
-
-private let blasThreadSetting = BLASThreadSetting()
-
-/// Sets OpenBLAS's thread count (the engine's one level of parallelism; see README). Inside
-/// single-threaded regions it takes effect when the last one ends.
-public func setBLASThreads(_ n: Int) { blasThreadSetting.set(max(1, n)) }
 
 /// Row-major single-precision GEMM: C(M,N) = alpha·op(A)·op(B) + beta·C.
 /// op(A) is (M,K), op(B) is (K,N); lda/ldb/ldc are row strides of the stored matrices.
-@inline(__always)
+/// Large products run as shape-fixed blocks on the engine's threads (see the header).
 public func gemm(transA: Bool, transB: Bool, M: Int, N: Int, K: Int,
                  alpha: Float, A: UnsafePointer<Float>, lda: Int,
                  B: UnsafePointer<Float>, ldb: Int,
                  beta: Float, C: FPtr, ldc: Int) {
+    let blocks = gemmBlocks(M: M, N: N, K: K)
+    if blocks.count == 1 {
+        gemmOneThread(transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha, A: A, lda: lda,
+                      B: B, ldb: ldb, beta: beta, C: C, ldc: ldc)
+        return
+    }
+    let a = UncheckedSendable(A), b = UncheckedSendable(B), c = UncheckedSendable(C)
+    parallelForEachDynamic(blocks.count) { i in
+        if blocks.alongRows {
+            // Rows r0..<r1 of C need rows r0..<r1 of op(A).
+            let r0 = i * M / blocks.count, r1 = (i + 1) * M / blocks.count
+            let aBlock = transA ? a.value + r0 : a.value + r0 * lda
+            gemmOneThread(transA: transA, transB: transB, M: r1 - r0, N: N, K: K, alpha: alpha, A: aBlock, lda: lda,
+                          B: b.value, ldb: ldb, beta: beta, C: c.value + r0 * ldc, ldc: ldc)
+        } else {
+            // Columns c0..<c1 of C need columns c0..<c1 of op(B).
+            let c0 = i * N / blocks.count, c1 = (i + 1) * N / blocks.count
+            let bBlock = transB ? b.value + c0 * ldb : b.value + c0
+            gemmOneThread(transA: transA, transB: transB, M: M, N: c1 - c0, K: K, alpha: alpha, A: a.value, lda: lda,
+                          B: bBlock, ldb: ldb, beta: beta, C: c.value + c0, ldc: ldc)
+        }
+    }
+}
+
+/// One single-threaded OpenBLAS sgemm call.
+@inline(__always)
+func gemmOneThread(transA: Bool, transB: Bool, M: Int, N: Int, K: Int,
+                   alpha: Float, A: UnsafePointer<Float>, lda: Int,
+                   B: UnsafePointer<Float>, ldb: Int,
+                   beta: Float, C: FPtr, ldc: Int) {
+    _ = openBLASPinnedToOneThread
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 blasint(M), blasint(N), blasint(K), alpha, A, blasint(lda), B, blasint(ldb),
                 beta, C, blasint(ldc))
 }
 
-/// Runs `body` with OpenBLAS on one thread, then restores the requested count: for regions
-/// where each of the engine's own threads runs its own matrix products. Regions may overlap
-/// (from different threads); OpenBLAS stays at one thread until the last one ends.
-public func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
-    blasThreadSetting.enterSingle()
-    defer { blasThreadSetting.leaveSingle() }
-    return try body()
+/// The OpenBLAS core (kernel family) the library chose at load time, e.g. "Haswell".
+public func openBLASCoreName() -> String {
+    guard let name = openblas_get_corename() else { return "unknown" }
+    return String(cString: name)
+}
+
+/// OpenBLAS's build configuration string (version, DYNAMIC_ARCH, …).
+public func openBLASConfig() -> String {
+    guard let config = openblas_get_config() else { return "unknown" }
+    return String(cString: config)
 }

@@ -138,7 +138,8 @@ public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void
     // (d) one decode group's step products (16 rows), one thread, every weight shape.
     let rows = 16
     var packedTime = 0.0, blasTime = 0.0, decodeFlops = 0.0
-    withSingleThreadedBLAS {
+    setEngineThreads(1)
+    do {
         for (Nn, K) in [(3 * C, C), (C, C), (H, C), (C, H), (cfg.vocabSize, C)] {
             let x = FloatBuffer(count: rows * K), w = FloatBuffer(count: Nn * K), b = FloatBuffer(count: Nn), y = FloatBuffer(count: rows * Nn)
             for i in 0..<x.count { x[i] = rng.uniform() }
@@ -149,6 +150,7 @@ public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void
             decodeFlops += 2.0 * Double(rows * Nn * K)
         }
     }
+    setEngineThreads(threads)
     progress("decode products done")
     return BenchmarkResult(threads: threads, repeats: repeats,
                            train_tokens_per_s: trainTps,

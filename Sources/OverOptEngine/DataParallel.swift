@@ -26,7 +26,7 @@ extension Transformer {
     }
 
     /// Runs `part(replica, index)` for every replica at the same time (one engine thread
-    /// each, single-threaded matrix products; in turn at one thread), each on zeroed
+    /// each, its products and loops serial on that thread; in turn at one thread), each on zeroed
     /// gradients, then adds the replicas' gradients to this model's in index order.
     /// Returns the parts' results in index order.
     public func runOnReplicas<R>(_ replicas: [Transformer], _ part: (Transformer, Int) -> R) -> [R] {
@@ -34,11 +34,9 @@ extension Transformer {
         for r in replicas { r.frozen = frozen }
         results.withUnsafeMutableBufferPointer { out in
             let shared = UncheckedSendable(out)
-            withSingleThreadedBLAS {
-                parallelForEachDynamic(replicas.count) { i in
-                    replicas[i].zeroGrad()
-                    shared.value[i] = part(replicas[i], i)
-                }
+            parallelForEachDynamic(replicas.count) { i in
+                replicas[i].zeroGrad()
+                shared.value[i] = part(replicas[i], i)
             }
         }
         let g = grads.ptr

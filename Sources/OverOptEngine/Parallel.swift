@@ -1,12 +1,13 @@
 // Parallel.swift — the engine's own threads for the non-BLAS work.
 //
-// On 2 cores the engine uses one level of parallelism per phase. In a one-pass training
-// step the backward's matrix products run on OpenBLAS's threads, and the forward's packed
-// products (PackedLinear.swift) and the elementwise, normalization, attention and softmax
-// loops between them run on the same number of threads through `parallelFor`. In decoding, each thread runs whole groups of rows with single-threaded
-// products on packed weights (`parallelForEachDynamic`; see Sampler.swift), and in
-// data-parallel steps each replica's part runs with single-threaded OpenBLAS
-// (`withSingleThreadedBLAS`; DataParallel.swift); any `parallelFor` inside runs serially.
+// The engine uses one level of parallelism per phase. In a one-pass training step the
+// backward's matrix products run as shape-fixed blocks of single-threaded OpenBLAS calls
+// (BLAS.swift), and the forward's packed products (PackedLinear.swift) and the elementwise,
+// normalization, attention and softmax loops between them run on the same threads through
+// `parallelFor`. In decoding, each thread runs whole groups of rows with products on packed
+// weights (`parallelForEachDynamic`; see Sampler.swift), and in data-parallel steps each
+// replica's part runs on one thread (DataParallel.swift); any `parallelFor` inside runs
+// serially.
 // Work is split into ranges that depend only on the item count and the thread count, and
 // no result depends on which thread computed it or on the thread count (reductions use
 // splits fixed by the item count), so results are bitwise identical for a given seed at
@@ -18,13 +19,12 @@ import Glibc
 import Foundation
 #endif
 
-/// Number of worker threads for `parallelFor`; set together with BLAS's by `setEngineThreads`.
+/// Number of worker threads for `parallelFor` and the blocks of `gemm`.
 nonisolated(unsafe) var engineThreads = 1
 
-/// Sets the thread count for both OpenBLAS and the engine's own loops.
+/// Sets the engine's thread count (OpenBLAS itself always runs on one thread; BLAS.swift).
 public func setEngineThreads(_ n: Int) {
     engineThreads = max(1, n)
-    setBLASThreads(n)
 }
 
 /// The engine's current thread count.
