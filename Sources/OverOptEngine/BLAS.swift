@@ -10,7 +10,7 @@
 // fixed by the product's shape alone (`gemmBlocks`) and hands the blocks to the engine's
 // threads; each block is one single-threaded OpenBLAS call, so every element is computed
 // the same way at any thread count, and no process-wide setting is ever switched while
-// another thread runs a product.
+// another thread runs a product. Inside a parallel loop's body a product is one call.
 import CBLAS
 #if canImport(Glibc)
 import Glibc
@@ -43,7 +43,9 @@ public func gemm(transA: Bool, transB: Bool, M: Int, N: Int, K: Int,
                  alpha: Float, A: UnsafePointer<Float>, lda: Int,
                  B: UnsafePointer<Float>, ldb: Int,
                  beta: Float, C: FPtr, ldc: Int) {
-    let blocks = gemmBlocks(M: M, N: N, K: K)
+    // Inside a parallel loop's body (a replica's part, one attention head) the loop already
+    // spreads the work, at any thread count, so the product stays one call.
+    let blocks = insideParallelPart ? (count: 1, alongRows: true) : gemmBlocks(M: M, N: N, K: K)
     if blocks.count == 1 {
         gemmOneThread(transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha, A: A, lda: lda,
                       B: B, ldb: ldb, beta: beta, C: C, ldc: ldc)

@@ -40,11 +40,18 @@ public func parallelFor(_ n: Int, costPerItem: Int = 1, _ body: (Int, Range<Int>
 /// Calls `body(part, range)` for exactly `parts` contiguous ranges covering 0..<n. Kernels
 /// that keep per-part scratch read `parallelParts` once and pass it here, so a concurrent
 /// change of the thread count cannot make them overrun their scratch.
-/// Inside a part, nested calls run serially on that part's thread (one level at a time).
+/// Inside a part, nested calls run serially on that part's thread (one level at a time);
+/// a loop that runs as one part still marks its body as a part, so what runs inside does
+/// not depend on the thread count.
 public func parallelFor(_ n: Int, parts requested: Int, _ body: (Int, Range<Int>) -> Void) {
-    let parts = insideParallelPart ? 1 : max(1, min(requested, n))
+    let nested = insideParallelPart
+    let parts = nested ? 1 : max(1, min(requested, n))
     if parts == 1 {
-        body(0, 0..<n)
+        if nested {
+            body(0, 0..<n)
+        } else {
+            asParallelPart { body(0, 0..<n) }
+        }
         return
     }
     withoutActuallyEscaping(body) { b in
@@ -61,9 +68,14 @@ public func parallelFor(_ n: Int, parts requested: Int, _ body: (Int, Range<Int>
 /// taking the next index when it finishes one: for few, large, uneven items (or cores of
 /// different speeds). Nothing may depend on which thread ran an item.
 public func parallelForEachDynamic(_ n: Int, _ body: (Int) -> Void) {
-    let threads = insideParallelPart ? 1 : min(engineThreads, n)
+    let nested = insideParallelPart
+    let threads = nested ? 1 : min(engineThreads, n)
     if threads <= 1 {
-        for i in 0..<n { body(i) }
+        if nested {
+            for i in 0..<n { body(i) }
+        } else {
+            asParallelPart { for i in 0..<n { body(i) } }
+        }
         return
     }
     let next = NextIndex()
@@ -94,7 +106,18 @@ private let partKey: pthread_key_t = {
     return key
 }()
 
-/// Whether the calling thread is running a part of `parallelFor`.
+/// Runs `body` marked as a part of a parallel loop, as the loops do when they run on one
+/// thread: code inside a loop's body behaves the same at any thread count (matrix products
+/// there stay whole; see `gemm`).
+@inline(__always)
+func asParallelPart(_ body: () -> Void) {
+    pthread_setspecific(partKey, UnsafeRawPointer(bitPattern: 1))
+    body()
+    pthread_setspecific(partKey, nil)
+}
+
+/// Whether the calling thread is running a part of `parallelFor` (or of
+/// `parallelForEachDynamic`), on any number of threads.
 var insideParallelPart: Bool { pthread_getspecific(partKey) != nil }
 
 /// Lets a closure or buffers cross into worker threads; it is safe when the workers touch
