@@ -31,10 +31,13 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
 
+        // CPUID and XGETBV for the engine's CPU detection (empty on non-x86 hosts).
+        .target(name: "CPUID"),
+
         // Files, groups, datasets, attributes, atomic writes.
         .target(name: "OverOptHDF5", dependencies: ["CHDF5"]),
         // Flat buffers, layers, transformer, heads, AdamW, sampler, RNG, checkpoints.
-        .target(name: "OverOptEngine", dependencies: ["CBLAS", "OverOptHDF5"], swiftSettings: fast),
+        .target(name: "OverOptEngine", dependencies: ["CBLAS", "CPUID", "OverOptHDF5"], swiftSettings: fast),
         // The simulator: world, data, reward models, best-of-n, PPO, experiments.
         .target(name: "OverOpt", dependencies: ["OverOptEngine", "OverOptHDF5", "TOMLKit"],
                 resources: [.copy("World/Resources")], swiftSettings: fast),

@@ -92,3 +92,39 @@ public func openBLASConfig() -> String {
     guard let config = openblas_get_config() else { return "unknown" }
     return String(cString: config)
 }
+
+/// The largest error of `gemm` on a few products with edge tiles, both transposes, alpha and
+/// beta, relative to the sum of the absolute terms of a Double reference: ≈ 1e-7 for a
+/// correct kernel. Run at start-up, so that a wrong OpenBLAS core is refused before any work.
+public func gemmSelfCheckError() -> Double {
+    var worst = 0.0
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    func next() -> Float {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return Float(Int64(bitPattern: state >> 11) % 2001 - 1000) / 1000
+    }
+    for (M, N, K, transA, transB) in [(37, 29, 53, false, true), (64, 96, 128, true, false), (5, 131, 17, true, true)] {
+        let a = (0..<(M * K)).map { _ in next() }, b = (0..<(K * N)).map { _ in next() }
+        var c = (0..<(M * N)).map { _ in next() }
+        let c0 = c
+        let alpha: Float = 0.75, beta: Float = 0.5
+        c.withUnsafeMutableBufferPointer { cp in
+            gemm(transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha, A: a, lda: transA ? M : K,
+                 B: b, ldb: transB ? K : N, beta: beta, C: cp.baseAddress!, ldc: N)
+        }
+        for i in 0..<M {
+            for j in 0..<N {
+                var sum = 0.0, scale = 0.0
+                for k in 0..<K {
+                    let x = Double(transA ? a[k * M + i] : a[i * K + k]), y = Double(transB ? b[j * K + k] : b[k * N + j])
+                    sum += x * y
+                    scale += abs(x * y)
+                }
+                let ref = Double(alpha) * sum + Double(beta) * Double(c0[i * N + j])
+                let err = abs(Double(c[i * N + j]) - ref) / (Double(alpha) * scale + abs(Double(beta) * Double(c0[i * N + j])) + 1e-30)
+                worst = max(worst, err.isNaN ? .infinity : err)
+            }
+        }
+    }
+    return worst
+}

@@ -30,6 +30,10 @@ public func median(_ xs: [Double]) -> Double {
 /// Results of `runBenchmarks`, with the JSON keys of the PyTorch reference.
 public struct BenchmarkResult: Codable, Sendable {
     public var impl = "overopt"
+    /// The CPU, the OpenBLAS core and the engine's kernel variant (`ComputeEnvironment`).
+    public var cpu = ComputeEnvironment.current.cpu
+    public var blas_core = ComputeEnvironment.current.blasCore
+    public var kernels = ComputeEnvironment.current.kernels
     public var threads: Int
     public var repeats: Int
     public var train_tokens_per_s: Double

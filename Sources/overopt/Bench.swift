@@ -39,7 +39,8 @@ struct Bench: ParsableCommand {
             print(String(decoding: try enc.encode(r), as: UTF8.self))
             return
         }
-        print("OverOpt engine benchmark (large preset, vocab 256, \(r.threads) BLAS threads, median of \(r.repeats))")
+        print("OverOpt engine benchmark (large preset, vocab 256, \(r.threads) threads, median of \(r.repeats))")
+        print("  cpu \(r.cpu) · OpenBLAS \(r.blas_core) · kernels \(r.kernels)")
         print(String(format: "  (a) training step  %8.1f ms  %9.0f tokens/s  %6.1f GFLOP/s", r.train_step_ms_median, r.train_tokens_per_s, r.train_gflops))
         print(String(format: "      as one pass               %9.0f tokens/s  (each matrix product split over the threads)", r.train_one_pass_tokens_per_s))
         print(String(format: "  (b) sampling       %8.1f ms  %9.0f tokens/s", r.sample_ms_median, r.sample_tokens_per_s))

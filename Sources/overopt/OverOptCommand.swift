@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
 import OverOpt
+import OverOptEngine
 
 /// The `overopt` command: one subcommand per file in this folder.
 @main
 struct OverOptCommand: ParsableCommand {
     static func main() {
-        limitBLASSpinWait()
+        configureOpenBLAS()
         main(nil)
     }
 
@@ -31,14 +32,40 @@ struct OverOptCommand: ParsableCommand {
     )
 }
 
-/// OpenBLAS's idle worker threads spin for a long time after each call (its default
-/// thread timeout), taking a core away from the engine's own threads that run between the
-/// matrix products: on 2 cores a training step was 1.5× slower. The timeout is read only
-/// when the library loads, so if the user has not chosen one, the process re-executes
-/// itself once with OPENBLAS_THREAD_TIMEOUT=4 (the shortest spin) before doing anything.
-func limitBLASSpinWait() {
-    guard getenv("OPENBLAS_THREAD_TIMEOUT") == nil else { return }
-    setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1)
-    var arguments: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) } + [nil]
-    execv("/proc/self/exe", &arguments)   // returns only if it failed: then run with the default
+/// Sets OpenBLAS up before any work. The library reads its environment only when it loads,
+/// so when something must change the process re-executes itself once with:
+/// - OPENBLAS_NUM_THREADS=1 (unless the user set it): the engine runs OpenBLAS on one thread
+///   and spreads products over its own threads (BLAS.swift), so the library's worker pool
+///   would only spin idle next to them;
+/// - OPENBLAS_CORETYPE when the library fell back to kernels below the CPU's instruction
+///   level (`chooseOpenBLASCore`; a user's setting is kept). OVEROPT_OPENBLAS_CORE records
+///   that OverOpt chose it, for the run header and result files.
+/// Then it checks a few products against a Double reference and refuses to run on a core
+/// that computes them wrongly.
+func configureOpenBLAS() {
+    var changed = false
+    if getenv("OPENBLAS_NUM_THREADS") == nil {
+        setenv("OPENBLAS_NUM_THREADS", "1", 1)
+        changed = true
+    }
+    let choice = chooseOpenBLASCore(cpu: .host, libraryCore: openBLASCoreName(),
+                                    userSetting: getenv("OPENBLAS_CORETYPE").map { String(cString: $0) })
+    if let core = choice.core {
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        setenv("OVEROPT_OPENBLAS_CORE", core, 1)
+        changed = true
+    }
+    if changed {
+        var arguments: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) } + [nil]
+        execv("/proc/self/exe", &arguments)   // returns only if it failed: then run as loaded
+    }
+    let error = gemmSelfCheckError()
+    if !(error < 1e-5) {
+        FileHandle.standardError.write(Data("""
+            Error: OpenBLAS's \(openBLASCoreName()) kernels computed a wrong matrix product on this CPU \
+            (relative error \(error)); choose another core with OPENBLAS_CORETYPE (e.g. Haswell).
+
+            """.utf8))
+        exit(1)
+    }
 }

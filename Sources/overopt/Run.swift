@@ -51,6 +51,7 @@ struct Run: ParsableCommand {
         let path = try prepareOutput(folder: out, config: cfg)
         let logger = ProgressLog(quiet: quiet)
         logger("overopt \(overOptVersion): \(cfg.name), seed \(cfg.seed), proxies \(cfg.proxies.joined(separator: ", ")), stages \(cfg.stages.joined(separator: ", ")), \(global.threadCount) threads")
+        logger(ComputeEnvironment.current.line)
         do {
             let summary = try runExperiment(cfg, outputPath: path, cache: StageCache(directory: noCache ? nil : cache),
                                             log: logger.callAsFunction)

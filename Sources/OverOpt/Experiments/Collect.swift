@@ -6,7 +6,8 @@
 // Only complete files (root attribute `complete` = 1) are read.
 //
 // Summary schema (all names stable):
-//   /  @kind = "summary", @overopt_version, @source (the folder), @created, @groups, @runs
+//   /  @kind = "summary", @overopt_version, @source (the folder), @created, @cpu, @blas_core,
+//      @kernels (the machine that collected), @groups, @runs
 //   /groups/<name>-<hash8>/           one per group; <hash8> = hash of the config minus seed
 //     @config (JSON minus seed), @name, @seeds [int64], @count;  files (string, seed order)
 //     bon/<variant>/                  best-of-n; every seed must have the same n grid
@@ -220,6 +221,10 @@ public func collectResults(directory: String, outputPath: String, klPoints: Int 
         try root.setAttribute("overopt_version", overOptVersion)
         try root.setAttribute("source", directory)
         try root.setAttribute("created", ISO8601DateFormatter().string(from: Date()))
+        let compute = ComputeEnvironment.current
+        try root.setAttribute("cpu", compute.cpu)
+        try root.setAttribute("blas_core", compute.blasCore)
+        try root.setAttribute("kernels", compute.kernels)
         try root.setAttribute("groups", Int64(groups.count))
         try root.setAttribute("runs", Int64(runs.count))
         for (gname, members) in groups {

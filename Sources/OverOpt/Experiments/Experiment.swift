@@ -180,6 +180,10 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
         try root.setAttribute("config_hash", config.hash)
         try root.setAttribute("world_fingerprint", world.fingerprint)
         try root.setAttribute("threads", Int64(engineThreadCount()))
+        let compute = ComputeEnvironment.current
+        try root.setAttribute("cpu", compute.cpu)
+        try root.setAttribute("blas_core", compute.blasCore)
+        try root.setAttribute("kernels", compute.kernels)
         try root.setAttribute("proxies", config.proxies.joined(separator: ","))
         try root.setAttribute("created", ISO8601DateFormatter().string(from: Date()))
         try root.setAttribute("seconds", seconds)
