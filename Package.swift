@@ -12,6 +12,12 @@ let cpuFlags = ["-target-cpu", "haswell"]
 let cpuFlags: [String] = []
 #endif
 let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"] + cpuFlags)]
+/// The AVX-512 kernel variants, called only on CPUs that have AVX-512 (chosen at run time).
+#if arch(x86_64)
+let avx512: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "skylake-avx512"])]
+#else
+let avx512: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
+#endif
 
 let package = Package(
     name: "OverOpt",
@@ -36,8 +42,11 @@ let package = Package(
 
         // Files, groups, datasets, attributes, atomic writes.
         .target(name: "OverOptHDF5", dependencies: ["CHDF5"]),
+        // Kernels compiled for AVX-512 (OverOptEngine calls them only where the CPU has it).
+        .target(name: "OverOptKernelsAVX512", swiftSettings: avx512),
         // Flat buffers, layers, transformer, heads, AdamW, sampler, RNG, checkpoints.
-        .target(name: "OverOptEngine", dependencies: ["CBLAS", "CPUID", "OverOptHDF5"], swiftSettings: fast),
+        .target(name: "OverOptEngine", dependencies: ["CBLAS", "CPUID", "OverOptKernelsAVX512", "OverOptHDF5"],
+                swiftSettings: fast),
         // The simulator: world, data, reward models, best-of-n, PPO, experiments.
         .target(name: "OverOpt", dependencies: ["OverOptEngine", "OverOptHDF5", "TOMLKit"],
                 resources: [.copy("World/Resources")], swiftSettings: fast),
@@ -48,7 +57,8 @@ let package = Package(
         ]),
 
         .testTarget(name: "HDF5Tests", dependencies: ["OverOptHDF5"]),
-        .testTarget(name: "EngineTests", dependencies: ["OverOptEngine", "OverOptHDF5"], swiftSettings: fast),
+        .testTarget(name: "EngineTests", dependencies: ["OverOptEngine", "OverOptKernelsAVX512", "OverOptHDF5"],
+                    swiftSettings: fast),
         .testTarget(name: "OverOptTests", dependencies: ["OverOpt", "OverOptEngine", "OverOptHDF5"],
                     swiftSettings: fast),
     ]

@@ -170,12 +170,35 @@ public func chooseOpenBLASCore(cpu: CPUFeatures, libraryCore: String, userSettin
                                 + "for a CPU with \(cpu.level); using \(wanted)")
 }
 
-/// The engine's kernel variant: the instruction set its numerical code was compiled for.
+/// The engine's kernel variants: the instruction sets its numerical code runs on.
+public enum KernelVariant: String, Sendable {
+    /// Everything compiled for AVX2 + FMA (the minimum on x86-64), or the host's baseline elsewhere.
+    case avx2
+    /// The packed products' AVX-512 micro-kernel (OverOptKernelsAVX512) beside the AVX2 code.
+    case avx512
+}
+
+/// The variant this process runs: the widest the CPU has, unless OVEROPT_KERNELS=avx2 asks
+/// for the narrower one (to compare them; results are the same bits either way).
+public let engineKernelVariant: KernelVariant = {
+    #if arch(x86_64)
+    let requested = getenv("OVEROPT_KERNELS").map { String(cString: $0) }
+    if requested == "avx2" { return .avx2 }
+    return CPUFeatures.host.level >= .avx512 ? .avx512 : .avx2
+    #else
+    return .avx2
+    #endif
+}()
+
+/// The engine's kernel variant as reports name it.
 public var engineKernels: String {
     #if arch(x86_64)
-    "avx2+fma"
+    switch engineKernelVariant {
+    case .avx2: "avx2+fma"
+    case .avx512: "avx512 (packed products) + avx2+fma"
+    }
     #elseif arch(arm64)
-    "neon"
+    "arm64 (generic SIMD)"
     #else
     "generic"
     #endif

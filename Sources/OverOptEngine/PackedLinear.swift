@@ -6,19 +6,35 @@
 // call, so they are packed once here, into panels of 16 output features (for each input
 // feature k, the panel's 16 weights side by side), and a 6 × 16 register-blocked kernel
 // runs over them: twelve 8-lane accumulators, two weight loads and six broadcasts per k.
-// Measured on one core of this project's 2-core machine (AMD EPYC, AVX2 FMA), at the
-// `large` preset's shapes: 113 GFLOP/s at 66 rows against 89 for OpenBLAS's sgemm with
-// its packing, and 108–113 against 96–102 at 1 020 rows.
+// Measured on one core of an AMD EPYC (AVX2 FMA), at the `large` preset's shapes:
+// 113 GFLOP/s at 66 rows against 89 for OpenBLAS's sgemm with its packing, and 108–113
+// against 96–102 at 1 020 rows. On CPUs with AVX-512, pairs of panels run through a
+// 12 × 32 kernel on 512-bit registers instead (PanelKernel.swift), with the same results.
 //
 // The kernel is single-threaded: the sampler runs each decode group on one thread, and
 // the training forward (`packedLinearForward`) packs its weights once per call and spreads
 // blocks of rows over the engine's threads. Without the per-call packing of the rows, the
-// small preset's reward-model steps run ≈ 8% faster than on OpenBLAS (51.5 → 55.5 steps/s
-// in the quick start). The sum over k runs in order with fused multiply-adds, starting from
+// small preset's reward-model steps run ≈ 8% faster than on OpenBLAS. The sum over k runs
+// in order with fused multiply-adds, starting from
 // the bias (and the previous output, when accumulating), so results differ from OpenBLAS's
 // only by rounding, and a row's result does not depend on how the rows are split.
 
+import OverOptKernelsAVX512
+
 typealias F8 = SIMD8<Float>
+
+/// A 12-row × 32-output micro-kernel over two adjacent panels (PanelKernel.swift).
+typealias WideKernel = @Sendable (UnsafePointer<Float>, Int, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+                        FPtr, Int, Int, Bool) -> Void
+
+/// The wide kernel the packed products use on this machine: the AVX-512 build of
+/// `panelKernel12x32` where the CPU has AVX-512 (`engineKernelVariant`), else none (the
+/// 6 × 16 AVX2 kernel does all the work).
+let hostWideKernel: WideKernel? = engineKernelVariant == .avx512
+    ? { @Sendable x, ldx, w0, w1, b, c, ldc, C, acc in
+        OverOptKernelsAVX512.panelKernel12x32(x, ldx: ldx, w0, w1, bias: b, c, ldc: ldc, C: C, accumulate: acc)
+    }
+    : nil
 
 @inline(__always) private func load8(_ p: UnsafePointer<Float>) -> F8 { UnsafeRawPointer(p).loadUnaligned(as: F8.self) }
 @inline(__always) private func store8(_ v: F8, _ p: FPtr) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self) }
@@ -47,8 +63,10 @@ struct PackedLinear: @unchecked Sendable {
         if let b { bias.update(from: b, count: OC) }
     }
 
-    /// out (N, OC) = inp (N, C) · Wᵀ + bias, or `out +=` that with `accumulate`.
-    func forward(out: FPtr, inp: UnsafePointer<Float>, N: Int, accumulate: Bool = false) {
+    /// out (N, OC) = inp (N, C) · Wᵀ + bias, or `out +=` that with `accumulate`. With a
+    /// `wide` kernel, pairs of full panels run 12 rows at a time through it; the rest (and
+    /// everything without one) runs through the 6 × 16 kernel. Both give the same bits.
+    func forward(out: FPtr, inp: UnsafePointer<Float>, N: Int, accumulate: Bool = false, wide: WideKernel? = hostWideKernel) {
         let fullPanels = OC / 16, full = N / 6 * 6, rest = N - full
         // The last N mod 6 rows go through a zero-padded copy, so that the kernel always
         // reads six rows at one stride.
@@ -71,7 +89,24 @@ struct PackedLinear: @unchecked Sendable {
             var r0 = 0
             while r0 < N {
                 let r1 = min(N, r0 + 96)
-                for p in 0..<fullPanels {
+                var firstPanel = 0
+                if let wide {
+                    while firstPanel + 1 < fullPanels {
+                        let p = firstPanel, w0 = panels + p * C * 16, w1 = w0 + C * 16
+                        var r = r0
+                        while r + 12 <= r1 {
+                            wide(inp + r * C, C, w0, w1, bias + p * 16, out + r * OC + p * 16, OC, C, accumulate)
+                            r += 12
+                        }
+                        for q in [p, p + 1] {
+                            var rr = r
+                            while rr + 6 <= r1 { block(rr, 6, q, out + rr * OC + q * 16, OC); rr += 6 }
+                            if rr < r1 { block(rr, r1 - rr, q, out + rr * OC + q * 16, OC) }
+                        }
+                        firstPanel += 2
+                    }
+                }
+                for p in firstPanel..<fullPanels {
                     var r = r0
                     while r + 6 <= r1 { block(r, 6, p, out + r * OC + p * 16, OC); r += 6 }
                     if r < r1 { block(r, r1 - r, p, out + r * OC + p * 16, OC) }

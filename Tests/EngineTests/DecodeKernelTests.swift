@@ -2,6 +2,7 @@
 // transposed key block (also the training forward's kernel), lane-wise min/max, the token draw's log-probability and
 // frequencies; and the grouped decoder end to end (long contexts, several groups, thread
 // counts) against a full forward pass.
+import OverOptKernelsAVX512
 import Testing
 @testable import OverOptEngine
 #if canImport(Glibc)
@@ -48,8 +49,12 @@ import Glibc
 
     /// The packed products against a Double reference: full and partial blocks of six rows,
     /// full and partial panels of 16 outputs, with and without bias, overwriting and adding.
-    @Test(arguments: [(1, 16, 16), (5, 7, 3), (6, 128, 384), (7, 33, 40), (64, 128, 512), (97, 512, 128), (200, 20, 256)])
+    @Test(arguments: [(1, 16, 16), (5, 7, 3), (6, 128, 384), (7, 33, 40), (64, 128, 512), (97, 512, 128), (200, 20, 256),
+                      (36, 24, 80), (131, 64, 48)])
     func packedLinearMatchesReference(N: Int, C: Int, OC: Int) {
+        if N == 1 && CPUFeatures.host.level < .avx512 {
+            print("AVX-512 kernels skipped: this CPU (\(CPUFeatures.host.summary)) has no AVX-512; their AVX2 build is tested")
+        }
         var rng = RNG(seed: UInt64(N * 7919 + C * 31 + OC))
         let x = FloatBuffer((0..<(N * C)).map { _ in rng.normal() })
         let w = FloatBuffer((0..<(OC * C)).map { _ in rng.normal() / 4 })
@@ -60,7 +65,22 @@ import Glibc
             for accumulate in [false, true] {
                 // One float past the end must stay untouched.
                 let out = FloatBuffer(before + [42])
-                packed.forward(out: out.ptr, inp: x.ptr, N: N, accumulate: accumulate)
+                packed.forward(out: out.ptr, inp: x.ptr, N: N, accumulate: accumulate, wide: nil)
+                // The 12 × 32 kernel gives the same bits: its AVX2 build always, and its
+                // AVX-512 build (the one production uses there) where the CPU has AVX-512.
+                var variants: [(String, WideKernel)] = [("wide kernel, AVX2 build", { x, ldx, w0, w1, b, c, ldc, C, acc in
+                    OverOptEngine.panelKernel12x32(x, ldx: ldx, w0, w1, bias: b, c, ldc: ldc, C: C, accumulate: acc)
+                })]
+                if CPUFeatures.host.level >= .avx512 {
+                    variants.append(("wide kernel, AVX-512 build", { x, ldx, w0, w1, b, c, ldc, C, acc in
+                        OverOptKernelsAVX512.panelKernel12x32(x, ldx: ldx, w0, w1, bias: b, c, ldc: ldc, C: C, accumulate: acc)
+                    }))
+                }
+                for (name, kernel) in variants {
+                    let wideOut = FloatBuffer(before + [42])
+                    packed.forward(out: wideOut.ptr, inp: x.ptr, N: N, accumulate: accumulate, wide: kernel)
+                    #expect(wideOut.array == out.array, "\(name): N \(N) C \(C) OC \(OC) bias \(withBias) accumulate \(accumulate)")
+                }
                 var worst = 0.0
                 for n in 0..<N {
                     for o in 0..<OC {

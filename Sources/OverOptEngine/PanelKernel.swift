@@ -1,0 +1,1 @@
+../OverOptKernelsAVX512/PanelKernel.swift
