@@ -27,6 +27,9 @@ m = lambda xs, k: statistics.median(x[k] for x in xs)
 st, ss, sg, sf = m(s, "train_tokens_per_s"), m(s, "sample_tokens_per_s"), m(s, "sgemm_gflops"), m(s, "train_gflops")
 tt, ts, tf = m(t, "train_tokens_per_s"), m(t, "sample_tokens_per_s"), m(t, "train_gflops")
 print(f"\nmedians over {rounds} rounds (each itself a median of 5 runs), {s[0]['threads']} threads:")
+if "cpu" in s[0]:
+    print(f"  cpu {s[0]['cpu']} · OpenBLAS {s[0]['blas_core']} · kernels {s[0]['kernels']} | "
+          f"torch {t[0].get('torch_version', '?')} ({t[0].get('cpu_capability', '?')})")
 print(f"  (a) training step  overopt {st:8.0f} tok/s ({sf:5.1f} GFLOP/s)  pytorch {tt:8.0f} tok/s ({tf:5.1f} GFLOP/s)  ratio {st/tt:4.2f}x")
 if "train_one_pass_tokens_per_s" in s[0]:
     so = m(s, "train_one_pass_tokens_per_s")
@@ -36,6 +39,7 @@ print(f"  (c) sgemm ceiling  {sg:5.1f} GFLOP/s; training step at {sf/sg*100:4.1f
 if "decode_products_packed_gflops" in s[0]:
     print(f"  (d) decode products, 16 rows, 1 thread: packed {m(s, 'decode_products_packed_gflops'):5.1f} GFLOP/s, "
           f"OpenBLAS {m(s, 'decode_products_openblas_gflops'):5.1f} GFLOP/s")
-ratios = sorted(a["sample_tokens_per_s"] / b["sample_tokens_per_s"] for a, b in zip(s, t))
-print(f"  per-round (b) ratios: {ratios[0]:4.2f}–{ratios[-1]:4.2f}x")
+for key, label in [("train_tokens_per_s", "(a)"), ("sample_tokens_per_s", "(b)")]:
+    ratios = sorted(a[key] / b[key] for a, b in zip(s, t))
+    print(f"  per-round {label} ratios: {ratios[0]:4.2f}–{ratios[-1]:4.2f}x")
 PYEOF

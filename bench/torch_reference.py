@@ -235,6 +235,7 @@ def main():
     result = {
         "impl": "pytorch",
         "torch_version": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": args.threads,
         "train_tokens_per_s": round(train_tps, 1),
         "train_gflops": round(FLOPS_PER_TOKEN * train_tps / 1e9, 2),
