@@ -3,7 +3,7 @@
 //
 // At the batch sizes of reward-model and pretraining steps, two halves of a batch run at
 // the same time on two replicas, each with single-threaded matrix products, beat one pass
-// with two BLAS threads on 2 cores (small preset, 64 sequences × 45 tokens: 15.3 ms per
+// split over two threads on 2 cores (small preset, 64 sequences × 45 tokens: 15.3 ms per
 // half against 20.1 ms for the whole). The caller splits the batch the same way whatever
 // the thread count and normalizes each part's loss by the whole batch; the replicas'
 // gradients are added in part order, so results do not depend on the thread count.

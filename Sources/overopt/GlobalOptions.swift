@@ -3,7 +3,7 @@ import Foundation
 
 /// Options shared by the commands that compute: add `@OptionGroup var global: GlobalOptions` to a command.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Threads for OpenBLAS and the engine's own loops (default: the number of cores).", valueName: "n"))
+    @Option(name: .long, help: ArgumentHelp("Threads for the engine's loops and matrix products (default: the number of cores).", valueName: "n"))
     var threads: Int?
 
     /// The thread count to use: `--threads` if given, else the number of active cores.

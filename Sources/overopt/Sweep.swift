@@ -27,7 +27,7 @@ struct Sweep: ParsableCommand {
     @Option(help: "Run only this entry, in this process (the cluster array task).")
     var index: Int?
 
-    @Option(help: "Worker processes for a local run (each gets max(1, cores/jobs) BLAS threads).")
+    @Option(help: "Worker processes for a local run (each gets max(1, cores/jobs) threads).")
     var jobs = 1
 
     @Flag(help: "Write <out>/sweep.sbatch, a Slurm job-array script with one task per entry, and exit.")
