@@ -19,8 +19,8 @@ import OverOptHDF5
 /// Settings of the best-of-n stage. Every key is optional in TOML; defaults below.
 public struct BestOfNConfig: Codable, Sendable, Equatable {
     /// `prompts`: how many evaluation prompts (drawn without replacement from `prompt_split`;
-    /// all of the split if it has fewer). Default 128: the sem over prompts is then about a
-    /// tenth of the per-prompt spread, enough to separate proxies.
+    /// all of the split if it has fewer). Default 64: the sem over prompts is then an eighth
+    /// of the per-prompt spread.
     public var prompts = 64
     /// `prompt_split`: where the evaluation prompts come from. Default `heldOut` (the paper
     /// evaluates best-of-n on held-out prompts).
@@ -32,8 +32,8 @@ public struct BestOfNConfig: Codable, Sendable, Equatable {
     public var samplesPerPrompt = 256
     /// `temperature` of the base policy's samples. Default 1.0: the samples then come from the
     /// base policy itself, so KL_n is measured against the same π_ref as PPO's KL and the two
-    /// are comparable. The paper uses 0.7; WORLD-NOTES found best-of-n over-optimization needs
-    /// diverse samples (a clear turn-over only at 1.5 in the prototype) — set 1.5 to study that,
+    /// are comparable. The paper uses 0.7; best-of-n over-optimization needs diverse samples (a
+    /// clear turn-over only at 1.5 in a prototype world; docs/world.md, "Design lessons") — set 1.5 to study that,
     /// knowing that KL_n is then relative to the tempered policy.
     public var temperature = 1.0
     /// `top_p` (nucleus) of the samples; 1 = off (default, so samples are the policy's own).

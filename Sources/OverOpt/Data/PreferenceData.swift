@@ -3,9 +3,9 @@
 // Training pairs compare two responses to the same training prompt, labelled by gold:
 //   • base vs base: two samples of the base policy (small gold gaps: hard pairs);
 //   • base vs perturbed: a base sample against a copy edited in one aspect (tone flipped,
-//     topic changed, length changed, made disfluent). WORLD-NOTES found these decisive for
-//     a proxy to learn the prompt-tone × adjective-polarity interaction; their share is the
-//     `perturbed_fraction` knob.
+//     topic changed, length changed, made disfluent). These decide whether a proxy
+//     learns the prompt-tone × adjective-polarity interaction (docs/world.md, "Design
+//     lessons"); their share is the `perturbed_fraction` knob.
 // Label noise (Coste et al. 2023: 25%) swaps chosen and rejected in exactly
 // round(noise·count) randomly chosen training pairs. Evaluation sets are never noisy:
 //   • id: built like the training pairs, on training prompts;

@@ -6,7 +6,7 @@
 //   RL (PPO):   R(d) = d (α − β log d)   = α·d − β·d·log d
 // Both are linear in (α, β), so the fit through the origin is ordinary linear least squares
 // in the two basis functions f(d) = d and g(d) = −d² (best-of-n) or −d·log d (RL, with
-// g(0) = 0, its limit). See PAPER.md §1.
+// g(0) = 0, its limit). See docs/paper.md §1.
 
 import Foundation
 

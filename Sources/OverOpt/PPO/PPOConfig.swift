@@ -3,8 +3,8 @@
 // Keys are the snake_case names used in TOML. Defaults follow the paper (arXiv 2406.10216
 // §3 / appendix: temperature 0.7, top-p 0.9, no KL penalty, rewards normalized with the
 // first batch's statistics) and common PPO-for-LM practice (TRL) elsewhere; the learning
-// rate and the evaluation cadence follow what a small CPU world needs (WORLD-NOTES.md: the
-// learning rate sets the resolution of the gold-vs-KL curve).
+// rate and the evaluation cadence follow what a small CPU world needs (the learning
+// rate sets the resolution of the gold-vs-KL curve; docs/world.md, "Design lessons").
 import OverOptEngine
 
 /// A PPO setting outside its valid range.
@@ -25,8 +25,8 @@ public struct PPOConfig: Codable, Sendable, Equatable {
     /// Nucleus sampling threshold of rollouts and evaluation samples (paper: 0.9).
     public var topP: Float = 0.9
     /// Whether log-probabilities (PPO ratio, KL penalty, KL estimates, entropy) are those of
-    /// the tempered distribution softmax(z/temperature) the rollouts are drawn from (TRL's
-    /// choice) rather than the raw model's softmax(z) (false, the default). Top-p is never
+    /// the tempered distribution softmax(z/temperature) the rollouts are drawn from (true, the
+    /// default and TRL's choice) or the raw model's softmax(z) (false). Top-p is never
     /// included.
     public var temperedLogprobs = true
     /// Maximum response tokens, EOS included (≤ the world's `maxResponseTokens`, 50).

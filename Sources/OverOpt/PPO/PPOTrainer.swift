@@ -1,6 +1,6 @@
 // PPOTrainer.swift — PPO of a policy against a proxy reward, tracking proxy, gold and KL.
 //
-// What it is: the orchestration of the paper's PPO experiment (PAPER.md §3): rollouts on
+// What it is: the orchestration of the paper's PPO experiment (docs/paper.md §3): rollouts on
 // training prompts, the proxy's score as the reward, GAE, clipped PPO updates, and every
 // `eval_every` iterations an evaluation on held-out prompts of proxy, gold (and its
 // components) and KL(π‖π_ref). The formulas are in PPOMath.swift.
@@ -14,18 +14,19 @@
 //   gradient flows into the trunk the policy uses, so `vf_coef` also moves the policy (and
 //   the KL) — not only the critic. It is half the memory and compute of a separate critic.
 // - The reference π_ref is a frozen copy of the base policy (a separate transformer).
-// - Rollouts are drawn at temperature 0.7 and top-p 0.9 (the paper). By default every
-//   log-probability used here — old and new (the PPO ratio), reference (the KL penalty and
-//   the KL estimates) and the entropy — is that of the raw model (temperature 1, no top-p):
-//   the ratio π_θ/π_θold is that of the policies being trained, evaluated on samples from
-//   their tempered versions, and the KL reported is Σ_t (log π − log π_ref) of the raw
-//   models on tempered samples. With `tempered_logprobs`, all of them are instead those of
-//   softmax(z/T) (TRL divides the logits by the temperature), which makes the policy
+// - Rollouts are drawn at temperature 0.7 and top-p 0.9 (the paper). With
+//   `tempered_logprobs` (the default) every log-probability used here — old and new (the
+//   PPO ratio), reference (the KL penalty and the KL estimates) and the entropy — is that
+//   of softmax(z/T) (TRL divides the logits by the temperature), which makes the policy
 //   gradient on-policy up to top-p; it is implemented by dividing the LM head's weights by
 //   T around the forward and backward passes (logits = h·Wᵀ has no bias), see
-//   `withLogprobTemperature`. Consequence of the default: π's rollouts are not samples of
-//   π, so the k1 mean is not a KL and can be slightly negative early on (measured: −0.05 to
-//   −0.1 nats on training batches in the first steps while k2 and k3 are > 0).
+//   `withLogprobTemperature`. With `tempered_logprobs = false` they are those of the raw
+//   model (temperature 1, no top-p): the ratio π_θ/π_θold is then that of the policies being
+//   trained, evaluated on samples from their tempered versions, and the KL reported is
+//   Σ_t (log π − log π_ref) of the raw models on tempered samples; π's rollouts are not
+//   samples of π, so the k1 mean is not a KL and can be slightly negative early on
+//   (measured: −0.05 to −0.1 nats on training batches in the first steps while k2 and k3
+//   are > 0).
 // - Old log-probabilities and values are recomputed with one full forward pass after
 //   sampling, so that old and new come from the same code path (the sampler's KV-cache
 //   log-probabilities agree only up to rounding).

@@ -1,6 +1,6 @@
 // Objectives.swift — the reward-model losses and GRM regularizers as pure functions.
 //
-// What it is: each loss of PAPER.md §2 for one preference pair (x, y_c, y_r), with its
+// What it is: each loss of docs/paper.md §2 for one preference pair (x, y_c, y_r), with its
 // gradient with respect to its inputs — rewards r_c, r_r for the reward losses, summed
 // response log-probabilities log π(y|x) for the GRM regularizers. The trainer
 // (RewardModelTraining.swift) averages them over a batch and feeds the gradients to the
@@ -37,7 +37,7 @@ public func bradleyTerryLoss(chosen: Double, rejected: Double) -> PairLoss {
     return PairLoss(loss: l, dChosen: d, dRejected: -d)
 }
 
-/// Margin (Llama-2 style; PAPER.md §2): L = −log σ(r_c − r_r − m), m = the pair's gold
+/// Margin (Llama-2 style; docs/paper.md §2): L = −log σ(r_c − r_r − m), m = the pair's gold
 /// margin times a scale (computed by the caller). ∂L/∂r_c = −σ(−(Δr − m)) = −∂L/∂r_r.
 public func marginLoss(chosen: Double, rejected: Double, margin: Double) -> PairLoss {
     let (l, d) = negLogSigmoid(chosen - rejected - margin)
@@ -91,7 +91,7 @@ public func dpoNoRefRegularizer(chosenLogProb: Double, rejectedLogProb: Double, 
     return PairLoss(loss: l, dChosen: beta * d, dRejected: -beta * d)
 }
 
-/// The GRM objective: L = (1 − α)·L_reward + α·L_reg (PAPER.md §2). Gradients scale alike.
+/// The GRM objective: L = (1 − α)·L_reward + α·L_reg (docs/paper.md §2). Gradients scale alike.
 public func grmCombined(reward: Double, regularizer: Double, alpha: Double) -> Double {
     (1 - alpha) * reward + alpha * regularizer
 }

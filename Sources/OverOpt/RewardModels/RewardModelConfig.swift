@@ -1,6 +1,6 @@
 // RewardModelConfig.swift — the settings of the proxy reward model stage (`[rm]`).
 //
-// One config trains one proxy variant (PAPER.md §2): the objective picks the variant,
+// One config trains one proxy variant (docs/paper.md §2): the objective picks the variant,
 // the other keys its hyperparameters. Keys are the snake_case names used in TOML.
 
 import OverOptEngine
@@ -23,7 +23,7 @@ public enum RewardObjective: String, Codable, Sendable, CaseIterable {
     case grm
 }
 
-/// The text-generation regularizer of GRM (PAPER.md §2).
+/// The text-generation regularizer of GRM (docs/paper.md §2).
 public enum GRMRegularizer: String, Codable, Sendable, CaseIterable {
     /// −log σ(β·log π(y_c|x)).
     case sft

@@ -22,7 +22,7 @@
 
 import Foundation
 
-/// Weights of the gold reward's components. Defaults follow WORLD-NOTES' second round.
+/// Weights of the gold reward's components. Defaults: docs/world.md, "Gold reward".
 public struct GoldConfig: Codable, Hashable, Sendable {
     public var relevanceWeight = 1.0
     public var toneWeight = 3.0

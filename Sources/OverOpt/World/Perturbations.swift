@@ -5,7 +5,8 @@
 // that aspect: `.flipTone` swaps every tone adjective for the one of equal strength and
 // opposite polarity (good ↔ bad, excellent ↔ terrible: the lexicon lists them in parallel),
 // so a proxy must compare the adjectives' polarity with the tone the prompt asks for —
-// the prompt-tone × polarity interaction WORLD-NOTES found decisive. The others move a
+// the prompt-tone × polarity interaction that decides whether a proxy generalizes
+// (docs/world.md, "Design lessons"). The others move a
 // response off topic, off length, or out of the grammar.
 
 import OverOptEngine
