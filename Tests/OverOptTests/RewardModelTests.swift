@@ -286,61 +286,6 @@ func tinyProxyMember(seed: UInt64) -> Transformer {
     }
 }
 
-/// Training speed per preset and variant (pairs/s). Off by default: OVEROPT_RM_BENCH=1.
-@Suite struct RewardModelSpeedBenchmark {
-    @Test(.enabled(if: ProcessInfo.processInfo.environment["OVEROPT_RM_BENCH"] != nil))
-    func trainingSpeed() throws {
-        let world = try World()
-        var rng = RNG(seed: 11)
-        let pairs = RewardModelEndToEndTests().flipTonePairs(world: world, count: 512, rng: &rng)
-        let data = PreferenceDataset(train: pairs, idEval: Array(pairs.prefix(8)), oodEval: [])
-        for preset in ["small", "large"] {
-            let base = Transformer(config: .preset(preset, vocabSize: world.vocabSize)!)
-            var r0 = RNG(seed: 1)
-            base.initialize(rng: &r0)
-            for (name, edit) in [("bt", { (_: inout RewardModelConfig) in }),
-                                 ("grm-sft", { $0.objective = .grm }),
-                                 ("bt-lora", { $0.finetune = .lora }),
-                                 ("grm-sft-lora", { $0.objective = .grm; $0.finetune = .lora }),
-                                 ("frozen", { $0.objective = .frozen })] as [(String, (inout RewardModelConfig) -> Void)] {
-                var c = RewardModelConfig()
-                c.epochs = 1; c.batchSize = 32
-                edit(&c)
-                let r = try trainRewardModel(config: c, base: base, world: world, data: data, seed: 1) { _ in }
-                print(String(format: "BENCH %@ %@: %.0f pairs/s", preset, name, r.pairsPerSecond))
-            }
-        }
-    }
-}
-
-/// A small real run: pretrained small base, world preference data, several variants.
-/// Off by default: OVEROPT_RM_EXPERIMENT=1 (a few minutes on 2 cores).
-@Suite struct RewardModelExperiment {
-    @Test(.enabled(if: ProcessInfo.processInfo.environment["OVEROPT_RM_EXPERIMENT"] != nil))
-    func variantsOnWorldData() throws {
-        let world = try World()
-        var bc = BasePolicyConfig(); bc.corpusSize = 30_000
-        let base = pretrainBasePolicy(world: world, config: bc) { print($0) }.model
-        var dc = PreferenceDataConfig(); dc.trainPairs = 3000; dc.evalPairs = 500
-        let data = buildPreferenceData(world: world, basePolicy: base, config: dc, seed: 1) { print($0) }
-        let runs: [(String, (inout RewardModelConfig) -> Void)] = [
-            ("bt lr1e-4", { $0.learningRate = 1e-4 }),
-            ("bt lr1e-3", { $0.learningRate = 1e-3 }),
-            ("grm-sft a0.01 lr1e-3", { $0.learningRate = 1e-3; $0.objective = .grm }),
-            ("grm-sft a0.1 lr1e-3", { $0.learningRate = 1e-3; $0.objective = .grm; $0.alpha = 0.1 }),
-            ("bt-lora lr1e-3", { $0.learningRate = 1e-3; $0.finetune = .lora }),
-            ("grm-sft-lora a0.1 lr1e-3", { $0.learningRate = 1e-3; $0.finetune = .lora; $0.objective = .grm; $0.alpha = 0.1 }),
-            ("frozen lr1e-3", { $0.learningRate = 1e-3; $0.objective = .frozen }),
-        ]
-        for (label, edit) in runs {
-            var c = RewardModelConfig()
-            edit(&c)
-            let r = try trainRewardModel(config: c, base: base, world: world, data: data, seed: 1) { _ in }
-            print("EXPERIMENT \(label): \(r.summary)")
-        }
-    }
-}
-
 @Suite(.serialized) struct DataParallelStepTests {
     /// Ten tiny pairs (the three of `tinyPairs`, varied).
     func tenPairs() -> EncodedPairs {
