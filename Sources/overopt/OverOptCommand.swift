@@ -24,6 +24,7 @@ struct OverOptCommand: ParsableCommand {
             Run.self,
             Sweep.self,
             Collect.self,
+            Compare.self,
             Plot.self,
             Inspect.self,
             WorldCommand.self,

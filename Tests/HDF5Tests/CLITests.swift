@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import OverOptHDF5
 
 /// The built `overopt` executable: next to the test bundle (any build folder), else `.build/debug/overopt`.
 func overoptBinary() throws -> String {
@@ -84,5 +85,33 @@ with h5py.File(sys.argv[1], 'w') as f:
         #expect(try runProcess(binary, ["--version"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
         let help = try runProcess(binary, ["--help"])
         #expect(help.status == 0 && help.stdout.contains("inspect"))
+    }
+}
+
+@Suite("overopt compare") struct CompareCLITests {
+    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The committed Fig. 2 runs: paired rows with intervals, JSON that parses, an HDF5 copy,
+    /// and one-line errors for a variant that is not there or a missing folder.
+    @Test func comparesTheCommittedRuns() throws {
+        let binary = try overoptBinary()
+        let runs = packageRoot.appendingPathComponent("results/runs/fig2").path
+        let table = try runProcess(binary, ["compare", runs, "--baseline", "bt", "--variants", "grm-sft", "--metric", "rm/id_accuracy,bon/gold@n=256"])
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.contains("grm-sft against bt, paired over seeds 0, 1, 2"))
+        #expect(table.stdout.contains("bon/gold@n=256") && table.stdout.contains("rm/id_accuracy") && table.stdout.contains("/3"))
+        let folder = try TemporaryFolder()
+        let json = try runProcess(binary, ["compare", runs, "--json", "-o", folder.file("c.h5")])
+        #expect(json.status == 0, "\(json.stderr)")
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]]
+        #expect(parsed?.first?["baseline"] as? String == "bt")
+        let file = try H5File.open(folder.file("c.h5"))
+        defer { file.close() }
+        let group = try file.root.group("compare")
+        #expect(try group.children().count == 1)
+        let bad = try runProcess(binary, ["compare", runs, "--baseline", "nope"])
+        #expect(bad.status == 2 && bad.stderr.contains("no variant 'nope'"))
+        let missing = try runProcess(binary, ["compare", folder.file("absent")])
+        #expect(missing.status == 2 && missing.stderr.contains("no such file or folder"))
     }
 }
