@@ -11,8 +11,11 @@ struct Run: ParsableCommand {
             With no CONFIG, runs the built-in quick-start experiment (proxies bt, ensemble and \
             grm-sft; best-of-n and PPO). Keys of a config file can be overridden with \
             --set section.key=value (e.g. --set data.label_noise=0.25). The result file \
-            <out>/<name>-seed<seed>-<hash>.h5 is written atomically at the end; the base \
-            policy, preference data and best-of-n samples are cached in --cache.
+            <out>/<name>-seed<seed>-<hash>.h5 is written atomically at the end, with \
+            <out>/<name>-seed<seed>-<hash>.metrics.jsonl streamed beside it. The base policy, \
+            preference data, best-of-n samples and every finished proxy, best-of-n curve and \
+            PPO run are cached in --cache, so the same command after a kill resumes, and a run \
+            that changes only ppo.* or bon.* settings reuses the trained proxies.
             """)
 
     @Argument(help: "A TOML experiment config (see experiments/).")
@@ -27,11 +30,14 @@ struct Run: ParsableCommand {
     @Option(help: "Folder for the result file.")
     var out = "runs"
 
-    @Option(help: "Folder of the stage cache (base policy, preference data, best-of-n samples).")
+    @Option(help: "Folder of the stage cache (base policy, preference data, best-of-n samples, proxies, curves).")
     var cache = ProcessInfo.processInfo.environment["OVEROPT_CACHE"] ?? ".overopt-cache"
 
     @Flag(help: "Disable the stage cache.")
     var noCache = false
+
+    @Option(name: .customLong("load-proxy"), help: ArgumentHelp("Use the proxy NAME stored in an earlier result file (its /rm/NAME/checkpoint, written with save_checkpoints = true) instead of training it (repeatable).", valueName: "NAME=FILE"))
+    var loadProxy: [String] = []
 
     @Flag(help: "Print only the summary table.")
     var quiet = false
@@ -48,13 +54,25 @@ struct Run: ParsableCommand {
             FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        let path = try prepareOutput(folder: out, config: cfg)
+        var loadProxies: [String: String] = [:]
+        for spec in loadProxy {
+            guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex, spec.index(after: eq) != spec.endIndex else {
+                throw ValidationError("--load-proxy \(spec): expected NAME=FILE, e.g. --load-proxy bt=runs/quickstart-seed0-f84958ce.h5")
+            }
+            let name = String(spec[..<eq]), file = String(spec[spec.index(after: eq)...])
+            guard cfg.proxies.contains(name) else {
+                throw ValidationError("--load-proxy \(spec): '\(name)' is not among this run's proxies (\(cfg.proxies.joined(separator: ", ")))")
+            }
+            guard FileManager.default.fileExists(atPath: file) else { throw ValidationError("--load-proxy \(spec): no such file \(file)") }
+            loadProxies[name] = file
+        }
+        let path = try prepareOutput(folder: out, config: cfg, loadProxies: loadProxies)
         let logger = ProgressLog(quiet: quiet)
         logger("overopt \(overOptVersion): \(cfg.name), seed \(cfg.seed), proxies \(cfg.proxies.joined(separator: ", ")), stages \(cfg.stages.joined(separator: ", ")), \(global.threadCount) threads")
         logger(ComputeEnvironment.current.line)
         do {
             let summary = try runExperiment(cfg, outputPath: path, cache: StageCache(directory: noCache ? nil : cache),
-                                            log: logger.callAsFunction)
+                                            loadProxies: loadProxies, log: logger.callAsFunction)
             print(summary.table)
         } catch let e as ExperimentError {
             FileHandle.standardError.write(Data("Error: \(e.description)\n".utf8))
@@ -65,7 +83,7 @@ struct Run: ParsableCommand {
 
 /// Creates the output folder, removes temporary files left by killed runs, and returns the
 /// result path `<folder>/<name>-seed<seed>-<hash8>.h5`.
-func prepareOutput(folder: String, config: ExperimentConfig) throws -> String {
+func prepareOutput(folder: String, config: ExperimentConfig, loadProxies: [String: String] = [:]) throws -> String {
     do {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     } catch {
@@ -75,7 +93,7 @@ func prepareOutput(folder: String, config: ExperimentConfig) throws -> String {
         throw ValidationError("the output folder \(folder) is not writable")
     }
     removeStaleTemporaries(in: folder)
-    return (folder as NSString).appendingPathComponent(resultFileName(for: config))
+    return (folder as NSString).appendingPathComponent(resultFileName(for: config, loadProxies: loadProxies))
 }
 
 /// Deletes `.<name>.tmp-<pid>-…` files whose writing process no longer exists.

@@ -18,7 +18,10 @@ let tinyRunArguments = ["--set", "base.corpus_size=300", "--set", "base.eval_seq
         let r = try runProcess(binary, ["run", "--out", folder.file("out"), "--cache", folder.file("cache"), "--seed", "3"] + tinyRunArguments)
         #expect(r.status == 0, "stderr: \(r.stderr)")
         #expect(r.stdout.contains("result file:"))
-        let files = try FileManager.default.contentsOfDirectory(atPath: folder.file("out"))
+        let all = try FileManager.default.contentsOfDirectory(atPath: folder.file("out"))
+        let files = all.filter { $0.hasSuffix(".h5") }
+        // The result file and its metrics stream.
+        #expect(Set(all) == [files[0], String(files[0].dropLast(3)) + ".metrics.jsonl"], "\(all)")
         #expect(files.count == 1 && files[0].hasPrefix("quickstart-seed3-") && files[0].hasSuffix(".h5"), "\(files)")
         let file = try H5File.open(folder.file("out/" + files[0]))
         #expect(try file.root.intAttribute("complete") == 1)
@@ -30,9 +33,11 @@ let tinyRunArguments = ["--set", "base.corpus_size=300", "--set", "base.eval_seq
         #expect(try file.root.group("bon/bt").readDoubles("kl").values.last! > 1.0)
         // Reward statistics are measured on base-policy samples (those of best-of-n).
         #expect(try file.root.group("rm/bt").readDoubles("reward_std").values[0] > 0)   // KL of best-of-8 = log 8 − 7/8
-        // The cache now holds the base policy, the data and the best-of-n samples.
+        // The cache now holds the base policy, the data, the best-of-n samples and each
+        // proxy, best-of-n curve and PPO run (with one lock file per entry).
         let cached = try FileManager.default.contentsOfDirectory(atPath: folder.file("cache"))
-        #expect(Set(cached.map { String($0.prefix { $0 != "-" }) }) == ["base", "data", "bon"], "\(cached)")
+        #expect(Set(cached.map { String($0.prefix { $0 != "-" }) }) == ["base", "data", "bon", "rm", "ppo"], "\(cached)")
+        #expect(cached.filter { $0.hasSuffix(".h5") }.count == 9 && cached.filter { $0.hasSuffix(".h5.lock") }.count == 9, "\(cached)")
     }
 
     /// The same seed at 1 and 2 threads gives the same result file, down to the bit, also

@@ -73,7 +73,8 @@ public struct BasePolicy: @unchecked Sendable {
 }
 
 /// Pretrains a base policy on the world's reference writer.
-public func pretrainBasePolicy(world: World, config: BasePolicyConfig, log: (String) -> Void) -> BasePolicy {
+public func pretrainBasePolicy(world: World, config: BasePolicyConfig, log: (String) -> Void,
+                               metrics: StepMetrics? = nil) -> BasePolicy {
     let root = RNG(seed: config.seed).split("base-policy")
     var corpusRNG = root.split("corpus"), initRNG = root.split("init"), orderRNG = root.split("order")
     var dropRNG = root.split("dropout")
@@ -119,7 +120,9 @@ public func pretrainBasePolicy(world: World, config: BasePolicyConfig, log: (Str
                 let mean = windowLoss / Double(max(1, windowTokens))
                 result.curveStep.append(Int64(step)); result.curveLoss.append(mean)
                 log(String(format: "  base policy epoch %d step %d/%d  loss %.3f  %.0f tokens/s",
-                           epoch + 1, step, totalSteps, mean, Double(totalTokens) / (now - start)))
+                           epoch + 1, step, totalSteps, mean, Double(totalTokens) / (now - start))
+                    + etaSuffix(elapsed: now - start, done: Double(step), total: Double(totalSteps)))
+                metrics?(step, [("loss", mean), ("tokens_per_second", Double(totalTokens) / (now - start))])
                 windowLoss = 0; windowTokens = 0; lastLog = now
             }
         }

@@ -246,7 +246,8 @@ public func sampleBestOfN(world: World, policy: Transformer, config: BestOfNConf
         start = rows.upperBound
         if Double(start) / Double(total) >= nextReport || start == total {
             let dt = monotonicSeconds() - t0
-            log(String(format: "best-of-n sampling: %d/%d samples (%.0f samples/s)", start, total, Double(start) / max(dt, 1e-9)))
+            log(String(format: "best-of-n sampling: %d/%d samples (%.0f samples/s)", start, total, Double(start) / max(dt, 1e-9))
+                + etaSuffix(elapsed: dt, done: Double(start), total: Double(total)))
             nextReport += 0.1
         }
     }

@@ -1,10 +1,18 @@
 // StageCache.swift — reusing expensive stage outputs across runs.
 //
-// A stage output (the base policy, a run's preference data, best-of-n samples) is stored
-// as one HDF5 file named by the stage and a stable hash of everything it depends on (the
-// world's fingerprint, the stage's config, seeds, the code version). Files are written
-// atomically, so parallel sweep workers and interrupted runs never see half a file; an
-// unreadable cache file is reported and recomputed.
+// A stage output (the base policy, a run's preference data, best-of-n samples, and each
+// proxy, best-of-n curve and PPO run of a run: see Experiment.swift) is stored as one HDF5
+// file named by the stage and a stable hash of everything it depends on (the world's
+// fingerprint, the stage's config, seeds, the code version). Files are written atomically,
+// so interrupted runs never leave half a file; an unreadable cache file is reported and
+// recomputed.
+//
+// Concurrent processes sharing a cache (`sweep --jobs N` workers, Slurm array tasks on a
+// shared file system) build each entry once: `entry` builds under an exclusive `flock` on
+// `<stage>-<key>.lock`, and a process that finds the lock taken waits for it, then loads
+// what the holder stored. The kernel releases the lock when its holder exits or is killed,
+// so a killed builder leaves no stale lock: the next waiter takes it and builds. Lock files
+// stay in the folder (empty; removing them could let two processes hold "the" lock at once).
 import Foundation
 import OverOptEngine
 import OverOptHDF5
@@ -43,6 +51,22 @@ public struct StageCache: Sendable {
         }
     }
 
+    /// The cached value of (`stage`, `key`), or `build()`'s, which is then stored with
+    /// `write` — built by one process at a time (see the file header). Without a cache
+    /// folder, just `build()`.
+    public func entry<T>(stage: String, key: String, log: (String) -> Void,
+                         read: (H5Group) throws -> T, build: () throws -> T, write: (T, H5Group) throws -> Void) throws -> T {
+        if let v = load(stage: stage, key: key, log: log, read) { return v }
+        guard let p = path(stage: stage, key: key), let dir = directory else { return try build() }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let lock = try EntryLock(path: p + ".lock", waiting: { log("\(stage): waiting for another process building \(p)") })
+        defer { lock.release() }
+        if let v = load(stage: stage, key: key, log: log, read) { return v }
+        let v = try build()
+        try store(stage: stage, key: key, log: log) { try write(v, $0) }
+        return v
+    }
+
     /// Stores a value atomically (no-op when caching is disabled).
     public func store(stage: String, key: String, log: (String) -> Void, _ write: (H5Group) throws -> Void) throws {
         guard let p = path(stage: stage, key: key), let dir = directory else { return }
@@ -50,4 +74,35 @@ public struct StageCache: Sendable {
         try writeAtomically(to: p) { f in try write(f.root) }
         log("\(stage): cached in \(p)")
     }
+}
+
+/// An exclusive `flock` on a lock file, held until `release()` (or the process's end).
+final class EntryLock {
+    private var descriptor: Int32
+
+    /// Takes the lock, blocking while another process holds it (`waiting` is called once then).
+    init(path: String, waiting: () -> Void) throws {
+        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw ExperimentError("cache: cannot open the lock file \(path): \(String(cString: strerror(errno)))")
+        }
+        if flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            waiting()
+            while flock(descriptor, LOCK_EX) != 0 {
+                guard errno == EINTR else {
+                    let message = String(cString: strerror(errno))
+                    close(descriptor)
+                    throw ExperimentError("cache: cannot lock \(path): \(message)")
+                }
+            }
+        }
+    }
+
+    func release() {
+        guard descriptor >= 0 else { return }
+        close(descriptor)   // closing the only descriptor of the open file releases the flock
+        descriptor = -1
+    }
+
+    deinit { release() }
 }

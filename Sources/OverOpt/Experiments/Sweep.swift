@@ -36,8 +36,11 @@ public struct SweepEntry: Sendable {
 }
 
 /// The result file name of a run: `<name>-seed<seed>-<hash8>.h5` (the same as `overopt run`).
-public func resultFileName(for config: ExperimentConfig) -> String {
-    "\(config.name)-seed\(config.seed)-\(config.hash.prefix(8)).h5"
+/// Proxies loaded from other files (`overopt run --load-proxy`) are part of the hash.
+public func resultFileName(for config: ExperimentConfig, loadProxies: [String: String] = [:]) -> String {
+    let hash = loadProxies.isEmpty ? config.hash
+        : StageCache.key(["config": config.hash, "load_proxies": loadProxies.keys.sorted().map { "\($0)=\(absolutePath(loadProxies[$0]!))" }.joined(separator: ",")])
+    return "\(config.name)-seed\(config.seed)-\(hash.prefix(8)).h5"
 }
 
 /// A parsed sweep file.

@@ -386,9 +386,12 @@ public final class PPOTrainer {
     }
 
     /// Runs `config.steps` PPO iterations with evaluations at 0, every `eval_every` and at
-    /// the end. `log` receives one line per iteration and one per evaluation.
-    public func run(log: (String) -> Void = { _ in }) -> PPOCurves {
+    /// the end. `log` receives a line about every 3 s and one per evaluation; `metrics` each
+    /// iteration's training statistics, `evaluations` each evaluation's.
+    public func run(log: (String) -> Void = { _ in }, metrics: StepMetrics? = nil,
+                    evaluations: StepMetrics? = nil) -> PPOCurves {
         var curves = PPOCurves(config: config)
+        let start = monotonicSeconds()
         var seconds = ["rollout": 0.0, "scoring": 0.0, "update": 0.0, "eval": 0.0]
         func record(_ step: Int) {
             let t0 = monotonicSeconds()
@@ -403,6 +406,9 @@ public final class PPOTrainer {
             log(String(format: "ppo eval step %d: kl %.3f (k2 %.3f, k3 %.3f) proxy %.3f gold %.3f length %.1f entropy %.3f (%.1fs)",
                        step, e.kl.k1, e.kl.k2, e.kl.k3, e.proxy, e.gold, e.length, e.entropy, monotonicSeconds() - t0))
             for s in e.samples.prefix(2) { log("  sample: \(s)") }
+            evaluations?(step, [("kl", e.kl.k1), ("kl_k2", e.kl.k2), ("kl_k3", e.kl.k3), ("proxy", e.proxy), ("gold", e.gold)]
+                         + zip(GoldScore.componentNames, e.goldComponents).map { ("gold_" + $0, $1) }
+                         + [("length", e.length), ("entropy", e.entropy)])
         }
         record(0)
         var lastLog = monotonicSeconds()
@@ -472,11 +478,15 @@ public final class PPOTrainer {
             curves.clipFraction.append(stats.clipFraction); curves.approxKL.append(stats.approxKL)
             curves.klCoef.append(beta)
             let meanLength = Double(responses.reduce(0) { $0 + $1.count }) / Double(responses.count)
+            metrics?(step, [("reward", meanScore), ("kl", batchKL), ("length", meanLength), ("policy_loss", stats.policyLoss),
+                            ("value_loss", stats.valueLoss), ("clip_fraction", stats.clipFraction), ("approx_kl", stats.approxKL),
+                            ("kl_coef", beta)])
             if monotonicSeconds() - lastLog > 3 || step == config.steps {
             lastLog = monotonicSeconds()
             log(String(format: "ppo step %d/%d: reward %.3f kl %.3f length %.1f | pl %.4f vl %.4f clip %.3f approx_kl %.4f | rollout %.2fs score %.2fs update %.2fs",
                        step, config.steps, meanScore, batchKL, meanLength, stats.policyLoss, stats.valueLoss,
-                       stats.clipFraction, stats.approxKL, tRollout, tScore, tUpdate))
+                       stats.clipFraction, stats.approxKL, tRollout, tScore, tUpdate)
+                + etaSuffix(elapsed: lastLog - start, done: Double(step), total: Double(config.steps)))
             }
             if step % config.evalEvery == 0 || step == config.steps { record(step) }
         }

@@ -199,9 +199,11 @@ public func makeProxyMember(base: Transformer, config cfg: RewardModelConfig, he
 }
 
 /// Trains `model` in place on `pairs`; data order from `orderRNG`, dropout from `dropoutRNG`.
-/// Logs a progress line about every tenth of the run. Returns the per-step curve.
+/// Logs a progress line about every tenth of the run and hands every step to `metrics`.
+/// Returns the per-step curve.
 public func trainProxyMember(_ model: Transformer, config cfg: RewardModelConfig, pairs: EncodedPairs,
-                             orderRNG: RNG, dropoutRNG: RNG, label: String, log: (String) -> Void) throws -> TrainingCurve {
+                             orderRNG: RNG, dropoutRNG: RNG, label: String, log: (String) -> Void,
+                             metrics: StepMetrics? = nil) throws -> TrainingCurve {
     let P = pairs.count
     let stepsPerEpoch = (P + cfg.batchSize - 1) / cfg.batchSize
     let total = stepsPerEpoch * cfg.epochs
@@ -230,6 +232,7 @@ public func trainProxyMember(_ model: Transformer, config cfg: RewardModelConfig
             curve.step.append(Int64(step)); curve.loss.append(st.loss)
             curve.accuracy.append(st.accuracy); curve.learningRate.append(Double(lr))
             step += 1
+            metrics?(step, [("loss", st.loss), ("accuracy", st.accuracy), ("learning_rate", Double(lr))])
             let now = monotonicSeconds()
             if step == total || now - lastLog > 5 || step % max(1, total / 10) == 0 {
                 lastLog = now
@@ -237,7 +240,8 @@ public func trainProxyMember(_ model: Transformer, config cfg: RewardModelConfig
                 let rate = Double(step) / max(1e-9, now - t0)
                 log(String(format: "%@ step %d/%d  loss %.4f  acc %.3f  lr %.2e  (%.1f steps/s, %.0f pairs/s)",
                            label, step, total, recent.reduce(0, +) / Double(k), acc.reduce(0, +) / Double(k),
-                           Double(lr), rate, rate * Double(cfg.batchSize)))
+                           Double(lr), rate, rate * Double(cfg.batchSize))
+                    + etaSuffix(elapsed: now - t0, done: Double(step), total: Double(total)))
             }
         }
     }
@@ -285,7 +289,8 @@ public func responseLogProbs(_ model: Transformer, sequences: [[Int32]], respons
 /// measures its reward mean and std on `normalizationSamples` (base-policy samples) if given.
 public func trainRewardModel(config cfg: RewardModelConfig, base: Transformer, world: World, data: PreferenceDataset,
                              seed: UInt64, normalizationSamples: (prompts: [Prompt], responses: [[Int32]])? = nil,
-                             name variantName: String? = nil, log: (String) -> Void) throws -> RewardModelResult {
+                             name variantName: String? = nil, log: (String) -> Void,
+                             metrics: StepMetrics? = nil) throws -> RewardModelResult {
     try cfg.validate()
     precondition(!data.train.isEmpty, "trainRewardModel needs training pairs")
     let name = variantName ?? cfg.variantName
@@ -310,7 +315,8 @@ public func trainRewardModel(config cfg: RewardModelConfig, base: Transformer, w
         let model = makeProxyMember(base: base, config: cfg, headRNG: headRNG)
         let curve = try trainProxyMember(model, config: cfg, pairs: pairs, orderRNG: root.split("order").split(UInt64(m)),
                                      dropoutRNG: root.split("dropout").split(UInt64(m)),
-                                     label: k > 1 ? "rm \(name) member \(m + 1)/\(k):" : "rm \(name):", log: log)
+                                     label: k > 1 ? "rm \(name) member \(m + 1)/\(k):" : "rm \(name):", log: log,
+                                     metrics: metrics.map { emit in { step, values in emit(step, [("member", Double(m))] + values) } })
         members.append(cfg.finetune == .lora ? model.mergeLoRA() : model)
         curves.append(curve)
     }
