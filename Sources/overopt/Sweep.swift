@@ -51,6 +51,15 @@ struct Sweep: ParsableCommand {
     @Option(help: "Slurm: at most this many tasks at once.")
     var maxParallel: Int?
 
+    @Option(name: .customLong("sbatch"), help: ArgumentHelp("Slurm: an extra #SBATCH line for the scripts, e.g. --sbatch=--qos=short (repeatable).", valueName: "directive"))
+    var sbatchDirectives: [String] = []
+
+    @Option(help: ArgumentHelp("Slurm: a shell line run before each task's command, e.g. --setup 'module load hdf5' (repeatable).", valueName: "line"))
+    var setup: [String] = []
+
+    @Flag(help: "Slurm: also write collect.sbatch (overopt collect into <out>/summary.h5) and submit.sh, which submits the array and then the collect job with --dependency=afterok.")
+    var collect = false
+
     @Option(help: "Folder for the result files (default runs/<sweep file name>).")
     var out: String?
 
@@ -70,6 +79,12 @@ struct Sweep: ParsableCommand {
         if cpusPerTask < 1 { throw ValidationError("--cpus-per-task must be at least 1 (got \(cpusPerTask)).") }
         if [list, slurm, index != nil].filter({ $0 }).count > 1 {
             throw ValidationError("--list, --slurm and --index exclude each other.")
+        }
+        if !slurm && (collect || !sbatchDirectives.isEmpty || !setup.isEmpty) {
+            throw ValidationError("--collect, --sbatch and --setup only apply with --slurm.")
+        }
+        for line in sbatchDirectives + setup where line.contains("\n") {
+            throw ValidationError("--sbatch and --setup take one line each (got \"\(line)\").")
         }
     }
 
@@ -129,11 +144,21 @@ struct Sweep: ParsableCommand {
         options.cpusPerTask = cpusPerTask; options.time = time; options.memory = mem
         options.partition = partition; options.account = account; options.maxParallel = maxParallel
         options.jobName = "overopt-" + ((sweepFile as NSString).lastPathComponent as NSString).deletingPathExtension
+        options.directives = sbatchDirectives; options.setup = setup
         let script = slurmScript(count: count, binary: currentExecutable(), sweepFile: absolutePath(sweepFile), outputFolder: abs,
                                  cache: noCache ? nil : absolutePath(cache), options: options)
         let path = (abs as NSString).appendingPathComponent("sweep.sbatch")
         try script.write(toFile: path, atomically: true, encoding: .utf8)
-        print("wrote \(path) (\(count) array tasks); submit with: sbatch \(path)")
+        guard collect else {
+            print("wrote \(path) (\(count) array tasks); submit with: sbatch \(path)")
+            return
+        }
+        try slurmCollectScript(binary: currentExecutable(), outputFolder: abs, options: options)
+            .write(toFile: (abs as NSString).appendingPathComponent("collect.sbatch"), atomically: true, encoding: .utf8)
+        let submit = (abs as NSString).appendingPathComponent("submit.sh")
+        try slurmSubmitScript(outputFolder: abs).write(toFile: submit, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: submit)
+        print("wrote \(path) (\(count) array tasks), collect.sbatch and submit.sh; submit both with: bash \(submit)")
     }
 
     /// Runs the pending entries with `jobs` worker processes of `overopt run`.
@@ -152,6 +177,7 @@ struct Sweep: ParsableCommand {
         var running: [(entry: SweepEntry, process: Process, start: Date)] = []
         var failed: [Int] = []
         var done = 0
+        var durations: [Double] = []
         while !queue.isEmpty || !running.isEmpty {
             while running.count < jobs, let e = queue.popFirst() {
                 let p = Process()
@@ -169,7 +195,7 @@ struct Sweep: ParsableCommand {
                 try p.run()
                 running.append((e, p, Date()))
                 workers.add(p)
-                log("entry \(e.index) started: \(e.gridOverrides.joined(separator: " "))")
+                log("entry \(e.index) started: \(e.gridOverrides.joined(separator: " ")) (\(done) done, \(running.count) running, \(queue.count) queued)")
             }
             Thread.sleep(forTimeInterval: 0.2)
             for (i, r) in running.enumerated().reversed() where !r.process.isRunning {
@@ -177,9 +203,13 @@ struct Sweep: ParsableCommand {
                 workers.remove(r.process)
                 done += 1
                 let seconds = Date().timeIntervalSince(r.start)
+                durations.append(seconds)
                 let path = (folder as NSString).appendingPathComponent(r.entry.fileName)
                 if r.process.terminationStatus == 0 && isCompleteResult(path) {
-                    log(String(format: "entry %d done in %.0f s (%d/%d): %@", r.entry.index, seconds, done, pending.count, path))
+                    let eta = sweepRemainingSeconds(finished: durations, runningElapsed: running.map { Date().timeIntervalSince($0.start) },
+                                                    queued: queue.count, jobs: jobs)
+                    log(String(format: "entry %d done in %.0f s: %@ (%d/%d done, %d running", r.entry.index, seconds, path, done, pending.count, running.count)
+                        + (eta.map { ", ETA " + formatDuration($0) } ?? "") + ")")
                 } else {
                     failed.append(r.entry.index)
                     FileHandle.standardError.write(Data("entry \(r.entry.index) failed (exit \(r.process.terminationStatus)); see \(logs)/\(r.entry.index).log\n".utf8))

@@ -1,7 +1,9 @@
 // SweepTests.swift — sweep files expand to a manifest in the documented order with the
 // right overrides; a complete result file is skipped and an incomplete one rerun; the Slurm
 // script has the array size and task command, and its task line calls the binary with the
-// array index; one tiny entry runs end to end into its named file.
+// array index, and the extra directives, set-up lines and the chained collect job are
+// written; remaining-time estimates; the metrics stream; one tiny entry runs end to end
+// into its named file.
 
 import Foundation
 import Testing
@@ -171,4 +173,83 @@ private let gridSweep = """
     // The readable listing shows the picks and the PPO samples.
     let text = try describeSamples(file: expected, variant: "bt")
     #expect(text.contains("best-of-n · bt") && text.contains("n=8") && text.contains("PPO · bt"))
+}
+
+@Test func slurmScriptsPassDirectivesAndSetupAndChainTheCollectJob() throws {
+    var o = SlurmOptions()
+    o.directives = ["--qos=short", "#SBATCH --constraint=avx2"]
+    o.setup = ["module load hdf5", "export OMP_NUM_THREADS=1"]
+    o.jobName = "overopt-s"
+    let s = slurmScript(count: 4, binary: "/opt/bin/overopt", sweepFile: "/home/u/s.toml", outputFolder: "/scratch/out",
+                        cache: "/scratch/cache", options: o).split(separator: "\n").map(String.init)
+    let qos = try #require(s.firstIndex(of: "#SBATCH --qos=short"))
+    #expect(s[qos + 1] == "#SBATCH --constraint=avx2")
+    let strict = try #require(s.firstIndex(of: "set -euo pipefail"))
+    #expect(qos < strict, "every #SBATCH line must precede the first command")
+    #expect(Array(s[(strict + 1)...(strict + 2)]) == o.setup)
+    #expect(s.last!.hasPrefix("/opt/bin/overopt sweep "))
+
+    let c = slurmCollectScript(binary: "/opt/bin/overopt", outputFolder: "/scratch/out", options: o).split(separator: "\n").map(String.init)
+    #expect(c.contains("#SBATCH --job-name=overopt-s-collect") && c.contains("#SBATCH --qos=short"))
+    #expect(c.contains("#SBATCH --output=/scratch/out/logs/collect.log") && c.contains("module load hdf5"))
+    #expect(!c.contains { $0.contains("--array") })
+    #expect(c.last == "/opt/bin/overopt collect /scratch/out -o /scratch/out/summary.h5")
+
+    let submit = slurmSubmitScript(outputFolder: "/scratch/my out")
+    #expect(submit.contains("sbatch --parsable '/scratch/my out'/sweep.sbatch"))
+    #expect(submit.contains("--dependency=afterok:\"$array\" '/scratch/my out'/collect.sbatch"))
+}
+
+@Test func submitScriptChainsTheCollectJobOnTheArrayJobID() throws {
+    // A stand-in `sbatch` on PATH records its arguments and answers like `sbatch --parsable`
+    // ("<job id>;<cluster>" on federated clusters).
+    let dir = try temporaryFolder("slurm submit")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try "#!/bin/sh\necho \"$@\" >> \"\(dir)/calls\"\necho \"4242;cluster\"\n".write(toFile: "\(dir)/sbatch", atomically: true, encoding: .utf8)
+    try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: "\(dir)/sbatch")
+    try slurmSubmitScript(outputFolder: "\(dir)/out").write(toFile: "\(dir)/submit.sh", atomically: true, encoding: .utf8)
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/bash")
+    p.arguments = ["\(dir)/submit.sh"]
+    p.environment = ["PATH": "\(dir):/usr/bin:/bin"]
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    p.waitUntilExit()
+    #expect(p.terminationStatus == 0)
+    let calls = try String(contentsOfFile: "\(dir)/calls", encoding: .utf8).split(separator: "\n").map(String.init)
+    #expect(calls == ["--parsable \(dir)/out/sweep.sbatch", "--parsable --dependency=afterok:4242 \(dir)/out/collect.sbatch"])
+}
+
+@Test func remainingTimeEstimates() {
+    #expect(remainingSeconds(elapsed: 10, done: 2, total: 10) == 40)
+    #expect(remainingSeconds(elapsed: 10, done: 0, total: 10) == nil)
+    #expect(etaSuffix(elapsed: 30, done: 1, total: 3) == ", ETA 1m00s")
+    #expect(formatDuration(59.4) == "59s" && formatDuration(3599) == "59m59s" && formatDuration(7300) == "2h01m")
+    // Sweep: entries took 100 s on average; one running for 40 s has 60 s left; four queued
+    // entries on two workers add 200 s each.
+    #expect(sweepRemainingSeconds(finished: [90, 110], runningElapsed: [40], queued: 4, jobs: 2) == 230.0)   // (60 + 4 · 100) / 2
+    #expect(sweepRemainingSeconds(finished: [100], runningElapsed: [40, 90], queued: 0, jobs: 2) == 60.0)
+    #expect(sweepRemainingSeconds(finished: [], runningElapsed: [1], queued: 3, jobs: 1) == nil)
+}
+
+@Test func metricsStreamWritesOneParsableObjectPerLine() throws {
+    let dir = try temporaryFolder("metrics")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let path = MetricsStream.path(forResult: "\(dir)/run-seed0-abc.h5")
+    #expect(path == "\(dir)/run-seed0-abc.metrics.jsonl")
+    do {
+        let m = try MetricsStream(path: path)
+        m.emit(stage: "ppo", variant: "grm \"sft\"", step: 3, [("kl", 0.25), ("gold", .nan), ("proxy", -1.5e-7)])
+        m.observer(stage: "rm", variant: "bt")(7, [("loss", 0.69)])
+    }
+    // Appends, never truncates.
+    try MetricsStream(path: path).emit(stage: "run", fields: [("event", "start")])
+    let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+    #expect(lines.count == 3)
+    let objects = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+    #expect(objects[0]["stage"] as? String == "ppo" && objects[0]["variant"] as? String == "grm \"sft\"")
+    #expect(objects[0]["step"] as? Int == 3 && objects[0]["kl"] as? Double == 0.25 && objects[0]["gold"] is NSNull)
+    #expect(objects[0]["proxy"] as? Double == -1.5e-7 && objects[0]["time"] is Double && objects[0]["elapsed"] is Double)
+    #expect(objects[1]["stage"] as? String == "rm" && objects[1]["step"] as? Int == 7 && objects[1]["loss"] as? Double == 0.69)
+    #expect(objects[2]["event"] as? String == "start" && objects[2]["variant"] == nil)
 }

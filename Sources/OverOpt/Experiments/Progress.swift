@@ -19,3 +19,14 @@ public func formatDuration(_ seconds: Double) -> String {
 public func etaSuffix(elapsed: Double, done: Double, total: Double) -> String {
     remainingSeconds(elapsed: elapsed, done: done, total: total).map { ", ETA " + formatDuration($0) } ?? ""
 }
+
+/// The time left in a sweep: entries take the mean of the `finished` durations; each running
+/// entry needs that mean minus its elapsed time (at least 0), and the queued entries' work
+/// is shared by `jobs` workers. nil before any entry finished.
+public func sweepRemainingSeconds(finished: [Double], runningElapsed: [Double], queued: Int, jobs: Int) -> Double? {
+    guard !finished.isEmpty, jobs > 0 else { return nil }
+    let mean = finished.reduce(0, +) / Double(finished.count)
+    let runningLeft = runningElapsed.map { max(0, mean - $0) }
+    guard queued > 0 else { return runningLeft.max() ?? 0 }
+    return (runningLeft.reduce(0, +) + Double(queued) * mean) / Double(jobs)
+}

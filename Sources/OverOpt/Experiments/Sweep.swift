@@ -229,7 +229,16 @@ public struct SlurmOptions: Sendable {
     /// At most this many array tasks at once (`--array=0-(n-1)%K`); nil = no limit.
     public var maxParallel: Int? = nil
     public var jobName = "overopt-sweep"
+    /// Extra `#SBATCH` lines, passed through (written as given, `#SBATCH ` added when absent).
+    public var directives: [String] = []
+    /// Shell lines run before the task's command (e.g. `module load hdf5`).
+    public var setup: [String] = []
     public init() {}
+
+    /// The extra directives as `#SBATCH …` lines.
+    var directiveLines: [String] {
+        directives.map { $0.hasPrefix("#SBATCH") ? $0 : "#SBATCH " + $0 }
+    }
 }
 
 /// Quotes a word for bash when it holds anything but safe characters.
@@ -253,13 +262,50 @@ public func slurmScript(count: Int, binary: String, sweepFile: String, outputFol
     lines.append("#SBATCH --mem=\(options.memory)")
     if let p = options.partition { lines.append("#SBATCH --partition=\(p)") }
     if let a = options.account { lines.append("#SBATCH --account=\(a)") }
+    lines += options.directiveLines
     lines.append("set -euo pipefail")
+    lines += options.setup
     var command = [binary, "sweep", sweepFile, "--index", "\"$SLURM_ARRAY_TASK_ID\"", "--out", outputFolder]
         .enumerated().map { $0.offset == 4 ? $0.element : shellQuoted($0.element) }
     command += cache.map { ["--cache", shellQuoted($0)] } ?? ["--no-cache"]
     command += ["--threads", "\"${SLURM_CPUS_PER_TASK:-\(options.cpusPerTask)}\""]
     lines.append(command.joined(separator: " "))
     return lines.joined(separator: "\n") + "\n"
+}
+
+/// An sbatch script (one task, 1 CPU) that summarizes the sweep's results:
+/// `<binary> collect <out> -o <out>/summary.h5`, logging to `<out>/logs/collect.log`.
+/// `slurmSubmitScript` runs it after the array with `--dependency=afterok`.
+public func slurmCollectScript(binary: String, outputFolder: String, options: SlurmOptions) -> String {
+    var lines = ["#!/bin/bash", "# Written by `overopt sweep --slurm --collect`; submitted by submit.sh after the array"]
+    lines.append("#SBATCH --job-name=\(options.jobName)-collect")
+    lines.append("#SBATCH --output=\(outputFolder)/logs/collect.log")
+    lines.append("#SBATCH --cpus-per-task=1")
+    lines.append("#SBATCH --time=\(options.time)")
+    lines.append("#SBATCH --mem=\(options.memory)")
+    if let p = options.partition { lines.append("#SBATCH --partition=\(p)") }
+    if let a = options.account { lines.append("#SBATCH --account=\(a)") }
+    lines += options.directiveLines
+    lines.append("set -euo pipefail")
+    lines += options.setup
+    lines.append([binary, "collect", outputFolder, "-o", outputFolder + "/summary.h5"].map(shellQuoted).joined(separator: " "))
+    return lines.joined(separator: "\n") + "\n"
+}
+
+/// A bash script that submits `sweep.sbatch` and then `collect.sbatch` to run only after
+/// every array task succeeded (`--dependency=afterok:<array job id>`).
+public func slurmSubmitScript(outputFolder: String) -> String {
+    let dir = shellQuoted(outputFolder)
+    return """
+        #!/bin/bash
+        # Written by `overopt sweep --slurm --collect`: the job array, then the collect job after it.
+        set -euo pipefail
+        array=$(sbatch --parsable \(dir)/sweep.sbatch)
+        array=${array%%;*}
+        collect=$(sbatch --parsable --dependency=afterok:"$array" \(dir)/collect.sbatch)
+        echo "submitted array job $array and collect job ${collect%%;*} (runs after every task succeeded)"
+
+        """
 }
 
 /// `path` made absolute against the current directory.
