@@ -97,6 +97,29 @@ import OverOptHDF5
         #expect(cache.load(stage: "base", key: "k1", log: log, { try $0.readDoubles("y").values }) == nil)
     }
 
+    @Test func entryBuildsOnceThenLoadsAndAbandonedTemporariesGo() throws {
+        let dir = tempDir()
+        let cache = StageCache(directory: dir)
+        var builds = 0
+        for _ in 0..<2 {
+            let v = try cache.entry(stage: "rm", key: "k", log: { _ in }, read: { try $0.readDoubles("x").values },
+                                    build: { builds += 1; return [4.0, 5.0] }, write: { try $1.write("x", $0) })
+            #expect(v == [4, 5])
+        }
+        #expect(builds == 1)
+        #expect(FileManager.default.fileExists(atPath: dir + "/rm-k.h5.lock"))
+        // A killed builder's temporary (its lock free) is removed; one whose lock is held
+        // (a builder at work, maybe on another machine) is kept.
+        FileManager.default.createFile(atPath: dir + "/.rm-a.h5.tmp-999999-x", contents: Data("partial".utf8))
+        FileManager.default.createFile(atPath: dir + "/.rm-b.h5.tmp-1-y", contents: Data("partial".utf8))
+        let held = open(dir + "/rm-b.h5.lock", O_RDWR | O_CREAT, 0o644)
+        defer { close(held) }
+        #expect(flock(held, LOCK_EX | LOCK_NB) == 0)
+        cache.removeAbandonedTemporaries()
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir)
+        #expect(!left.contains(".rm-a.h5.tmp-999999-x") && left.contains(".rm-b.h5.tmp-1-y"), "\(left)")
+    }
+
     @Test func disabledCacheNeverStores() throws {
         let cache = StageCache(directory: nil)
         try cache.store(stage: "base", key: "k", log: { _ in }) { try $0.write("x", [1.0]) }

@@ -72,6 +72,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
     let scratch = cache.directory == nil ? NSTemporaryDirectory() + "overopt-units-\(getpid())-\(UUID().uuidString)" : nil
     defer { if let scratch { try? FileManager.default.removeItem(atPath: scratch) } }
     let units = scratch.map { StageCache(directory: $0) } ?? cache
+    cache.removeAbandonedTemporaries()
 
     var timings: [(String, Double)] = []
     let stageCount = 2 + (config.stages.contains("bon") ? 1 : 0) + config.proxies.count * (1 + config.stages.count)

@@ -67,6 +67,23 @@ public struct StageCache: Sendable {
         return v
     }
 
+    /// Removes temporary files that killed builders left (`.<entry>.tmp-…`): those whose
+    /// entry lock nobody holds (a builder writes only while holding it, on any machine).
+    public func removeAbandonedTemporaries() {
+        guard let dir = directory, let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
+        for name in names where name.hasPrefix(".") {
+            guard let r = name.range(of: ".tmp-") else { continue }
+            let entry = String(name[name.index(after: name.startIndex)..<r.lowerBound])
+            let lockPath = (dir as NSString).appendingPathComponent(entry + ".lock")
+            let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { continue }
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+                try? FileManager.default.removeItem(atPath: (dir as NSString).appendingPathComponent(name))
+            }
+            close(fd)
+        }
+    }
+
     /// Stores a value atomically (no-op when caching is disabled).
     public func store(stage: String, key: String, log: (String) -> Void, _ write: (H5Group) throws -> Void) throws {
         guard let p = path(stage: stage, key: key), let dir = directory else { return }
