@@ -154,7 +154,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
                                     "normalization": samplesKey, "code": "rm-v1"])
         }
         let unit = try timed("rm/\(name)") {
-            try units.entry(stage: "rm", key: rmKey, log: log, read: { try ProxyUnit.read(from: $0, cached: true) }, build: {
+            try units.entry(stage: "rm", key: rmKey, log: log, read: { try ProxyUnit.read(from: $0) }, build: {
                 if let file = loadProxies[name] { return try ProxyUnit.loaded(from: file, variant: name, world: world, log: log) }
                 let rm = try trainRewardModel(config: rmConfig, base: base.model, world: world, data: data, seed: config.seed,
                                               normalizationSamples: normalizationSamples, name: name, log: log,
@@ -181,7 +181,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
         if let samples = bonSamples {
             let key = StageCache.key(["rm": rmKey, "samples": samplesKey, "bon": StageCache.key(config.bon), "code": "bon-curves-v1"])
             let ends = try timed("bon/\(name)") {
-                try units.entry(stage: "bon-curves", key: key, log: log, read: { try CurveEnds(bestOfN: $0.group("bon"), cached: true) }, build: {
+                try units.entry(stage: "bon-curves", key: key, log: log, read: { try CurveEnds(bestOfN: $0.group("bon")) }, build: {
                     let c = try evaluateBestOfN(proxy: proxy, samples: samples, world: world, config: config.bon, log: log)
                     for i in c.n.indices {
                         metrics.emit(stage: "bon", variant: name, step: c.n[i], [("kl", c.kl[i]), ("proxy", c.proxy[i]), ("gold", c.gold[i]),
@@ -208,7 +208,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
         if config.stages.contains("ppo") {
             let key = StageCache.key(["rm": rmKey, "base": baseKey, "ppo": StageCache.key(config.ppo), "seed": "\(config.seed)", "code": "ppo-v1"])
             let ends = try timed("ppo/\(name)") {
-                try units.entry(stage: "ppo", key: key, log: log, read: { try CurveEnds(ppo: $0.group("ppo"), cached: true) }, build: {
+                try units.entry(stage: "ppo", key: key, log: log, read: { try CurveEnds(ppo: $0.group("ppo")) }, build: {
                     let trainer = try PPOTrainer(config: config.ppo, world: world, basePolicy: base.model,
                                                  scorer: { proxy.score(world: world, prompts: $0, responses: $1) },
                                                  seed: RNG.stableHash("ppo|\(config.seed)|\(name)"))
@@ -287,13 +287,17 @@ struct ProxyUnit {
     /// How to write the entry; nil when read from the cache.
     let origin: Origin?
 
-    /// Reads an entry (the proxy from its checkpoint: bitwise the trained weights).
-    static func read(from g: H5Group, cached: Bool) throws -> ProxyUnit {
-        let rm = try g.group("rm")
-        let checkpoint = try g.group(g.contains("checkpoint") ? "checkpoint" : "rm/checkpoint")
-        return ProxyUnit(proxy: try ProxyRewardModel.load(from: checkpoint),
-                         idAccuracy: try rm.readDoubles("id_accuracy").values.first ?? .nan,
-                         oodAccuracyMean: try rm.readDoubles("ood_accuracy_mean").values.first ?? .nan, origin: nil)
+    /// Reads an entry (the proxy from its checkpoint: bitwise the trained weights; a loaded
+    /// proxy's checkpoint is inside its copied `rm` group).
+    static func read(from g: H5Group) throws -> ProxyUnit {
+        try read(rm: g.group("rm"), checkpoint: g.group(g.contains("checkpoint") ? "checkpoint" : "rm/checkpoint"))
+    }
+
+    /// The proxy of `checkpoint` with the accuracies of the `/rm/<variant>` group `rm`.
+    private static func read(rm: H5Group, checkpoint: H5Group) throws -> ProxyUnit {
+        ProxyUnit(proxy: try ProxyRewardModel.load(from: checkpoint),
+                  idAccuracy: try rm.readDoubles("id_accuracy").values.first ?? .nan,
+                  oodAccuracyMean: try rm.readDoubles("ood_accuracy_mean").values.first ?? .nan, origin: nil)
     }
 
     /// The proxy stored under `/rm/<variant>/checkpoint` of the result file `path`.
@@ -310,19 +314,12 @@ struct ProxyUnit {
             throw ExperimentError("--load-proxy \(variant)=\(path): the proxy was trained in another world (fingerprint \(fp), this run's \(world.fingerprint))")
         }
         let unit: ProxyUnit
-        do { unit = try read(from: f.root.group("rm/\(variant)"), parentOf: true) } catch {
+        do { unit = try read(rm: f.root.group("rm/\(variant)"), checkpoint: f.root.group("rm/\(variant)/checkpoint")) } catch {
             throw ExperimentError("--load-proxy \(variant)=\(path): cannot read /rm/\(variant) (\(error))")
         }
         log("rm \(variant): loaded from \(path)")
         return ProxyUnit(proxy: unit.proxy, idAccuracy: unit.idAccuracy, oodAccuracyMean: unit.oodAccuracyMean,
                          origin: .file(path: path, variant: variant))
-    }
-
-    /// Reads a result file's `/rm/<variant>` group (its checkpoint inside it).
-    private static func read(from rm: H5Group, parentOf: Bool) throws -> ProxyUnit {
-        ProxyUnit(proxy: try ProxyRewardModel.load(from: rm.group("checkpoint")),
-                  idAccuracy: try rm.readDoubles("id_accuracy").values.first ?? .nan,
-                  oodAccuracyMean: try rm.readDoubles("ood_accuracy_mean").values.first ?? .nan, origin: nil)
     }
 
     /// Writes the entry's layout.
@@ -351,11 +348,11 @@ struct CurveEnds {
     init(kl: [Double], proxy: [Double], gold: [Double], write: ((H5Group) throws -> Void)?) {
         self.kl = kl; self.proxy = proxy; self.gold = gold; self.write = write
     }
-    init(bestOfN g: H5Group, cached: Bool) throws {
+    init(bestOfN g: H5Group) throws {
         self.init(kl: try g.readDoubles("kl").values, proxy: try g.readDoubles("proxy_shifted").values,
                   gold: try g.readDoubles("gold_shifted").values, write: nil)
     }
-    init(ppo g: H5Group, cached: Bool) throws {
+    init(ppo g: H5Group) throws {
         self.init(kl: try g.readDoubles("kl").values, proxy: try g.readDoubles("proxy").values,
                   gold: try g.readDoubles("gold").values, write: nil)
     }
