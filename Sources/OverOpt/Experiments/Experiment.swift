@@ -69,7 +69,9 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
     // Finished units of work (each proxy, its best-of-n curves, its PPO run) are cache
     // entries, so a killed run resumes at the first unfinished one; without a cache they go
     // to a scratch folder removed at the end.
-    let scratch = cache.directory == nil ? NSTemporaryDirectory() + "overopt-units-\(getpid())-\(UUID().uuidString)" : nil
+    let scratch = cache.directory == nil
+        ? (NSTemporaryDirectory() as NSString).appendingPathComponent("overopt-units-\(getpid())-\(UUID().uuidString)") : nil
+    if scratch != nil { removeScratchOfEndedProcesses() }
     defer { if let scratch { try? FileManager.default.removeItem(atPath: scratch) } }
     let units = scratch.map { StageCache(directory: $0) } ?? cache
     cache.removeAbandonedTemporaries()
@@ -274,6 +276,17 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
     }
     metrics.emit(stage: "run", [("seconds", seconds)], fields: [("event", "end"), ("result", outputPath)])
     return RunSummary(path: outputPath, seconds: seconds, variants: summaries, baseGold: baseGold)
+}
+
+/// Removes the scratch folders (`overopt-units-<pid>-…` in the temporary folder) of
+/// uncached runs whose process no longer exists (killed ones).
+func removeScratchOfEndedProcesses() {
+    let tmp = NSTemporaryDirectory()
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: tmp) else { return }
+    for name in names where name.hasPrefix("overopt-units-") {
+        guard let pid = Int32(name.dropFirst("overopt-units-".count).prefix { $0.isNumber }) else { continue }
+        if kill(pid, 0) != 0 && errno == ESRCH { try? FileManager.default.removeItem(atPath: (tmp as NSString).appendingPathComponent(name)) }
+    }
 }
 
 /// A trained (or loaded) proxy as a unit of work. Its cache entry holds `rm` (the result
