@@ -20,7 +20,6 @@ static inline hid_t overopt_H5T_STD_I64LE(void) { return H5T_STD_I64LE; }
 static inline hid_t overopt_H5P_DEFAULT(void) { return H5P_DEFAULT; }
 static inline hid_t overopt_H5P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
 static inline hid_t overopt_H5P_FILE_ACCESS(void) { return H5P_FILE_ACCESS; }
-static inline hid_t overopt_H5P_OBJECT_COPY(void) { return H5P_OBJECT_COPY; }
 static inline hid_t overopt_H5S_ALL(void) { return H5S_ALL; }
 static inline hid_t overopt_H5E_DEFAULT(void) { return H5E_DEFAULT; }
 static inline unsigned overopt_H5F_ACC_TRUNC(void) { return H5F_ACC_TRUNC; }

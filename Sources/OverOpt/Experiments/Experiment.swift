@@ -134,83 +134,84 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
         return (picked.map { prompts[$0] }, picked.map { s.responses[$0] })
     }
 
-    // 4. Proxies, then best-of-n and PPO against each: each one unit of work whose result
-    // file groups are kept in its own cache entry (layout: `rm` + `checkpoint`, `bon`, `ppo`)
-    // and copied into the result file at the end.
+    // 4. Proxies, then best-of-n and PPO against each: each one unit of work kept in its
+    // own cache entry as soon as it is done (layouts: `rm` and `checkpoint`; `bon`; `ppo`).
     var writers: [(H5Group) throws -> Void] = []
     var summaries: [VariantSummary] = []
-    func unitPath(_ stage: String, _ key: String) throws -> String {
-        guard let p = units.path(stage: stage, key: key), FileManager.default.fileExists(atPath: p) else {
-            throw ExperimentError("\(stage): the finished unit's cache entry \(units.path(stage: stage, key: key) ?? key) disappeared before the result file was written")
-        }
-        return p
-    }
+    let oodSets = data.oodEval.map(\.name)
     for name in config.proxies {
         guard let rmConfig = config.variants[name] else { throw ExperimentError("no settings resolved for proxy '\(name)'") }
         var summary = VariantSummary(name: name)
+        let loadedFrom = loadProxies[name]
         let rmKey: String
-        if let file = loadProxies[name] {
+        if let file = loadedFrom {
             rmKey = StageCache.key(["file": absolutePath(file), "created": try resultCreated(file), "name": name, "code": "rm-load-v1"])
         } else {
             rmKey = StageCache.key(["data": dataKey, "rm": StageCache.key(rmConfig), "name": name, "seed": "\(config.seed)",
                                     "normalization": samplesKey, "code": "rm-v1"])
         }
-        let unit = try timed("rm/\(name)") {
-            try units.entry(stage: "rm", key: rmKey, log: log, read: { try ProxyUnit.read(from: $0) }, build: {
-                if let file = loadProxies[name] { return try ProxyUnit.loaded(from: file, variant: name, world: world, log: log) }
-                let rm = try trainRewardModel(config: rmConfig, base: base.model, world: world, data: data, seed: config.seed,
-                                              normalizationSamples: normalizationSamples, name: name, log: log,
-                                              metrics: metrics.observer(stage: "rm", variant: name))
-                guard rm.idAccuracy.isFinite else { throw ExperimentError("rm \(name): training produced non-finite scores") }
-                return ProxyUnit(proxy: rm.proxy, idAccuracy: rm.idAccuracy, oodAccuracyMean: rm.oodAccuracyMean, origin: .trained(rm))
-            }, write: { try $0.write(to: $1) })
+        var built = false
+        let rm = try timed("rm/\(name)") {
+            try units.entry(stage: "rm", key: rmKey, log: log, read: { g in
+                try RewardModelResult.read(from: g.group("rm"), proxy: ProxyRewardModel.load(from: g.group("checkpoint")),
+                                           config: loadedFrom == nil ? rmConfig : try decodedRewardModelConfig(g),
+                                           oodSets: oodSets)
+            }, build: {
+                built = true
+                if let file = loadedFrom { return try loadProxyResult(from: file, variant: name, world: world, log: log) }
+                let r = try trainRewardModel(config: rmConfig, base: base.model, world: world, data: data, seed: config.seed,
+                                             normalizationSamples: normalizationSamples, name: name, log: log,
+                                             metrics: metrics.observer(stage: "rm", variant: name))
+                guard r.idAccuracy.isFinite else { throw ExperimentError("rm \(name): training produced non-finite scores") }
+                return r
+            }, write: { r, g in
+                try r.write(to: g.createGroup("rm"))
+                try r.proxy.save(to: g.createGroup("checkpoint"))
+                try g.setAttribute("rm_config", String(decoding: try JSONEncoder().encode(r.config), as: UTF8.self))
+            })
         }
-        if unit.origin == nil { metrics.emit(stage: "rm", variant: name, fields: [("event", "cached")]) }
-        summary.idAccuracy = unit.idAccuracy
-        summary.oodAccuracy = unit.oodAccuracyMean
-        let rmPath = try unitPath("rm", rmKey)
-        let saveCheckpoint = config.saveCheckpoints
+        if !built { metrics.emit(stage: "rm", variant: name, fields: [("event", "cached")]) }
+        summary.idAccuracy = rm.idAccuracy
+        summary.oodAccuracy = rm.oodAccuracyMean
+        let saveCheckpoint = config.saveCheckpoints || loadedFrom != nil
         writers.append { root in
-            let unitFile = try H5File.open(rmPath)
-            defer { unitFile.close() }
-            try root.copy("rm", from: unitFile.root, to: "rm/\(name)")
-            if saveCheckpoint && !unitFile.root.contains("rm/checkpoint") {
-                try root.copy("checkpoint", from: unitFile.root, to: "rm/\(name)/checkpoint")
-            }
+            let g = try root.createGroup("rm/\(name)")
+            try rm.write(to: g)
+            if let file = loadedFrom { try g.setAttribute("loaded_from", absolutePath(file)) }
+            if saveCheckpoint { try rm.proxy.save(to: g.createGroup("checkpoint")) }
         }
-        let proxy = unit.proxy
 
         if let samples = bonSamples {
             let key = StageCache.key(["rm": rmKey, "samples": samplesKey, "bon": StageCache.key(config.bon), "code": "bon-curves-v1"])
-            let ends = try timed("bon/\(name)") {
-                try units.entry(stage: "bon-curves", key: key, log: log, read: { try CurveEnds(bestOfN: $0.group("bon")) }, build: {
-                    let c = try evaluateBestOfN(proxy: proxy, samples: samples, world: world, config: config.bon, log: log)
+            built = false
+            let curves = try timed("bon/\(name)") {
+                try units.entry(stage: "bon-curves", key: key, log: log, read: { try BestOfNCurves.read(from: $0.group("bon")) }, build: {
+                    built = true
+                    let c = try evaluateBestOfN(proxy: rm.proxy, samples: samples, world: world, config: config.bon, log: log)
                     for i in c.n.indices {
                         metrics.emit(stage: "bon", variant: name, step: c.n[i], [("kl", c.kl[i]), ("proxy", c.proxy[i]), ("gold", c.gold[i]),
                                      ("proxy_shifted", c.proxyShifted[i]), ("gold_shifted", c.goldShifted[i]), ("gold_oracle", c.goldOracle[i])])
                     }
-                    return CurveEnds(kl: c.kl, proxy: c.proxyShifted, gold: c.goldShifted, write: { try c.write(to: $0) })
-                }, write: { try $0.write?($1.createGroup("bon")) })
+                    return c
+                }, write: { try $0.write(to: $1.createGroup("bon")) })
             }
-            if ends.write == nil { metrics.emit(stage: "bon", variant: name, fields: [("event", "cached")]) }
-            summary.bonKL = ends.kl.last ?? .nan
-            summary.bonProxy = ends.proxy.last ?? .nan
-            summary.bonGold = ends.gold.last ?? .nan
-            if let i = ends.gold.indices.max(by: { ends.gold[$0] < ends.gold[$1] }) {
-                summary.bonPeakGold = ends.gold[i]; summary.bonPeakKL = ends.kl[i]
+            if !built { metrics.emit(stage: "bon", variant: name, fields: [("event", "cached")]) }
+            summary.bonKL = curves.kl.last ?? .nan
+            summary.bonProxy = curves.proxyShifted.last ?? .nan
+            summary.bonGold = curves.goldShifted.last ?? .nan
+            if let i = curves.goldShifted.indices.max(by: { curves.goldShifted[$0] < curves.goldShifted[$1] }) {
+                summary.bonPeakGold = curves.goldShifted[i]; summary.bonPeakKL = curves.kl[i]
             }
-            let path = try unitPath("bon-curves", key)
-            writers.append { root in
-                let unitFile = try H5File.open(path)
-                defer { unitFile.close() }
-                try root.copy("bon", from: unitFile.root, to: "bon/\(name)")
-            }
+            writers.append { try curves.write(to: $0.createGroup("bon/\(name)")) }
         }
 
         if config.stages.contains("ppo") {
             let key = StageCache.key(["rm": rmKey, "base": baseKey, "ppo": StageCache.key(config.ppo), "seed": "\(config.seed)", "code": "ppo-v1"])
-            let ends = try timed("ppo/\(name)") {
-                try units.entry(stage: "ppo", key: key, log: log, read: { try CurveEnds(ppo: $0.group("ppo")) }, build: {
+            built = false
+            let curves = try timed("ppo/\(name)") {
+                try units.entry(stage: "ppo", key: key, log: log, read: { try PPOCurves.read(from: $0.group("ppo"), config: config.ppo) }, build: {
+                    built = true
+                    let proxy = rm.proxy
                     let trainer = try PPOTrainer(config: config.ppo, world: world, basePolicy: base.model,
                                                  scorer: { proxy.score(world: world, prompts: $0, responses: $1) },
                                                  seed: RNG.stableHash("ppo|\(config.seed)|\(name)"))
@@ -219,23 +220,18 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
                     if let bad = c.nonFiniteStep {
                         throw ExperimentError("ppo \(name): non-finite loss at step \(bad); try a lower ppo.learning_rate")
                     }
-                    return CurveEnds(kl: c.kl, proxy: c.proxy, gold: c.gold, write: { try c.write(to: $0) })
-                }, write: { try $0.write?($1.createGroup("ppo")) })
+                    return c
+                }, write: { try $0.write(to: $1.createGroup("ppo")) })
             }
-            if ends.write == nil { metrics.emit(stage: "ppo", variant: name, fields: [("event", "cached")]) }
-            let g0 = ends.gold.first ?? 0, p0 = ends.proxy.first ?? 0
-            summary.ppoKL = ends.kl.last ?? .nan
-            summary.ppoProxy = (ends.proxy.last ?? .nan) - p0
-            summary.ppoGold = (ends.gold.last ?? .nan) - g0
-            if let i = ends.gold.indices.max(by: { ends.gold[$0] < ends.gold[$1] }) {
-                summary.ppoPeakGold = ends.gold[i] - g0; summary.ppoPeakKL = ends.kl[i]
+            if !built { metrics.emit(stage: "ppo", variant: name, fields: [("event", "cached")]) }
+            let g0 = curves.gold.first ?? 0, p0 = curves.proxy.first ?? 0
+            summary.ppoKL = curves.kl.last ?? .nan
+            summary.ppoProxy = (curves.proxy.last ?? .nan) - p0
+            summary.ppoGold = (curves.gold.last ?? .nan) - g0
+            if let i = curves.gold.indices.max(by: { curves.gold[$0] < curves.gold[$1] }) {
+                summary.ppoPeakGold = curves.gold[i] - g0; summary.ppoPeakKL = curves.kl[i]
             }
-            let path = try unitPath("ppo", key)
-            writers.append { root in
-                let unitFile = try H5File.open(path)
-                defer { unitFile.close() }
-                try root.copy("ppo", from: unitFile.root, to: "ppo/\(name)")
-            }
+            writers.append { try curves.write(to: $0.createGroup("ppo/\(name)")) }
         }
         summaries.append(summary)
     }
@@ -289,86 +285,47 @@ func removeScratchOfEndedProcesses() {
     }
 }
 
-/// A trained (or loaded) proxy as a unit of work. Its cache entry holds `rm` (the result
-/// file's `/rm/<variant>` group) and `checkpoint` (the proxy's weights, always kept so a
-/// resumed run can score with it).
-struct ProxyUnit {
-    enum Origin { case trained(RewardModelResult), file(path: String, variant: String) }
-    let proxy: ProxyRewardModel
-    let idAccuracy: Double
-    let oodAccuracyMean: Double
-    /// How to write the entry; nil when read from the cache.
-    let origin: Origin?
-
-    /// Reads an entry (the proxy from its checkpoint: bitwise the trained weights; a loaded
-    /// proxy's checkpoint is inside its copied `rm` group).
-    static func read(from g: H5Group) throws -> ProxyUnit {
-        try read(rm: g.group("rm"), checkpoint: g.group(g.contains("checkpoint") ? "checkpoint" : "rm/checkpoint"))
+/// The proxy `variant` of an earlier result file (`/rm/<variant>` with its checkpoint,
+/// written with `save_checkpoints = true`), as `overopt run --load-proxy` uses it.
+func loadProxyResult(from path: String, variant: String, world: World, log: (String) -> Void) throws -> RewardModelResult {
+    let f: H5File
+    do { f = try H5File.open(path) } catch {
+        throw ExperimentError("--load-proxy \(variant)=\(path): cannot open the file (\(error))")
     }
-
-    /// The proxy of `checkpoint` with the accuracies of the `/rm/<variant>` group `rm`.
-    private static func read(rm: H5Group, checkpoint: H5Group) throws -> ProxyUnit {
-        ProxyUnit(proxy: try ProxyRewardModel.load(from: checkpoint),
-                  idAccuracy: try rm.readDoubles("id_accuracy").values.first ?? .nan,
-                  oodAccuracyMean: try rm.readDoubles("ood_accuracy_mean").values.first ?? .nan, origin: nil)
+    defer { f.close() }
+    guard f.root.contains("rm/\(variant)/checkpoint") else {
+        throw ExperimentError("--load-proxy \(variant)=\(path): the file has no /rm/\(variant)/checkpoint (write it with save_checkpoints = true)")
     }
-
-    /// The proxy stored under `/rm/<variant>/checkpoint` of the result file `path`.
-    static func loaded(from path: String, variant: String, world: World, log: (String) -> Void) throws -> ProxyUnit {
-        let f: H5File
-        do { f = try H5File.open(path) } catch {
-            throw ExperimentError("--load-proxy \(variant)=\(path): cannot open the file (\(error))")
-        }
-        defer { f.close() }
-        guard f.root.contains("rm/\(variant)/checkpoint") else {
-            throw ExperimentError("--load-proxy \(variant)=\(path): the file has no /rm/\(variant)/checkpoint (write it with save_checkpoints = true)")
-        }
-        if f.root.hasAttribute("world_fingerprint"), let fp = try? f.root.stringAttribute("world_fingerprint"), fp != world.fingerprint {
-            throw ExperimentError("--load-proxy \(variant)=\(path): the proxy was trained in another world (fingerprint \(fp), this run's \(world.fingerprint))")
-        }
-        let unit: ProxyUnit
-        do { unit = try read(rm: f.root.group("rm/\(variant)"), checkpoint: f.root.group("rm/\(variant)/checkpoint")) } catch {
-            throw ExperimentError("--load-proxy \(variant)=\(path): cannot read /rm/\(variant) (\(error))")
-        }
+    if let fp = try? f.root.stringAttribute("world_fingerprint"), fp != world.fingerprint {
+        throw ExperimentError("--load-proxy \(variant)=\(path): the proxy was trained in another world (fingerprint \(fp), this run's \(world.fingerprint))")
+    }
+    do {
+        let g = try f.root.group("rm/\(variant)")
+        let oodSets = g.contains("ood_accuracy") ? try g.group("ood_accuracy").children() : []
+        let r = try RewardModelResult.read(from: g, proxy: ProxyRewardModel.load(from: g.group("checkpoint")),
+                                           config: loadedProxyConfig(f.root, name: variant, path: path), oodSets: oodSets)
         log("rm \(variant): loaded from \(path)")
-        return ProxyUnit(proxy: unit.proxy, idAccuracy: unit.idAccuracy, oodAccuracyMean: unit.oodAccuracyMean,
-                         origin: .file(path: path, variant: variant))
-    }
-
-    /// Writes the entry's layout.
-    func write(to g: H5Group) throws {
-        switch origin {
-        case .trained(let rm)?:
-            try rm.write(to: g.createGroup("rm"))
-            try rm.proxy.save(to: g.createGroup("checkpoint"))
-        case .file(let path, let variant)?:
-            let f = try H5File.open(path)
-            defer { f.close() }
-            try g.copy("rm/\(variant)", from: f.root, to: "rm")
-            try g.group("rm").setAttribute("loaded_from", absolutePath(path))
-        case nil:
-            throw ExperimentError("internal: a proxy read from the cache is never stored again")
-        }
+        return r
+    } catch let e as ExperimentError {
+        throw e
+    } catch {
+        throw ExperimentError("--load-proxy \(variant)=\(path): cannot read /rm/\(variant) (\(error))")
     }
 }
 
-/// The ends of a unit's curves that the summary table needs (best-of-n: shifted proxy and
-/// gold; PPO: raw), and how to write the unit when it was just computed.
-struct CurveEnds {
-    var kl: [Double], proxy: [Double], gold: [Double]
-    var write: ((H5Group) throws -> Void)?
+/// The settings a loaded proxy was trained with: `variants.<name>` of the resolved config
+/// in the `config` attribute of a result file's root `g`.
+func loadedProxyConfig(_ g: H5Group, name: String, path: String) throws -> RewardModelConfig {
+    guard let text = try? g.stringAttribute("config"),
+          let config = try? JSONDecoder().decode(ExperimentConfig.self, from: Data(text.utf8)), let rm = config.variants[name] else {
+        throw ExperimentError("--load-proxy \(name)=\(path): the file's 'config' attribute names no settings for the proxy '\(name)'")
+    }
+    return rm
+}
 
-    init(kl: [Double], proxy: [Double], gold: [Double], write: ((H5Group) throws -> Void)?) {
-        self.kl = kl; self.proxy = proxy; self.gold = gold; self.write = write
-    }
-    init(bestOfN g: H5Group) throws {
-        self.init(kl: try g.readDoubles("kl").values, proxy: try g.readDoubles("proxy_shifted").values,
-                  gold: try g.readDoubles("gold_shifted").values, write: nil)
-    }
-    init(ppo g: H5Group) throws {
-        self.init(kl: try g.readDoubles("kl").values, proxy: try g.readDoubles("proxy").values,
-                  gold: try g.readDoubles("gold").values, write: nil)
-    }
+/// The proxy settings a cache entry of the `rm` stage stores as JSON (`@rm_config`).
+func decodedRewardModelConfig(_ g: H5Group) throws -> RewardModelConfig {
+    try JSONDecoder().decode(RewardModelConfig.self, from: Data(try g.stringAttribute("rm_config").utf8))
 }
 
 /// The `created` attribute of a result file (part of a loaded proxy's cache key, so a

@@ -117,6 +117,36 @@ public struct PPOCurves: Sendable, Equatable {
         try group.setAttribute("reward_std", rewardStd)
         for (k, v) in seconds { try group.setAttribute("seconds_\(k)", v) }
     }
+
+    /// Reads what `write(to:)` wrote (`config` is the run's; the attributes are not parsed).
+    public static func read(from group: H5Group, config: PPOConfig) throws -> PPOCurves {
+        var c = PPOCurves(config: config)
+        c.step = try group.readInt64s("step").values
+        c.kl = try group.readDoubles("kl").values
+        c.klK2 = try group.readDoubles("kl_k2").values
+        c.klK3 = try group.readDoubles("kl_k3").values
+        c.proxy = try group.readDoubles("proxy").values
+        c.gold = try group.readDoubles("gold").values
+        for name in GoldScore.componentNames { c.goldComponents[name] = try group.readDoubles("gold_\(name)").values }
+        c.length = try group.readDoubles("length").values
+        c.entropy = try group.readDoubles("entropy").values
+        c.trainStep = try group.readInt64s("train_step").values
+        c.policyLoss = try group.readDoubles("policy_loss").values
+        c.valueLoss = try group.readDoubles("value_loss").values
+        c.trainReward = try group.readDoubles("train_reward").values
+        c.trainKL = try group.readDoubles("train_kl").values
+        c.clipFraction = try group.readDoubles("clip_fraction").values
+        c.approxKL = try group.readDoubles("approx_kl").values
+        c.klCoef = try group.readDoubles("kl_coef").values
+        c.sampleStep = try group.readInt64s("sample_step").values
+        c.sampleText = try group.readStrings("sample_text")
+        c.rewardMean = try group.doubleAttribute("reward_mean")
+        c.rewardStd = try group.doubleAttribute("reward_std")
+        for name in try group.attributeNames() where name.hasPrefix("seconds_") {
+            c.seconds[String(name.dropFirst("seconds_".count))] = try group.doubleAttribute(name)
+        }
+        return c
+    }
 }
 
 /// One evaluation on the held-out prompts.

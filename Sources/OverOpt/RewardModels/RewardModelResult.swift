@@ -89,6 +89,48 @@ public struct RewardModelResult: @unchecked Sendable {
     }
 }
 
+extension RewardModelResult {
+    /// Reads what `write(to:)` wrote, with the proxy and the settings it was trained with
+    /// (the attributes are not parsed) and the OOD sets in the dataset's order.
+    public static func read(from group: H5Group, proxy: ProxyRewardModel, config: RewardModelConfig,
+                            oodSets: [String]) throws -> RewardModelResult {
+        func scalar(_ name: String) throws -> Double { try group.readDoubles(name).values.first ?? .nan }
+        let step = try group.readInt64s("step").values
+        let learningRate = try group.readDoubles("learning_rate").values
+        var curves: [TrainingCurve] = []
+        if group.contains("member_loss") {
+            let (loss, shape) = try group.readDoubles("member_loss")
+            let accuracy = try group.readDoubles("member_accuracy").values
+            for m in 0..<shape[0] {
+                var c = TrainingCurve()
+                c.step = step; c.learningRate = learningRate
+                c.loss = Array(loss[(m * shape[1])..<((m + 1) * shape[1])])
+                c.accuracy = Array(accuracy[(m * shape[1])..<((m + 1) * shape[1])])
+                curves.append(c)
+            }
+        } else {
+            var c = TrainingCurve()
+            c.step = step; c.learningRate = learningRate
+            c.loss = try group.readDoubles("loss").values
+            c.accuracy = try group.readDoubles("accuracy").values
+            curves = [c]
+        }
+        var r = RewardModelResult(proxy: proxy, config: config, seed: UInt64(bitPattern: try group.intAttribute("seed")),
+                                  trainPairs: Int(try group.intAttribute("train_pairs")), curves: curves,
+                                  trainSeconds: try scalar("train_seconds"), pairsPerSecond: try scalar("pairs_per_second"))
+        r.idAccuracy = try scalar("id_accuracy")
+        r.oodAccuracy = try oodSets.map { ($0, try scalar("ood_accuracy/\($0)")) }
+        r.oodAccuracyMean = try scalar("ood_accuracy_mean")
+        r.lmPreferenceAccuracy = try scalar("lm_preference_accuracy")
+        r.lmNLL = try scalar("lm_nll")
+        r.baseLMPreferenceAccuracy = try scalar("base_lm_preference_accuracy")
+        r.baseLMNLL = try scalar("base_lm_nll")
+        r.rewardMean = try scalar("reward_mean")
+        r.rewardStd = try scalar("reward_std")
+        return r
+    }
+}
+
 extension RewardModelConfig {
     /// Every key as an attribute of `group`.
     public func writeAttributes(to g: H5Group) throws {
