@@ -14,8 +14,12 @@ struct Sweep: ParsableCommand {
             "data.label_noise" = [0.0, 0.25]. The manifest is the cartesian product: grid keys in \
             alphabetical order except seed, which is always last; the last key varies fastest. \
             Each entry writes <out>/<name>-seed<seed>-<hash8>.h5; entries whose file is complete \
-            are skipped, so re-running resumes. Logs of worker processes and Slurm tasks go to \
-            <out>/logs/<index>.log. See experiments/sweep-example.toml.
+            are skipped, and an entry killed midway resumes at its first unfinished proxy, \
+            best-of-n or PPO unit, so re-running resumes. Workers and array tasks share the \
+            --cache folder: each entry of it is built once (under a lock) and loaded by the \
+            others, so proxies are trained once for a sweep over PPO or best-of-n settings. \
+            Logs of worker processes and Slurm tasks go to <out>/logs/<index>.log. See \
+            experiments/sweep-example.toml.
             """)
 
     @Argument(help: "The sweep file (TOML).")
