@@ -1,7 +1,8 @@
 // Sweeps that scale, end to end through `overopt run`: trained proxies come from the cache
 // (bitwise the same downstream results, no retraining when only PPO settings change),
 // `--load-proxy` reuses a checkpoint of an earlier result file, a run killed with SIGKILL
-// resumes at its first unfinished unit and ends with the datasets of an uninterrupted run,
+// (up to in the PPO run of its third proxy) resumes at its first unfinished unit without
+// retraining a finished proxy and ends with the datasets of an uninterrupted run,
 // two processes sharing one cache build each entry once, a killed lock holder does not
 // block the cache, and every run streams its metrics as JSON Lines.
 import Foundation
@@ -149,36 +150,48 @@ func cacheEntries(_ cache: String, _ stage: String) -> [String] {
     @Test func aRunKilledAtSeveralPointsResumesToTheSameDatasets() throws {
         let binary = try overoptBinary()
         let folder = try TemporaryFolder()
-        let reference = try runProcess(binary, ["run", "--out", folder.file("ref"), "--cache", folder.file("refcache")] + tinyRunArguments)
+        let threeProxies = tinyRunArguments + ["--set", "proxies=[\"bt\",\"grm-sft\",\"margin\"]", "--set", "ppo.steps=4"]
+        let reference = try runProcess(binary, ["run", "--out", folder.file("ref"), "--cache", folder.file("refcache")] + threeProxies)
         #expect(reference.status == 0, "stderr: \(reference.stderr)")
         let cache = folder.file("cache"), out = folder.file("out")
-        let args = ["run", "--out", out, "--cache", cache] + tinyRunArguments
-        // SIGKILL as soon as the first proxy is stored, then as soon as its PPO run is stored,
-        // then as soon as the second proxy's best-of-n curves are stored.
-        for (stage, count) in [("rm", 1), ("ppo", 1), ("bon-curves", 2)] {
-            let (p, err) = try startOveropt(args, logs: folder, label: "kill-\(stage)")
-            let reached = waitFor(60) { cacheEntries(cache, stage).count >= count || !p.isRunning }
+        let args = ["run", "--out", out, "--cache", cache] + threeProxies
+        let stream = MetricsPath.of(out + "/" + (try FileManager.default.contentsOfDirectory(atPath: folder.file("ref")).first { $0.hasSuffix(".h5") } ?? ""))
+        func streamHas(_ text: String) -> Bool { ((try? String(contentsOfFile: stream, encoding: .utf8)) ?? "").contains(text) }
+        // SIGKILL as soon as the first proxy is stored; then as soon as the second proxy's
+        // best-of-n curves are stored; then in the middle of the third proxy's PPO run (its
+        // first iteration streamed).
+        let points: [(String, () -> Bool)] = [
+            ("the first proxy stored", { cacheEntries(cache, "rm").count >= 1 }),
+            ("the second best-of-n curves stored", { cacheEntries(cache, "bon-curves").count >= 2 }),
+            ("PPO of the third proxy", { streamHas("{\"stage\":\"ppo\",\"variant\":\"margin\",\"step\":1,") }),
+        ]
+        for (label, condition) in points {
+            let (p, err) = try startOveropt(args, logs: folder, label: label)
+            let reached = waitFor(60) { condition() || !p.isRunning }
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             #expect(reached && p.terminationReason == .uncaughtSignal,
-                    "the run ended before the kill point \(stage):\n\((try? String(contentsOfFile: err, encoding: .utf8)) ?? "")")
+                    "the run ended before the kill point (\(label)):\n\((try? String(contentsOfFile: err, encoding: .utf8)) ?? "")")
             #expect(!((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []).contains { $0.hasSuffix(".h5") && !$0.hasPrefix(".") })
         }
+        #expect(cacheEntries(cache, "ppo").count == 2, "the third proxy's PPO run was not interrupted")
         let resumed = try runProcess(binary, args)
         #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
-        #expect(resumed.stderr.contains("rm: loaded from cache") && resumed.stderr.contains("ppo: loaded from cache"))
-        #expect(!resumed.stderr.contains("rm bt: 1 member(s)"), "the first proxy was trained again")
+        #expect(resumed.stderr.components(separatedBy: "rm: loaded from cache").count - 1 == 3)
+        #expect(!resumed.stderr.contains("member(s), "), "a proxy was trained again:\n\(resumed.stderr)")
+        #expect(resumed.stderr.components(separatedBy: "ppo: loaded from cache").count - 1 == 2)
+        #expect(resumed.stderr.contains("ppo margin: ppo step 4/4"))
         let file = try resultFile(in: out)
         #expect(try differingDatasets(try resultFile(in: folder.file("ref")), file) == [])
         let f = try H5File.open(file)
         #expect(try f.root.intAttribute("complete") == 1)
         f.close()
         // The metrics stream kept the killed runs' records and the resumed run's.
-        let lines = try String(contentsOfFile: MetricsPath.of(file), encoding: .utf8).split(separator: "\n")
+        let lines = try String(contentsOfFile: stream, encoding: .utf8).split(separator: "\n")
         #expect(lines.filter { $0.contains("\"event\":\"start\"") }.count == 4)
         #expect(lines.filter { $0.contains("\"event\":\"end\"") }.count == 1)
         #expect(lines.contains { $0.hasPrefix("{\"stage\":\"ppo\",\"variant\":\"bt\",") && $0.contains("\"event\":\"cached\"") })
-        #expect(lines.contains { $0.hasPrefix("{\"stage\":\"ppo-eval\",\"variant\":\"grm-sft\",\"step\":2,") && $0.contains("\"gold\":") })
+        #expect(lines.contains { $0.hasPrefix("{\"stage\":\"ppo-eval\",\"variant\":\"margin\",\"step\":4,") && $0.contains("\"gold\":") })
     }
 
     @Test func twoProcessesSharingACacheBuildEachEntryOnce() throws {
