@@ -66,6 +66,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
     let world = try World(config: config.world)
     let metrics = try MetricsStream(path: MetricsStream.path(forResult: outputPath))
     metrics.emit(stage: "run", fields: [("event", "start"), ("config_hash", config.hash), ("pid", "\(getpid())")])
+    log("metrics stream: \(metrics.path ?? "none")")
     // Finished units of work (each proxy, its best-of-n curves, its PPO run) are cache
     // entries, so a killed run resumes at the first unfinished one; without a cache they go
     // to a scratch folder removed at the end.

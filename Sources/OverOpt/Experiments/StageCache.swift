@@ -12,7 +12,8 @@
 // `<stage>-<key>.lock`, and a process that finds the lock taken waits for it, then loads
 // what the holder stored. The kernel releases the lock when its holder exits or is killed,
 // so a killed builder leaves no stale lock: the next waiter takes it and builds. Lock files
-// stay in the folder (empty; removing them could let two processes hold "the" lock at once).
+// stay in the folder (removing them could let two processes hold "the" lock at once); each
+// names its last holder ("pid 123 on node7"), which a waiting process logs.
 import Foundation
 import OverOptEngine
 import OverOptHDF5
@@ -59,7 +60,9 @@ public struct StageCache: Sendable {
         if let v = load(stage: stage, key: key, log: log, read) { return v }
         guard let p = path(stage: stage, key: key), let dir = directory else { return try build() }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let lock = try EntryLock(path: p + ".lock", waiting: { log("\(stage): waiting for another process building \(p)") })
+        let lock = try EntryLock(path: p + ".lock", waiting: { holder in
+            log("\(stage): waiting for another process building \(p)" + (holder.isEmpty ? "" : " (\(holder))"))
+        })
         defer { lock.release() }
         if let v = load(stage: stage, key: key, log: log, read) { return v }
         let v = try build()
@@ -97,14 +100,17 @@ public struct StageCache: Sendable {
 final class EntryLock {
     private var descriptor: Int32
 
-    /// Takes the lock, blocking while another process holds it (`waiting` is called once then).
-    init(path: String, waiting: () -> Void) throws {
+    /// Takes the lock, blocking while another process holds it (`waiting` is called once
+    /// then, with the holder's "pid <pid> on <host>" as it wrote it into the file), and
+    /// writes this process's.
+    init(path: String, waiting: (String) -> Void) throws {
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw ExperimentError("cache: cannot open the lock file \(path): \(String(cString: strerror(errno)))")
         }
         if flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
-            waiting()
+            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            waiting(holder)
             while flock(descriptor, LOCK_EX) != 0 {
                 guard errno == EINTR else {
                     let message = String(cString: strerror(errno))
@@ -113,6 +119,9 @@ final class EntryLock {
                 }
             }
         }
+        let me = Array("pid \(getpid()) on \(ProcessInfo.processInfo.hostName)\n".utf8)
+        _ = ftruncate(descriptor, 0)
+        _ = me.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
     }
 
     func release() {
