@@ -110,8 +110,8 @@ import OverOptHDF5
         #expect(FileManager.default.fileExists(atPath: dir + "/rm-k.h5.lock"))
         // A killed builder's temporary (its lock free) is removed; one whose lock is held
         // (a builder at work, maybe on another machine) is kept.
-        FileManager.default.createFile(atPath: dir + "/.rm-a.h5.tmp-999999-x", contents: Data("partial".utf8))
-        FileManager.default.createFile(atPath: dir + "/.rm-b.h5.tmp-1-y", contents: Data("partial".utf8))
+        _ = FileManager.default.createFile(atPath: dir + "/.rm-a.h5.tmp-999999-x", contents: Data("partial".utf8))
+        _ = FileManager.default.createFile(atPath: dir + "/.rm-b.h5.tmp-1-y", contents: Data("partial".utf8))
         let held = open(dir + "/rm-b.h5.lock", O_RDWR | O_CREAT, 0o644)
         defer { close(held) }
         #expect(flock(held, LOCK_EX | LOCK_NB) == 0)
