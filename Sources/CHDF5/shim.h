@@ -1,4 +1,5 @@
-// HDF5's C API plus the macros Swift cannot import.
+// HDF5's C API (and its high-level library's dimension scales, H5DS) plus the macros Swift
+// cannot import.
 //
 // HDF5 exposes its predefined types and property lists as macros over mutable globals
 // (`H5T_NATIVE_FLOAT` is `(H5open(), H5T_NATIVE_FLOAT_g)`); Swift cannot import them, and
@@ -7,11 +8,13 @@
 #ifndef OVEROPT_CHDF5_SHIM_H
 #define OVEROPT_CHDF5_SHIM_H
 #include <hdf5.h>
+#include <hdf5_hl.h>
 
 static inline hid_t overopt_H5T_NATIVE_FLOAT(void) { return H5T_NATIVE_FLOAT; }
 static inline hid_t overopt_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }
 static inline hid_t overopt_H5T_NATIVE_INT64(void) { return H5T_NATIVE_INT64; }
 static inline hid_t overopt_H5T_NATIVE_INT32(void) { return H5T_NATIVE_INT32; }
+static inline hid_t overopt_H5T_NATIVE_INT8(void) { return H5T_NATIVE_INT8; }
 static inline hid_t overopt_H5T_C_S1(void) { return H5T_C_S1; }
 // Little-endian file types, so files are identical on every machine.
 static inline hid_t overopt_H5T_IEEE_F32LE(void) { return H5T_IEEE_F32LE; }

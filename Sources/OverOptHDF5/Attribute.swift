@@ -1,9 +1,19 @@
 import CHDF5
 
+/// An attribute value with its type, for writing heterogeneous settings in one loop.
+public enum AttributeValue: Sendable, Equatable {
+    case int(Int)
+    case bool(Bool)
+    case float(Double)
+    case string(String)
+    case strings([String])
+}
+
 /// Attributes on this group (`on: nil`) or on a child object (`on:` its name, e.g. a dataset).
 ///
-/// Setting an attribute that exists replaces it. Numbers are stored as float64 or int64, strings as
-/// variable-length UTF-8; readers also accept what h5py writes (other numeric widths, fixed-length strings).
+/// Setting an attribute that exists replaces it. Numbers are stored as float64 or int64, booleans as
+/// h5py and NumPy store them (an int8 enum FALSE = 0, TRUE = 1), strings as variable-length UTF-8;
+/// readers also accept what h5py writes (other numeric widths, fixed-length strings).
 extension H5Group {
     /// Sets a float64 scalar attribute.
     public func setAttribute(_ name: String, _ value: Double, on: String? = nil) throws {
@@ -22,6 +32,40 @@ extension H5Group {
             defer { H5Tclose(type) }
             try createAttribute(name, on: on, shape: [], fileType: type) { attribute in
                 try withCStrings([value]) { try check(H5Awrite(attribute, type, $0), "cannot write \(describe(attribute: name, on: on))") }
+            }
+        }
+    }
+
+    /// Sets an attribute of the value's type: int64, boolean, float64, string or string array.
+    public func setAttribute(_ name: String, _ value: AttributeValue, on: String? = nil) throws {
+        switch value {
+        case .int(let v): try setAttribute(name, Int64(v), on: on)
+        case .bool(let v): try setAttribute(name, v, on: on)
+        case .float(let v): try setAttribute(name, v, on: on)
+        case .string(let v): try setAttribute(name, v, on: on)
+        case .strings(let v): try setAttribute(name, v, on: on)
+        }
+    }
+
+    /// Sets a boolean attribute (h5py reads it as `numpy.bool_`).
+    public func setAttribute(_ name: String, _ value: Bool, on: String? = nil) throws {
+        try serialized {
+            let type = try booleanType()
+            defer { H5Tclose(type) }
+            try createAttribute(name, on: on, shape: [], fileType: type) { attribute in
+                var byte: Int8 = value ? 1 : 0
+                try check(H5Awrite(attribute, type, &byte), "cannot write \(describe(attribute: name, on: on))")
+            }
+        }
+    }
+
+    /// Sets a 1-D attribute of variable-length UTF-8 strings (h5py reads a list of str).
+    public func setAttribute(_ name: String, _ values: [String], on: String? = nil) throws {
+        try serialized {
+            let type = try variableStringType()
+            defer { H5Tclose(type) }
+            try createAttribute(name, on: on, shape: [values.count], fileType: type) { attribute in
+                try withCStrings(values) { try check(H5Awrite(attribute, type, $0), "cannot write \(describe(attribute: name, on: on))") }
             }
         }
     }
@@ -64,6 +108,27 @@ extension H5Group {
     /// Reads a single-valued integer attribute as Int64 (floating-point attributes are refused).
     public func intAttribute(_ name: String, on: String? = nil) throws -> Int64 {
         try single(intArrayAttribute(name, on: on), name, on)
+    }
+
+    /// Reads a single boolean attribute: a boolean enum (as h5py writes it) or an integer (≠ 0 is true).
+    public func boolAttribute(_ name: String, on: String? = nil) throws -> Bool {
+        try withAttribute(name, on: on) { attribute, type, extent in
+            guard extent.count == 1 else {
+                throw HDF5Error("\(describe(attribute: name, on: on)) holds \(extent.count) values, expected exactly one", hdf5Stack: false)
+            }
+            switch H5Tget_class(type) {
+            case H5T_ENUM where H5Tget_size(type) == 1:
+                var byte: Int8 = 0
+                try check(H5Aread(attribute, type, &byte), "cannot read \(describe(attribute: name, on: on))")
+                return byte != 0
+            case H5T_INTEGER:
+                var value: Int64 = 0
+                try check(H5Aread(attribute, overopt_H5T_NATIVE_INT64(), &value), "cannot read \(describe(attribute: name, on: on))")
+                return value != 0
+            default:
+                throw HDF5Error("\(describe(attribute: name, on: on)) holds \(typeDescription(type)) values, expected a boolean", hdf5Stack: false)
+            }
+        }
     }
 
     /// Reads a single string attribute, variable- or fixed-length.

@@ -76,6 +76,17 @@ func variableStringType() throws -> hid_t {
     return type
 }
 
+/// The boolean type h5py and NumPy use: an int8 enum with FALSE = 0 and TRUE = 1. The caller closes it.
+func booleanType() throws -> hid_t {
+    let type = try check(H5Tenum_create(overopt_H5T_NATIVE_INT8()), "cannot create the boolean type")
+    var no: Int8 = 0, yes: Int8 = 1
+    if H5Tenum_insert(type, "FALSE", &no) < 0 || H5Tenum_insert(type, "TRUE", &yes) < 0 {
+        H5Tclose(type)
+        throw HDF5Error("cannot create the boolean type")
+    }
+    return type
+}
+
 /// Calls `body` with an array of C-string pointers for `strings` (text after an embedded NUL is lost).
 func withCStrings<T>(_ strings: [String], _ body: (UnsafeRawPointer?) throws -> T) rethrows -> T {
     let pointers = strings.map { strdup($0) }

@@ -64,6 +64,9 @@ struct Inspect: ParsableCommand {
                 }
             } else if let info = try? group.datasetInfo(name) {
                 var line = indent + name + "  " + info.typeDescription + " " + shapeText(info.shape)
+                if let dims = try? group.dimensionNames(of: name), dims.contains(where: { $0 != nil }) {
+                    line += " (" + dims.map { $0 ?? "–" }.joined(separator: ", ") + ")"
+                }
                 if values { line += "  = " + datasetValues(group, name, info) }
                 lines.append(line)
                 describeAttributes(of: group, on: name, indent: indent + "  ", into: &lines)
@@ -73,8 +76,11 @@ struct Inspect: ParsableCommand {
         }
     }
 
+    /// Attributes HDF5's dimension-scale API maintains; the dimensions show on the dataset's line instead.
+    private static let dimensionScaleAttributes: Set<String> = ["DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME"]
+
     private func describeAttributes(of group: H5Group, on object: String?, indent: String, into lines: inout [String]) {
-        for name in (try? group.attributeNames(on: object)) ?? [] {
+        for name in (try? group.attributeNames(on: object)) ?? [] where object == nil || !Self.dimensionScaleAttributes.contains(name) {
             lines.append(indent + "@" + name + " = " + attributeValue(group, name, on: object))
         }
     }
@@ -93,6 +99,9 @@ struct Inspect: ParsableCommand {
             case let type where type.hasPrefix("float"):
                 let numbers = try group.doubleArrayAttribute(name, on: object)
                 return scalar ? "\(numbers[0])" : list(numbers.map { "\($0)" })
+            case "enum" where scalar:
+                if let flag = try? group.boolAttribute(name, on: object) { return flag ? "true" : "false" }
+                return "(enum scalar)"
             default:
                 return "(\(info.typeDescription) \(shapeText(info.shape)))"
             }

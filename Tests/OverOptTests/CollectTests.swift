@@ -31,7 +31,7 @@ func writeToyRun(_ path: String, seed: Int, noise: Double = 0, goldAtN: [Double]
             try bon.write("kl", n.map { log(Double($0)) - Double($0 - 1) / Double($0) })
             try bon.write("gold", goldAtN)
             try bon.write("proxy", goldAtN.map { 2 * $0 })
-            try bon.write("gold_sem", [9.0, 9, 9])   // per-seed sems over prompts are not averaged
+            try bon.write("gold_sem", [9.0, 9, 9])   // sems over prompts: kept as gold_sem_over_prompts
             try bon.write("gold_shifted", goldAtN.map { $0 - goldAtN[0] })
             try bon.write("proxy_shifted", goldAtN.map { 2 * ($0 - goldAtN[0]) })
             let ppo = try root.createGroup("ppo/\(v)")
@@ -76,6 +76,8 @@ func writeToyRun(_ path: String, seed: Int, noise: Double = 0, goldAtN: [Double]
     let f = try H5File.open(out)
     defer { f.close() }
     #expect(try f.root.stringAttribute("kind") == "summary")
+    #expect(try f.root.intAttribute("schema_version") == resultSchemaVersion)
+    #expect(try f.root.stringAttribute("source") == (dir as NSString).lastPathComponent)   // no machine path
     let groups = try f.root.group("groups")
     let names = try groups.children()
     #expect(names.count == 2)
@@ -87,36 +89,44 @@ func writeToyRun(_ path: String, seed: Int, noise: Double = 0, goldAtN: [Double]
     // Best-of-n: gold at n = 4 across seeds is 1, 2, 5 → mean 8/3, std √(13/3), sem √13/3.
     let bon = try gA.group("bon/bt")
     #expect(try bon.readInt64s("n").values == [1, 2, 4])
-    let m = try bon.readDoubles("gold_mean").values, s = try bon.readDoubles("gold_std").values
-    let e = try bon.readDoubles("gold_sem").values
+    let m = try bon.readDoubles("gold").values, s = try bon.readDoubles("gold_std_over_seeds").values
+    let e = try bon.readDoubles("gold_sem_over_seeds").values
     #expect(abs(m[2] - 8.0 / 3) < 1e-12)
     #expect(abs(s[2] - (13.0 / 3).squareRoot()) < 1e-12)   // deviations −5/3, −2/3, 7/3: Σ² = 78/9, /2
     #expect(abs(e[2] - 13.0.squareRoot() / 3) < 1e-12)
     // Shifted gold at n = 4: 1, 2, 4 → mean 7/3.
-    #expect(abs(try bon.readDoubles("gold_shifted_mean").values[2] - 7.0 / 3) < 1e-12)
-    #expect(!bon.contains("gold_sem_mean"))
+    #expect(abs(try bon.readDoubles("gold_shifted").values[2] - 7.0 / 3) < 1e-12)
+    #expect(try bon.readDoubles("gold_sem_over_prompts").values == [9, 9, 9])
+    // Each seed's curve, seed-major, on the `seed` and `n` dimensions.
+    let perSeed = try bon.readDoubles("gold_per_seed")
+    #expect(perSeed.shape == [3, 3] && perSeed.values == [0, 0.5, 1, 0, 1, 2, 1, 2, 5])
+    #expect(try bon.readInt64s("seed").values == [0, 1, 2])
+    #expect(try bon.dimensionNames(of: "gold_per_seed") == ["seed", "n"])
+    #expect(try bon.dimensionNames(of: "gold") == ["n"])
+    #expect(try bon.stringAttribute("units", on: "gold") == "reward")
     #expect(bon.hasAttribute("gold_alpha") && bon.hasAttribute("gold_r2"))
 
     // PPO: grid 0 … min(2, 4, 3) = 2 in 3 points; seed 1 interpolated (kl 1 → gold 2),
     // seed 2 shifted by its step-0 gold (1) → 0 everywhere.
     let ppo = try gA.group("ppo/bt")
     #expect(try ppo.readDoubles("kl").values == [0, 1, 2])
-    let pm = try ppo.readDoubles("gold_shifted_mean").values
+    let pm = try ppo.readDoubles("gold_shifted").values
     let expected: [Double] = [0, 1, 2]   // means of (0, 0, 0), (1, 2, 0), (2, 4, 0)
     #expect(zip(pm, expected).allSatisfy { abs($0 - $1) < 1e-12 })
-    #expect(!ppo.contains("policy_loss_mean"))
+    #expect(!ppo.contains("policy_loss"))
+    #expect(try ppo.dimensionNames(of: "gold_shifted_per_seed") == ["seed", "kl"])
 
     // RM scalars: 0.6, 0.7, 0.8 → mean 0.7, std 0.1, sem 0.1/√3.
     let rm = try gA.group("rm/bt")
-    #expect(abs(try rm.readDoubles("id_accuracy_mean").values[0] - 0.7) < 1e-12)
-    #expect(abs(try rm.readDoubles("id_accuracy_std").values[0] - 0.1) < 1e-12)
-    #expect(abs(try rm.readDoubles("id_accuracy_sem").values[0] - 0.1 / 3.0.squareRoot()) < 1e-12)
-    #expect(abs(try rm.readDoubles("ood_accuracy/hot_mean").values[0] - 0.6) < 1e-12)
-    #expect(try rm.readDoubles("id_accuracy_values").values == [0.6, 0.7, 0.8])
+    #expect(abs(try rm.readDoubles("id_accuracy").values[0] - 0.7) < 1e-12)
+    #expect(abs(try rm.readDoubles("id_accuracy_std_over_seeds").values[0] - 0.1) < 1e-12)
+    #expect(abs(try rm.readDoubles("id_accuracy_sem_over_seeds").values[0] - 0.1 / 3.0.squareRoot()) < 1e-12)
+    #expect(abs(try rm.readDoubles("ood_accuracy/hot").values[0] - 0.6) < 1e-12)
+    #expect(try rm.readDoubles("id_accuracy_per_seed").values == [0.6, 0.7, 0.8])
 
     // The one-seed group: no spread.
     let gB = try groups.group(try names.first { try groups.group($0).intAttribute("count") == 1 }!)
-    #expect(try gB.group("bon/bt").readDoubles("gold_std").values.allSatisfy(\.isNaN))
+    #expect(try gB.group("bon/bt").readDoubles("gold_std_over_seeds").values.allSatisfy(\.isNaN))
 }
 
 @Test func collectFailsClearlyOnAFolderWithoutRuns() throws {

@@ -176,8 +176,8 @@ def test_xarray_opens_a_fresh_run_with_named_coordinates(tiny_runs):
 def test_a_fresh_summary_keeps_per_seed_curves_with_unambiguous_names(tiny_runs):
     path = tiny_runs / "summary.h5"
     with h5py.File(path, "r") as f:
-        assert f.attrs["schema_version"] == 2 and "source" not in f.attrs
-        group = next(g for g in f["groups"].values() if len(g.attrs["seeds"]) == 2)
+        assert f.attrs["schema_version"] == 2 and f.attrs["source"] == "runs"  # the folder's name, not its path
+        name, group = next((k, g) for k, g in f["groups"].items() if len(g.attrs["seeds"]) == 2)
         bon = group["bon/bt"]
         assert {"gold", "gold_sem_over_seeds", "gold_std_over_seeds", "gold_per_seed",
                 "gold_sem_over_prompts"} <= set(bon)
@@ -186,7 +186,7 @@ def test_a_fresh_summary_keeps_per_seed_curves_with_unambiguous_names(tiny_runs)
         assert {"reward_mean", "reward_mean_sem_over_seeds", "ood_accuracy_mean"} <= set(rm)
         assert not any(name.endswith("_mean_mean") for name in rm)
     df = overopt.load_summary(path)
-    two = df[df["group"] == group.name.split("/")[-1]]
+    two = df[df["group"] == name]
     per_seed = two.query("stage == 'bon' and variant == 'bt' and quantity == 'gold' and statistic == 'seed'")
     assert set(per_seed["seed"]) == {0, 1}
     mean = two.query("stage == 'bon' and variant == 'bt' and quantity == 'gold' and statistic == 'mean'")

@@ -94,6 +94,8 @@ public func pretrainBasePolicy(world: World, config: BasePolicyConfig, log: (Str
     var result = BasePolicy(model: model)
     let start = monotonicSeconds()
     var windowLoss = 0.0, windowTokens = 0, totalTokens = 0, step = 0
+    var curveLoss = 0.0, curveTokens = 0
+    let curveEvery = baseCurveInterval(totalSteps: totalSteps)
     var lastLog = start
     for epoch in 0..<config.epochs {
         var order = Array(0..<corpus.count)
@@ -115,10 +117,14 @@ public func pretrainBasePolicy(world: World, config: BasePolicyConfig, log: (Str
             opt.update(model, lr: schedule.learningRate(step: step))
             step += 1
             windowLoss += Double(loss) * Double(tokens); windowTokens += tokens; totalTokens += tokens
+            curveLoss += Double(loss) * Double(tokens); curveTokens += tokens
+            if step % curveEvery == 0 || step == totalSteps {
+                result.curveStep.append(Int64(step)); result.curveLoss.append(curveLoss / Double(max(1, curveTokens)))
+                curveLoss = 0; curveTokens = 0
+            }
             let now = monotonicSeconds()
             if now - lastLog > 5 || step == totalSteps {
                 let mean = windowLoss / Double(max(1, windowTokens))
-                result.curveStep.append(Int64(step)); result.curveLoss.append(mean)
                 log(String(format: "  base policy epoch %d step %d/%d  loss %.3f  %.0f tokens/s",
                            epoch + 1, step, totalSteps, mean, Double(totalTokens) / (now - start))
                     + etaSuffix(elapsed: now - start, done: Double(step), total: Double(totalSteps)))
@@ -133,6 +139,10 @@ public func pretrainBasePolicy(world: World, config: BasePolicyConfig, log: (Str
     log(String(format: "base policy: held-out NLL %.3f nats/token after %.1f s", result.evalNLL, result.seconds))
     return result
 }
+
+/// Steps between two points of the pretraining loss curve: about 100 points per run, the
+/// same on every machine (each point is the token-weighted mean loss since the previous one).
+public func baseCurveInterval(totalSteps: Int) -> Int { max(1, totalSteps / 100) }
 
 /// Loss mask counting every next-token prediction of a sequence (positions 0…len−2).
 public func wholeSequenceMask(_ batch: TokenBatch) -> [Float] {

@@ -5,29 +5,40 @@
 // top-level `seed` is removed form a group (`base.seed` and every other key still count).
 // Only complete files (root attribute `complete` = 1) are read.
 //
-// Summary schema (all names stable):
-//   /  @kind = "summary", @overopt_version, @source (the folder), @created, @cpu, @blas_core,
-//      @kernels (the machine that collected), @groups, @runs
+// Summary schema, version 2 (version 1, written before @schema_version existed, named the
+// mean `<c>_mean` and the spreads `<c>_std`, `<c>_sem`, per-seed scalars `<s>_values`):
+//   /  @schema_version = 2, @kind = "summary", @overopt_version, @source (the folder's name,
+//      never a full path), @created, @cpu, @blas_core, @kernels (the machine that
+//      collected), @groups, @runs
 //   /groups/<name>-<hash8>/           one per group; <hash8> = hash of the config minus seed
 //     @config (JSON minus seed), @name, @seeds [int64], @count;  files (string, seed order)
 //     bon/<variant>/                  best-of-n; every seed must have the same n grid
 //       n (int64), kl                 the grid, KL_n = log n − (n−1)/n
-//       <curve>_mean, _std, _sem      for every curve of the run files' /bon/<variant>
-//                                     (proxy, gold, gold_oracle, their *_shifted, gold_<component>)
-//       @seeds, @count, @<c>_alpha, @<c>_beta, @<c>_r2   Gao fit d(α − βd) of <c>_shifted_mean
-//                                     for c in proxy, gold, gold_oracle
+//       seed (int64)                  the seeds, in the order of the per-seed rows
+//       <curve>                       mean over seeds, for every curve of the run files'
+//                                     /bon/<variant> (proxy, gold, gold_oracle, their
+//                                     *_shifted, gold_<component>)
+//       <curve>_std_over_seeds, <curve>_sem_over_seeds
+//       <curve>_per_seed [seeds, n]   each seed's curve
+//       @seeds, @count, @<c>_alpha, @<c>_beta, @<c>_r2   Gao fit d(α − βd) of the mean of
+//                                     <c>_shifted for c in proxy, gold, gold_oracle
 //     ppo/<variant>/                  PPO on a common KL grid
 //       kl                            `kl_points` points from 0 to the smallest max KL over seeds
-//       <curve>_mean, _std, _sem      each seed's curve vs its KL (k1), sorted by KL and
+//       seed, <curve>, <curve>_std_over_seeds, _sem_over_seeds, _per_seed [seeds, kl]
+//                                     each seed's curve vs its KL (k1), sorted by KL and
 //                                     linearly interpolated onto the grid (constant beyond
 //                                     its ends): proxy, gold, proxy_shifted, gold_shifted
 //                                     (minus the step-0 value), gold_<component>, kl_k2,
 //                                     kl_k3, length, entropy
-//       @seeds, @count, @<c>_alpha, @<c>_beta, @<c>_r2   Gao fit d(α − β log d) of
-//                                     <c>_shifted_mean for c in proxy, gold
+//       @seeds, @count, @<c>_alpha, @<c>_beta, @<c>_r2   Gao fit d(α − β log d) of the mean
+//                                     of <c>_shifted for c in proxy, gold
 //     rm/<variant>/                   every scalar of the run files' /rm/<variant>
-//       <scalar>_mean, _std, _sem, _values (per seed)   e.g. id_accuracy_mean,
-//       ood_accuracy_mean_mean, ood_accuracy/<set>_mean
+//       seed, <scalar>, <scalar>_std_over_seeds, _sem_over_seeds, _per_seed [seeds]
+//                                     e.g. id_accuracy, ood_accuracy_mean,
+//                                     ood_accuracy/hot_samples_sem_over_seeds
+// In run files `<curve>_sem` is the standard error over prompts; summaries keep the mean
+// over seeds of those as `<curve>_sem_over_prompts`. Datasets carry `units` and
+// `long_name`; `n`, `kl` (PPO) and `seed` are dimension scales (ResultSchema.swift).
 // std uses n − 1; sem = std/√n; with one seed both are NaN.
 import Foundation
 import OverOptEngine
@@ -81,8 +92,11 @@ public func readCollectedRun(path: String) throws -> CollectedRun {
     let f = try H5File.open(path)
     defer { f.close() }
     let root = f.root
-    guard root.hasAttribute("complete"), (try? root.intAttribute("complete")) == 1 else {
-        throw CollectError("not complete (no root attribute complete = 1)")
+    guard root.hasAttribute("complete"), (try? root.boolAttribute("complete")) == true else {
+        throw CollectError("not complete (no root attribute complete = true)")
+    }
+    if root.hasAttribute("schema_version"), let v = try? root.intAttribute("schema_version"), v > resultSchemaVersion {
+        throw CollectError("schema version \(v), newer than this build's \(resultSchemaVersion) (update overopt)")
     }
     guard root.hasAttribute("config") else { throw CollectError("no config attribute (not a run file)") }
     var run = CollectedRun(path: path, seed: try root.intAttribute("seed"),
@@ -93,10 +107,10 @@ public func readCollectedRun(path: String) throws -> CollectedRun {
         for v in try bon.children() where bon.isGroup(v) {
             let g = try bon.group(v)
             var c = RunCurves(x: try g.readInt64s("n").values, kl: try g.readDoubles("kl").values, curves: [:])
-            for name in try g.children() where !g.isGroup(name) && name != "n" && name != "kl" && !name.hasSuffix("_sem") {
+            for name in try g.children() where !g.isGroup(name) && name != "n" && name != "kl" {
                 let info = try g.datasetInfo(name)
                 guard info.typeDescription.hasPrefix("float"), info.shape == [c.x.count] else { continue }
-                c.curves[name] = try g.readDoubles(name).values
+                c.curves[name.hasSuffix("_sem") ? "\(name)_over_prompts" : name] = try g.readDoubles(name).values
             }
             for base in ["proxy", "gold", "gold_oracle"] where c.curves["\(base)_shifted"] == nil {
                 if let y = c.curves[base], let y0 = y.first { c.curves["\(base)_shifted"] = y.map { $0 - y0 } }
@@ -153,6 +167,8 @@ public struct CurveStatistics: Sendable {
     public var x: [Int64]
     public var kl: [Double]
     public var stats: [String: [SeedStatistics]]
+    /// Each seed's curve on the grid, seed-major ([seed][point]), by curve name.
+    public var perSeed: [String: [[Double]]] = [:]
 }
 
 /// Best-of-n curves across seeds: every run must have the same n grid. Curves missing in
@@ -163,10 +179,12 @@ public func summarizeBestOfN(_ runs: [RunCurves]) throws -> CurveStatistics {
         throw CollectError("best-of-n n grids differ across seeds (\(first.x.count) vs \(r.x.count) points); use the same bon settings")
     }
     var stats: [String: [SeedStatistics]] = [:]
+    var perSeed: [String: [[Double]]] = [:]
     for name in first.curves.keys where runs.allSatisfy({ $0.curves[name] != nil }) {
         stats[name] = first.x.indices.map { j in SeedStatistics(runs.map { $0.curves[name]![j] }) }
+        perSeed[name] = runs.map { $0.curves[name]! }
     }
-    return CurveStatistics(x: first.x, kl: first.kl, stats: stats)
+    return CurveStatistics(x: first.x, kl: first.kl, stats: stats, perSeed: perSeed)
 }
 
 /// PPO curves across seeds on the common KL grid (`commonKLGrid`), each seed's curve
@@ -174,12 +192,14 @@ public func summarizeBestOfN(_ runs: [RunCurves]) throws -> CurveStatistics {
 public func summarizePPO(_ runs: [RunCurves], points: Int = 50) -> CurveStatistics {
     let grid = commonKLGrid(maxKLs: runs.map { $0.kl.max() ?? 0 }, points: points)
     var stats: [String: [SeedStatistics]] = [:]
+    var perSeed: [String: [[Double]]] = [:]
     guard let first = runs.first else { return CurveStatistics(x: [], kl: grid, stats: [:]) }
     for name in first.curves.keys where runs.allSatisfy({ $0.curves[name] != nil }) {
         let onGrid = runs.map { interpolateLinear(x: $0.kl, y: $0.curves[name]!, at: grid) }
         stats[name] = grid.indices.map { j in SeedStatistics(onGrid.map { $0[j] }) }
+        perSeed[name] = onGrid
     }
-    return CurveStatistics(x: [], kl: grid, stats: stats)
+    return CurveStatistics(x: [], kl: grid, stats: stats, perSeed: perSeed)
 }
 
 // MARK: - Collect
@@ -217,9 +237,10 @@ public func collectResults(directory: String, outputPath: String, klPoints: Int 
 
     try writeAtomically(to: outputPath) { file in
         let root = file.root
+        try root.setAttribute("schema_version", resultSchemaVersion)
         try root.setAttribute("kind", "summary")
         try root.setAttribute("overopt_version", overOptVersion)
-        try root.setAttribute("source", directory)
+        try root.setAttribute("source", (absolutePath(directory) as NSString).lastPathComponent)
         try root.setAttribute("created", ISO8601DateFormatter().string(from: Date()))
         let compute = ComputeEnvironment.current
         try root.setAttribute("cpu", compute.cpu)
@@ -252,16 +273,20 @@ func writeGroup(_ runs: [CollectedRun], to g: H5Group, klPoints: Int, log: (Stri
     func variants<T>(_ kp: KeyPath<CollectedRun, [String: T]>) -> [String] {
         Array(Set(runs.flatMap { $0[keyPath: kp].keys })).sorted()
     }
-    func writeStats(_ s: CurveStatistics, to vg: H5Group) throws {
+    func writeStats(_ s: CurveStatistics, seeds: [Int64], to vg: H5Group) throws {
+        try vg.write("seed", seeds)
         for (name, st) in s.stats.sorted(by: { $0.key < $1.key }) {
-            try vg.write("\(name)_mean", st.map(\.mean))
-            try vg.write("\(name)_std", st.map(\.std))
-            try vg.write("\(name)_sem", st.map(\.sem))
+            try vg.write(name, st.map(\.mean))
+            try vg.write("\(name)_std_over_seeds", st.map(\.std))
+            try vg.write("\(name)_sem_over_seeds", st.map(\.sem))
+            if let rows = s.perSeed[name] {
+                try vg.write("\(name)_per_seed", rows.flatMap { $0 }, shape: [rows.count, st.count])
+            }
         }
     }
     func writeFits(_ s: CurveStatistics, _ form: GaoForm, _ curves: [String], to vg: H5Group) throws {
         for c in curves {
-            guard let st = s.stats["\(c)_shifted"] else { continue }
+            guard let st = s.stats["\(c)_shifted"] else { continue }  // fitted to the mean over seeds
             let fit = fitGao(form, kl: s.kl, y: st.map(\.mean))
             try vg.setAttribute("\(c)_alpha", fit.alpha)
             try vg.setAttribute("\(c)_beta", fit.beta)
@@ -278,7 +303,8 @@ func writeGroup(_ runs: [CollectedRun], to g: H5Group, klPoints: Int, log: (Stri
         let vg = try g.createGroup("bon/\(v)")
         try vg.write("n", s.x)
         try vg.write("kl", s.kl)
-        try writeStats(s, to: vg)
+        try writeStats(s, seeds: members.map(\.seed), to: vg)
+        try annotateSummaryCurves(vg, grid: "n", coordinate: "kl", stage: "bon")
         try vg.setAttribute("seeds", members.map(\.seed))
         try vg.setAttribute("count", Int64(members.count))
         try writeFits(s, .bestOfN, ["proxy", "gold", "gold_oracle"], to: vg)
@@ -288,7 +314,8 @@ func writeGroup(_ runs: [CollectedRun], to g: H5Group, klPoints: Int, log: (Stri
         let s = summarizePPO(members.map { $0.ppo[v]! }, points: klPoints)
         let vg = try g.createGroup("ppo/\(v)")
         try vg.write("kl", s.kl)
-        try writeStats(s, to: vg)
+        try writeStats(s, seeds: members.map(\.seed), to: vg)
+        try annotateSummaryCurves(vg, grid: "kl", coordinate: nil, stage: "ppo")
         try vg.setAttribute("seeds", members.map(\.seed))
         try vg.setAttribute("count", Int64(members.count))
         try writeFits(s, .rl, ["proxy", "gold"], to: vg)
@@ -300,11 +327,13 @@ func writeGroup(_ runs: [CollectedRun], to g: H5Group, klPoints: Int, log: (Stri
         for k in keys where members.allSatisfy({ $0.rm[v]![k] != nil }) {
             let values = members.map { $0.rm[v]![k]! }
             let st = SeedStatistics(values)
-            try vg.write("\(k)_mean", [st.mean], shape: [])
-            try vg.write("\(k)_std", [st.std], shape: [])
-            try vg.write("\(k)_sem", [st.sem], shape: [])
-            try vg.write("\(k)_values", values)
+            try vg.write(k, [st.mean], shape: [])
+            try vg.write("\(k)_std_over_seeds", [st.std], shape: [])
+            try vg.write("\(k)_sem_over_seeds", [st.sem], shape: [])
+            try vg.write("\(k)_per_seed", values)
         }
+        try vg.write("seed", members.map(\.seed))
+        try annotateSummaryScalars(vg)
         try vg.setAttribute("seeds", members.map(\.seed))
         try vg.setAttribute("count", Int64(members.count))
     }

@@ -241,6 +241,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
     let seconds = monotonicSeconds() - start
     try writeAtomically(to: outputPath) { file in
         let root = file.root
+        try root.setAttribute("schema_version", resultSchemaVersion)
         try root.setAttribute("overopt_version", overOptVersion)
         try root.setAttribute("name", config.name)
         try root.setAttribute("seed", Int64(config.seed))
@@ -252,9 +253,9 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
         try root.setAttribute("cpu", compute.cpu)
         try root.setAttribute("blas_core", compute.blasCore)
         try root.setAttribute("kernels", compute.kernels)
-        try root.setAttribute("proxies", config.proxies.joined(separator: ","))
+        try root.setAttribute("proxies", config.proxies)
         if !loadProxies.isEmpty {
-            try root.setAttribute("loaded_proxies", loadProxies.keys.sorted().map { "\($0)=\(absolutePath(loadProxies[$0]!))" }.joined(separator: ","))
+            try root.setAttribute("loaded_proxies", loadProxies.keys.sorted().map { "\($0)=\(loadProxies[$0]!)" })
         }
         try root.setAttribute("created", ISO8601DateFormatter().string(from: Date()))
         try root.setAttribute("seconds", seconds)
@@ -269,7 +270,8 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
         try b.setAttribute("gold_mean", baseGold)
         try writeDataSummary(data, to: root.createGroup("data"))
         for w in writers { try w(root) }
-        try root.setAttribute("complete", Int64(1))
+        try annotateRunFile(root)
+        try root.setAttribute("complete", true)
     }
     metrics.emit(stage: "run", [("seconds", seconds)], fields: [("event", "end"), ("result", outputPath)])
     return RunSummary(path: outputPath, seconds: seconds, variants: summaries, baseGold: baseGold)
@@ -355,6 +357,6 @@ func writeDataSummary(_ d: PreferenceDataset, to g: H5Group) throws {
     try g.setAttribute("train_pairs", Int64(d.train.count))
     try g.setAttribute("flipped_pairs", Int64(d.train.filter(\.flipped).count))
     try g.setAttribute("id_pairs", Int64(d.idEval.count))
-    try g.setAttribute("ood_sets", d.oodEval.map(\.name).joined(separator: ","))
+    try g.setAttribute("ood_sets", d.oodEval.map(\.name))
     try g.write("train_gold_margin", d.train.map(\.goldMargin), compress: true)
 }

@@ -192,11 +192,11 @@ public func tomlLiteral(_ value: Any) -> String {
 
 // MARK: - Resume
 
-/// True when `path` is a result file whose root attribute `complete` is 1.
+/// True when `path` is a result file whose root attribute `complete` is true (schema 2) or 1.
 public func isCompleteResult(_ path: String) -> Bool {
     guard FileManager.default.fileExists(atPath: path), let f = try? H5File.open(path) else { return false }
     defer { f.close() }
-    return f.root.hasAttribute("complete") && (try? f.root.intAttribute("complete")) == 1
+    return f.root.hasAttribute("complete") && (try? f.root.boolAttribute("complete")) == true
 }
 
 /// Runs one sweep entry in this process into `outputFolder` unless its complete file

@@ -6,6 +6,7 @@
 // rate and the evaluation cadence follow what a small CPU world needs (the learning
 // rate sets the resolution of the gold-vs-KL curve; docs/world.md, "Design lessons").
 import OverOptEngine
+import OverOptHDF5
 
 /// A PPO setting outside its valid range.
 public struct PPOConfigError: Error, CustomStringConvertible, Equatable {
@@ -176,22 +177,27 @@ public struct PPOConfig: Codable, Sendable, Equatable {
         try check(forwardBatchSize >= 1, .forwardBatchSize, "must be ≥ 1, got \(forwardBatchSize)")
     }
 
-    /// Every setting as (key, value) for HDF5 attributes; optional unset values are omitted.
-    public var attributes: [(key: String, value: Double)] {
-        var a: [(String, Double)] = [
-            ("steps", Double(steps)), ("prompts_per_step", Double(promptsPerStep)),
-            ("temperature", Double(temperature)), ("top_p", Double(topP)), ("max_new_tokens", Double(maxNewTokens)),
-            ("tempered_logprobs", temperedLogprobs ? 1 : 0),
-            ("learning_rate", learningRate), ("weight_decay", weightDecay), ("ppo_epochs", Double(ppoEpochs)),
-            ("minibatch_size", Double(minibatchSize)), ("clip_range", clipRange), ("value_clip_range", valueClipRange),
-            ("gamma", gamma), ("lambda", lambda), ("vf_coef", vfCoef), ("entropy_coef", entropyCoef),
-            ("kl_coef", klCoef), ("normalize_reward", normalizeReward ? 1 : 0),
-            ("whiten_advantages", whitenAdvantages ? 1 : 0), ("max_grad_norm", maxGradNorm),
-            ("eval_every", Double(evalEvery)), ("eval_prompts", Double(evalPrompts)),
-            ("sample_texts", Double(sampleTexts)), ("forward_batch_size", Double(forwardBatchSize)),
+    /// Every setting as (key, value) for HDF5 attributes, with its type (integer, boolean or
+    /// float); optional unset values are omitted.
+    public var attributes: [(key: String, value: AttributeValue)] {
+        var a: [(String, AttributeValue)] = [
+            ("steps", .int(steps)), ("prompts_per_step", .int(promptsPerStep)),
+            ("temperature", .float(decimalDouble(temperature))), ("top_p", .float(decimalDouble(topP))),
+            ("max_new_tokens", .int(maxNewTokens)), ("tempered_logprobs", .bool(temperedLogprobs)),
+            ("learning_rate", .float(learningRate)), ("weight_decay", .float(weightDecay)), ("ppo_epochs", .int(ppoEpochs)),
+            ("minibatch_size", .int(minibatchSize)), ("clip_range", .float(clipRange)), ("value_clip_range", .float(valueClipRange)),
+            ("gamma", .float(gamma)), ("lambda", .float(lambda)), ("vf_coef", .float(vfCoef)), ("entropy_coef", .float(entropyCoef)),
+            ("kl_coef", .float(klCoef)), ("normalize_reward", .bool(normalizeReward)),
+            ("whiten_advantages", .bool(whitenAdvantages)), ("max_grad_norm", .float(maxGradNorm)),
+            ("eval_every", .int(evalEvery)), ("eval_prompts", .int(evalPrompts)),
+            ("sample_texts", .int(sampleTexts)), ("forward_batch_size", .int(forwardBatchSize)),
         ]
-        if let t = targetKL { a.append(("target_kl", t)) }
-        if let c = rewardClip { a.append(("reward_clip", c)) }
+        if let t = targetKL { a.append(("target_kl", .float(t))) }
+        if let c = rewardClip { a.append(("reward_clip", .float(c))) }
         return a
     }
 }
+
+/// A Float as the Double of its shortest decimal form (0.7 rather than 0.699999988), so that
+/// attributes show the value the config gave.
+func decimalDouble(_ value: Float) -> Double { Double("\(value)") ?? Double(value) }

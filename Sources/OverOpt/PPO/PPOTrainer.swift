@@ -80,6 +80,10 @@ public struct PPOCurves: Sendable, Equatable {
     // Sample texts from evaluations.
     public var sampleStep: [Int64] = []
     public var sampleText: [String] = []
+    /// Per sample text: its prompt's id and the sample's proxy and gold scores.
+    public var samplePromptID: [Int64] = []
+    public var sampleProxy: [Double] = []
+    public var sampleGold: [Double] = []
     /// Mean and std used to normalize rewards (from the first rollout batch).
     public var rewardMean = 0.0
     public var rewardStd = 1.0
@@ -90,6 +94,12 @@ public struct PPOCurves: Sendable, Equatable {
     public var nonFiniteStep: Int?
 
     public init(config: PPOConfig) { self.config = config }
+
+    /// The datasets written per PPO iteration (on `train_step`); the rest are per evaluation
+    /// (on `step`) or per sample text (`sample_*`).
+    public static let trainingCurveNames: Set<String> = [
+        "policy_loss", "value_loss", "train_reward", "train_kl", "clip_fraction", "approx_kl", "kl_coef",
+    ]
 
     /// Writes every curve as a dataset and the config as attributes of `group`.
     public func write(to group: H5Group) throws {
@@ -112,6 +122,11 @@ public struct PPOCurves: Sendable, Equatable {
         try group.write("kl_coef", klCoef)
         try group.write("sample_step", sampleStep)
         try group.write("sample_text", strings: sampleText)
+        if sampleProxy.count == sampleText.count {
+            try group.write("sample_prompt_id", samplePromptID)
+            try group.write("sample_proxy", sampleProxy)
+            try group.write("sample_gold", sampleGold)
+        }
         for (k, v) in config.attributes { try group.setAttribute(k, v) }
         try group.setAttribute("reward_mean", rewardMean)
         try group.setAttribute("reward_std", rewardStd)
@@ -158,6 +173,10 @@ public struct PPOEvaluation: Sendable {
     public var length: Double
     public var entropy: Double
     public var samples: [String]
+    /// Per sample text: prompt id, proxy and gold score.
+    public var samplePromptIDs: [Int64] = []
+    public var sampleProxy: [Double] = []
+    public var sampleGold: [Double] = []
 }
 
 /// Per response: the response-token read-outs of one model on [BOS] prompt [SEP] response.
@@ -320,13 +339,15 @@ public final class PPOTrainer {
         // Sample texts from prompts spread over the evaluation set (different topics and tones),
         // with each one's gold and proxy score.
         let k = min(config.sampleTexts, prompts.count)
-        let samples = (0..<k).map { j -> String in
-            let i = j * prompts.count / max(1, k)
-            let g = world.gold(prompt: prompts[i], response: responses[i]).total
-            return world.render(prompt: prompts[i], response: responses[i]) + String(format: "   [gold %+.2f, proxy %+.2f]", g, proxyScores[i])
+        let picked = (0..<k).map { j in j * prompts.count / max(1, k) }
+        let sampleGold = picked.map { world.gold(prompt: prompts[$0], response: responses[$0]).total }
+        let samples = zip(picked, sampleGold).map { i, g in
+            world.render(prompt: prompts[i], response: responses[i]) + String(format: "   [gold %+.2f, proxy %+.2f]", g, proxyScores[i])
         }
         return PPOEvaluation(kl: kl, proxy: proxy, gold: gold / n, goldComponents: components.map { $0 / n },
-                             length: Double(tokens) / n, entropy: entropy, samples: samples)
+                             length: Double(tokens) / n, entropy: entropy, samples: samples,
+                             samplePromptIDs: picked.map { Int64(prompts[$0].id) },
+                             sampleProxy: picked.map { proxyScores[$0] }, sampleGold: sampleGold)
     }
 
     // MARK: Training
@@ -433,6 +454,9 @@ public final class PPOTrainer {
             for (j, name) in GoldScore.componentNames.enumerated() { curves.goldComponents[name, default: []].append(e.goldComponents[j]) }
             curves.length.append(e.length); curves.entropy.append(e.entropy)
             for s in e.samples { curves.sampleStep.append(Int64(step)); curves.sampleText.append(s) }
+            curves.samplePromptID += e.samplePromptIDs
+            curves.sampleProxy += e.sampleProxy
+            curves.sampleGold += e.sampleGold
             log(String(format: "ppo eval step %d: kl %.3f (k2 %.3f, k3 %.3f) proxy %.3f gold %.3f length %.1f entropy %.3f (%.1fs)",
                        step, e.kl.k1, e.kl.k2, e.kl.k3, e.proxy, e.gold, e.length, e.entropy, monotonicSeconds() - t0))
             for s in e.samples.prefix(2) { log("  sample: \(s)") }

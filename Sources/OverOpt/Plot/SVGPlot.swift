@@ -76,10 +76,10 @@ func panels(_ g: H5Group, summary: Bool, suffix: String) throws -> [PlotPanel] {
             let kl = try vg.readDoubles("kl").values
             for curve in ["gold", "proxy"] {
                 if summary {
-                    guard vg.contains("\(curve)_shifted_mean") else { continue }
+                    guard let names = summaryCurveNames(vg, "\(curve)_shifted") else { continue }
                     series.append(PlotSeries(variant: v, curve: curve, x: kl,
-                                             y: try vg.readDoubles("\(curve)_shifted_mean").values,
-                                             band: try vg.readDoubles("\(curve)_shifted_sem").values))
+                                             y: try vg.readDoubles(names.mean).values,
+                                             band: try vg.readDoubles(names.sem).values))
                 } else {
                     guard vg.contains(curve) else { continue }
                     let raw = try vg.readDoubles(curve).values
@@ -94,6 +94,14 @@ func panels(_ g: H5Group, summary: Bool, suffix: String) throws -> [PlotPanel] {
         if !series.isEmpty { out.append(PlotPanel(title: title + suffix, series: series)) }
     }
     return out
+}
+
+/// The datasets of a summary curve's mean and sem over seeds: `<c>` and `<c>_sem_over_seeds`
+/// (schema 2) or `<c>_mean` and `<c>_sem` (schema 1); nil when the curve is missing.
+func summaryCurveNames(_ g: H5Group, _ curve: String) -> (mean: String, sem: String)? {
+    if g.contains("\(curve)_sem_over_seeds"), g.contains(curve) { return (curve, "\(curve)_sem_over_seeds") }
+    if g.contains("\(curve)_mean"), g.contains("\(curve)_sem") { return ("\(curve)_mean", "\(curve)_sem") }
+    return nil
 }
 
 // MARK: - Drawing
