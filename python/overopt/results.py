@@ -80,6 +80,12 @@ def _kind(f: h5py.File) -> str:
     return ""
 
 
+def file_kind(path: PathLike) -> str:
+    """"run" (a run file), "summary" (a collect summary) or "" (an HDF5 file that is neither)."""
+    with _open(path) as f:
+        return _kind(f)
+
+
 def _is_complete(f: h5py.File) -> bool:
     try:
         return int(_text(f.attrs.get("complete", 0))) == 1
@@ -426,6 +432,26 @@ def gao_fit_curve(form: str, kl: np.ndarray, alpha: float, beta: float) -> np.nd
         return d * (alpha - beta * d)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(d > 0, d * (alpha - beta * np.log(np.where(d > 0, d, 1.0))), 0.0)
+
+
+def fit_gao(form: str, kl: np.ndarray, y: np.ndarray) -> Tuple[float, float]:
+    """Least-squares (α, β) of :func:`gao_fit_curve` through the origin (as ``collect`` fits)."""
+    d = np.sqrt(np.maximum(np.asarray(kl, dtype=float), 0.0))
+    y = np.asarray(y, dtype=float)
+    keep = np.isfinite(d) & np.isfinite(y)
+    d, y = d[keep], y[keep]
+    if form == "bon":
+        g = -d * d
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = np.where(d > 0, -d * np.log(np.where(d > 0, d, 1.0)), 0.0)
+    a = np.array([[d @ d, d @ g], [d @ g, g @ g]])
+    b = np.array([d @ y, g @ y])
+    try:
+        alpha, beta = np.linalg.solve(a, b)
+    except np.linalg.LinAlgError:
+        return float("nan"), float("nan")
+    return float(alpha), float(beta)
 
 
 # MARK: - Samples

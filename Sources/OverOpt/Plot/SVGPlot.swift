@@ -13,7 +13,8 @@ import OverOptHDF5
 /// One line of a panel.
 public struct PlotSeries: Sendable {
     public var variant: String
-    /// "gold" (solid) or "proxy" (dashed).
+    /// "gold" (solid), "proxy" (dashed), "gold_fit" / "proxy_fit" (Gao et al.'s fit, thin
+    /// dotted), "id" (solid) or "ood" (dashed) accuracy.
     public var curve: String
     public var x: [Double]
     public var y: [Double]
@@ -28,7 +29,12 @@ public struct PlotSeries: Sendable {
 public struct PlotPanel: Sendable {
     public var title: String
     public var series: [PlotSeries]
-    public init(title: String, series: [PlotSeries]) { self.title = title; self.series = series }
+    public var xLabel: String
+    public var yLabel: String
+    public init(title: String, series: [PlotSeries], xLabel: String = "KL (nats)",
+                yLabel: String = "Δ score (vs initial policy)") {
+        self.title = title; self.series = series; self.xLabel = xLabel; self.yLabel = yLabel
+    }
 }
 
 /// Rows of panels and a title.
@@ -42,44 +48,110 @@ public struct Figure: Sendable {
         for p in rows.joined() { for s in p.series where !seen.contains(s.variant) { seen.append(s.variant) } }
         return seen
     }
+    /// Curve kinds in order of first appearance (one line style each).
+    public var curves: [String] {
+        var seen: [String] = []
+        for p in rows.joined() { for s in p.series where !seen.contains(s.curve) { seen.append(s.curve) } }
+        return seen
+    }
+}
+
+/// What `figure(file:options:)` draws.
+public struct FigureOptions: Sendable {
+    /// Only these variants, in this order (nil: all).
+    public var variants: [String]?
+    /// Plot against √KL (Gao et al.'s axis) instead of KL.
+    public var sqrtKL = false
+    /// Overlay Gao et al.'s fits: d(α − βd) for best-of-n, d(α − β log d) for PPO, d = √KL.
+    public var fits = false
+    /// The figure's title (nil: the file name).
+    public var title: String?
+    public init(variants: [String]? = nil, sqrtKL: Bool = false, fits: Bool = false, title: String? = nil) {
+        self.variants = variants; self.sqrtKL = sqrtKL; self.fits = fits; self.title = title
+    }
+}
+
+/// Errors of `figure(file:options:)`, one line each.
+public struct PlotError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 // MARK: - Reading files
 
-/// The figure of a run file (one seed) or of a collect summary (`@kind = "summary"`).
-public func figure(file path: String) throws -> Figure {
-    let f = try H5File.open(path)
+/// The figure of a run file (one seed) or of a collect summary (`@kind = "summary"`): KL
+/// curves of best-of-n and PPO or, for a summary of reward models only (Fig. 1 style),
+/// accuracy against the config key that differs between its groups.
+public func figure(file path: String, options: FigureOptions = FigureOptions()) throws -> Figure {
+    guard FileManager.default.fileExists(atPath: path) else { throw PlotError("\(path): no such file") }
+    let f: H5File
+    do { f = try H5File.open(path) } catch { throw PlotError("\(path): not a readable HDF5 file") }
     defer { f.close() }
     let root = f.root
     let name = (path as NSString).lastPathComponent
+    if root.hasAttribute("schema_version"), let v = try? root.intAttribute("schema_version"), v > resultSchemaVersion {
+        throw PlotError("\(path): schema version \(v), newer than this build's \(resultSchemaVersion) (update overopt)")
+    }
+    var fig: Figure
     if root.hasAttribute("kind"), (try? root.stringAttribute("kind")) == "summary" {
+        guard root.contains("groups") else { throw PlotError("\(path): a summary without /groups") }
         let groups = try root.group("groups")
+        let names = try groups.children().filter { groups.isGroup($0) }
+        let configs = try names.map { try groups.group($0).stringAttribute("config") }
+        let labels = groupLabels(names: names, configs: configs)
         var rows: [[PlotPanel]] = []
-        for g in try groups.children() where groups.isGroup(g) {
-            let row = try panels(try groups.group(g), summary: true, suffix: " · \(g)")
+        for (g, label) in zip(names, labels) {
+            let row = try panels(try groups.group(g), summary: true, suffix: " · \(label)", options: options)
             if !row.isEmpty { rows.append(row) }
         }
-        return Figure(title: "\(name): mean ± sem across seeds", rows: rows)
+        fig = Figure(title: "\(name): mean ± sem across seeds", rows: rows)
+        if rows.isEmpty { fig = try accuracyFigure(groups, names: names, configs: configs, options: options, fileName: name) }
+    } else {
+        guard root.hasAttribute("config") else {
+            throw PlotError("\(path): not an OverOpt run or summary file (no root attribute config or kind)")
+        }
+        let seed = (try? root.intAttribute("seed")).map { ", seed \($0)" } ?? ""
+        fig = Figure(title: "\(name)\(seed)", rows: [try panels(root, summary: false, suffix: "", options: options)].filter { !$0.isEmpty })
     }
-    let seed = (try? root.intAttribute("seed")).map { ", seed \($0)" } ?? ""
-    return Figure(title: "\(name)\(seed)", rows: [try panels(root, summary: false, suffix: "")])
+    if let wanted = options.variants {
+        let present = try availableVariants(root)
+        if let missing = wanted.first(where: { !present.contains($0) }) {
+            throw PlotError("\(path): no variant '\(missing)' (has: \(present.sorted().joined(separator: ", ")))")
+        }
+    }
+    if let title = options.title { fig.title = title }
+    return fig
+}
+
+/// The variants with best-of-n, PPO or reward-model results in a run file or any group of a summary.
+func availableVariants(_ root: H5Group) throws -> Set<String> {
+    var out: Set<String> = []
+    let holders = root.contains("groups") ? try root.group("groups").children().map { try root.group("groups/\($0)") } : [root]
+    for g in holders {
+        for section in ["bon", "ppo", "rm"] where g.contains(section) {
+            let sg = try g.group(section)
+            out.formUnion(try sg.children().filter { sg.isGroup($0) })
+        }
+    }
+    return out
 }
 
 /// The best-of-n and PPO panels of a run's root or a summary's group (those present).
-func panels(_ g: H5Group, summary: Bool, suffix: String) throws -> [PlotPanel] {
+func panels(_ g: H5Group, summary: Bool, suffix: String, options: FigureOptions = FigureOptions()) throws -> [PlotPanel] {
     var out: [PlotPanel] = []
     for (section, title) in [("bon", "Best-of-n"), ("ppo", "PPO")] where g.contains(section) {
         let sg = try g.group(section)
         var series: [PlotSeries] = []
-        for v in try sg.children() where sg.isGroup(v) {
+        let variants = try sg.children().filter { sg.isGroup($0) }
+        for v in options.variants?.filter(variants.contains) ?? variants {
             let vg = try sg.group(v)
             let kl = try vg.readDoubles("kl").values
             for curve in ["gold", "proxy"] {
+                var line: PlotSeries
                 if summary {
                     guard let names = summaryCurveNames(vg, "\(curve)_shifted") else { continue }
-                    series.append(PlotSeries(variant: v, curve: curve, x: kl,
-                                             y: try vg.readDoubles(names.mean).values,
-                                             band: try vg.readDoubles(names.sem).values))
+                    line = PlotSeries(variant: v, curve: curve, x: kl, y: try vg.readDoubles(names.mean).values,
+                                      band: try vg.readDoubles(names.sem).values)
                 } else {
                     guard vg.contains(curve) else { continue }
                     let raw = try vg.readDoubles(curve).values
@@ -87,13 +159,103 @@ func panels(_ g: H5Group, summary: Bool, suffix: String) throws -> [PlotPanel] {
                     var start = 0
                     if section == "ppo", vg.contains("step") { start = try vg.readInt64s("step").values.firstIndex(of: 0) ?? 0 }
                     guard start < raw.count else { continue }
-                    series.append(PlotSeries(variant: v, curve: curve, x: kl, y: raw.map { $0 - raw[start] }))
+                    line = PlotSeries(variant: v, curve: curve, x: kl, y: raw.map { $0 - raw[start] })
                 }
+                if options.fits { series.append(fitSeries(line, form: section == "bon" ? .bestOfN : .rl)) }
+                series.append(line)
             }
         }
-        if !series.isEmpty { out.append(PlotPanel(title: title + suffix, series: series)) }
+        if options.sqrtKL {
+            series = series.map { var s = $0; s.x = s.x.map { $0 > 0 ? $0.squareRoot() : 0 }; return s }
+        }
+        if !series.isEmpty {
+            out.append(PlotPanel(title: title + suffix, series: series,
+                                 xLabel: options.sqrtKL ? "√KL (√nats)" : "KL (nats)"))
+        }
     }
     return out
+}
+
+/// Gao et al.'s fit of `line` (`fitGao` on its points), drawn on 60 points from 0 to its last KL.
+func fitSeries(_ line: PlotSeries, form: GaoForm) -> PlotSeries {
+    let fit = fitGao(form, kl: line.x, y: line.y)
+    let top = line.x.filter(\.isFinite).max() ?? 0
+    let xs = (0...60).map { top * Double($0) / 60 }
+    let ys = xs.map { form.value(d: $0.squareRoot(), alpha: fit.alpha, beta: fit.beta) }
+    return PlotSeries(variant: line.variant, curve: "\(line.curve)_fit", x: xs, y: ys)
+}
+
+// MARK: - Groups and accuracy figures
+
+/// A config JSON as dotted keys → value text ("data.label_noise" → "0.25").
+func flatConfig(_ json: String) -> [String: String] {
+    guard let tree = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return [:] }
+    var out: [String: String] = [:]
+    func walk(_ node: [String: Any], _ prefix: String) {
+        for (k, v) in node {
+            if let sub = v as? [String: Any] { walk(sub, prefix + k + ".") } else if let list = v as? [Any] {
+                out[prefix + k] = "[" + list.map { "\($0)" }.joined(separator: ", ") + "]"
+            } else { out[prefix + k] = "\(v)" }
+        }
+    }
+    walk(tree, "")
+    return out
+}
+
+/// The config keys (dotted, sorted) whose values differ between `configs`, other than seed.
+public func differingConfigKeys(_ configs: [String]) -> [String] {
+    let flat = configs.map(flatConfig)
+    let keys = Set(flat.flatMap(\.keys)).subtracting(["seed"])
+    return keys.filter { k in Set(flat.map { $0[k] ?? "–" }).count > 1 }.sorted()
+}
+
+/// A readable label per group: the differing config keys with their values
+/// ("label_noise = 0.25"; the last part of the key unless two keys share it), else the name.
+public func groupLabels(names: [String], configs: [String]) -> [String] {
+    let keys = differingConfigKeys(configs)
+    guard !keys.isEmpty else { return names }
+    let lasts = keys.map { String($0.split(separator: ".").last ?? Substring($0)) }
+    let short = Set(lasts).count == lasts.count ? lasts : keys
+    return configs.map { json in
+        let flat = flatConfig(json)
+        return zip(keys, short).map { "\($1) = \(flat[$0] ?? "–")" }.joined(separator: ", ")
+    }
+}
+
+/// Fig. 1 style: each reward model's ID (solid) and mean OOD (dashed) accuracy, mean ± sem
+/// over seeds, against the one numeric config key that differs between the groups.
+func accuracyFigure(_ groups: H5Group, names: [String], configs: [String], options: FigureOptions,
+                    fileName: String) throws -> Figure {
+    let keys = differingConfigKeys(configs)
+    let flat = configs.map(flatConfig)
+    guard let key = keys.first(where: { k in flat.allSatisfy { Double($0[k] ?? "") != nil } }), keys.count == 1 else {
+        throw PlotError("\(fileName): no best-of-n or PPO curves, and its groups do not differ in exactly one numeric config key (they differ in: \(keys.isEmpty ? "nothing" : keys.joined(separator: ", "))) to plot accuracy against")
+    }
+    var points: [String: [(x: Double, curve: String, mean: Double, sem: Double)]] = [:]
+    for (g, config) in zip(names, flat) {
+        let group = try groups.group(g)
+        guard group.contains("rm"), let x = Double(config[key] ?? "") else { continue }
+        let rm = try group.group("rm")
+        for v in try rm.children() where rm.isGroup(v) && (options.variants?.contains(v) ?? true) {
+            let vg = try rm.group(v)
+            for (curve, scalar) in [("id", "id_accuracy"), ("ood", "ood_accuracy_mean")] {
+                guard let names = summaryCurveNames(vg, scalar) else { continue }
+                points[v, default: []].append((x, curve, try vg.readDoubles(names.mean).values[0],
+                                               try vg.readDoubles(names.sem).values[0]))
+            }
+        }
+    }
+    let order = options.variants ?? points.keys.sorted()
+    var series: [PlotSeries] = []
+    for v in order {
+        for curve in ["id", "ood"] {
+            let p = (points[v] ?? []).filter { $0.curve == curve }.sorted { $0.x < $1.x }
+            if !p.isEmpty { series.append(PlotSeries(variant: v, curve: curve, x: p.map(\.x), y: p.map(\.mean), band: p.map(\.sem))) }
+        }
+    }
+    guard !series.isEmpty else { throw PlotError("\(fileName): no best-of-n, PPO or reward-model results") }
+    let panel = PlotPanel(title: "Reward-model accuracy vs \(key)", series: series, xLabel: key, yLabel: "accuracy against gold labels")
+    return Figure(title: "\(fileName): mean ± sem across seeds", rows: [[panel]])
 }
 
 /// The datasets of a summary curve's mean and sem over seeds: `<c>` and `<c>_sem_over_seeds`
@@ -131,6 +293,18 @@ func xmlEscaped(_ s: String) -> String {
 }
 
 func f1(_ v: Double) -> String { String(format: "%.1f", v) }
+
+/// How a curve kind is drawn and named in the legend: gold and ID accuracy solid, proxy and
+/// OOD accuracy dashed, fits thin and dotted.
+func lineStyle(_ curve: String) -> (dash: String, width: String, fit: Bool, label: String) {
+    switch curve {
+    case "proxy": return (#" stroke-dasharray="6 4""#, "2", false, "proxy")
+    case "ood": return (#" stroke-dasharray="6 4""#, "2", false, "OOD accuracy (mean)")
+    case "id": return ("", "2", false, "ID accuracy")
+    case let c where c.hasSuffix("_fit"): return (#" stroke-dasharray="1.5 3""#, "1.5", true, "\(c.dropLast(4)) fit (Gao et al.)")
+    default: return ("", "2", false, curve)
+    }
+}
 
 /// The figure as a standalone SVG document: each curve is one `<path class="curve"
 /// data-variant=… data-curve=gold|proxy>`, each band one `<path class="band" …>`.
@@ -181,8 +355,8 @@ public func renderSVG(_ fig: Figure) -> String {
                 out.append(#"<text x="\#(f1(px(t)))" y="\#(f1(y0 + h + 18))" text-anchor="middle">\#(tickLabel(t, step: xs_))</text>"#)
             }
             out.append(#"<rect x="\#(f1(x0))" y="\#(f1(y0))" width="\#(f1(w))" height="\#(f1(h))" fill="none" stroke="black"/>"#)
-            out.append(#"<text x="\#(f1(x0 + w / 2))" y="\#(f1(y0 + h + 38))" text-anchor="middle">KL (nats)</text>"#)
-            out.append(#"<text x="\#(f1(x0 - 46))" y="\#(f1(y0 + h / 2))" text-anchor="middle" transform="rotate(-90 \#(f1(x0 - 46)) \#(f1(y0 + h / 2)))">Δ score (vs initial policy)</text>"#)
+            out.append(#"<text x="\#(f1(x0 + w / 2))" y="\#(f1(y0 + h + 38))" text-anchor="middle">\#(xmlEscaped(panel.xLabel))</text>"#)
+            out.append(#"<text x="\#(f1(x0 - 46))" y="\#(f1(y0 + h / 2))" text-anchor="middle" transform="rotate(-90 \#(f1(x0 - 46)) \#(f1(y0 + h / 2)))">\#(xmlEscaped(panel.yLabel))</text>"#)
             // Bands first, curves on top.
             for s in panel.series {
                 guard let b = s.band else { continue }
@@ -199,8 +373,8 @@ public func renderSVG(_ fig: Figure) -> String {
                     d += (pen ? " L" : (d.isEmpty ? "M" : " M")) + "\(f1(px(x))),\(f1(py(y)))"
                     pen = true
                 }
-                let dash = s.curve == "proxy" ? #" stroke-dasharray="6 4""# : ""
-                out.append(#"<path class="curve" data-variant="\#(xmlEscaped(s.variant))" data-curve="\#(s.curve)" d="\#(d)" fill="none" stroke="\#(colour(s.variant))" stroke-width="2"\#(dash)/>"#)
+                let style = lineStyle(s.curve)
+                out.append(#"<path class="\#(style.fit ? "fit" : "curve")" data-variant="\#(xmlEscaped(s.variant))" data-curve="\#(s.curve)" d="\#(d)" fill="none" stroke="\#(colour(s.variant))" stroke-width="\#(style.width)"\#(style.dash)/>"#)
             }
             out.append("</g>")
         }
@@ -215,9 +389,10 @@ public func renderSVG(_ fig: Figure) -> String {
         ly += 20
     }
     ly += 8
-    for (label, dash) in [("gold", ""), ("proxy", #" stroke-dasharray="6 4""#)] {
-        out.append(#"<line x1="\#(f1(lx))" y1="\#(f1(ly))" x2="\#(f1(lx + 28))" y2="\#(f1(ly))" stroke="black" stroke-width="2"\#(dash)/>"#)
-        out.append(#"<text x="\#(f1(lx + 36))" y="\#(f1(ly + 4))">\#(label)</text>"#)
+    for curve in fig.curves {
+        let style = lineStyle(curve)
+        out.append(#"<line x1="\#(f1(lx))" y1="\#(f1(ly))" x2="\#(f1(lx + 28))" y2="\#(f1(ly))" stroke="black" stroke-width="\#(style.width)"\#(style.dash)/>"#)
+        out.append(#"<text x="\#(f1(lx + 36))" y="\#(f1(ly + 4))">\#(xmlEscaped(style.label))</text>"#)
         ly += 20
     }
     out.append("</g>")
