@@ -80,6 +80,30 @@ with h5py.File(sys.argv[1], 'w') as f:
         #expect(result.stderr.contains("'\(path)' is not an HDF5 file"))
     }
 
+    @Test func plotWritesSVGOnlyAndNamesBadPaths() throws {
+        let binary = try overoptBinary()
+        let folder = try TemporaryFolder()
+        let summary = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../results/fig2-bon-large-summary.h5").standardized.path
+        let ok = try runProcess(binary, ["plot", summary, "--sqrt-kl", "--fits", "--variants", "grm-sft", "-o", folder.file("f.svg")])
+        #expect(ok.status == 0, "stderr: \(ok.stderr)")
+        let svg = try String(contentsOfFile: folder.file("f.svg"), encoding: .utf8)
+        #expect(svg.contains("√KL") && svg.contains("class=\"fit\"") && !svg.contains("data-variant=\"bt\""))
+        let cases: [([String], String)] = [
+            (["plot", summary, "-o", folder.file("f.png")], "writes SVG only"),
+            (["plot", summary, "-o", "/nonexistent/dir/f.svg"], "cannot write /nonexistent/dir/f.svg: no folder /nonexistent/dir"),
+            (["plot", folder.file("missing.h5")], "missing.h5: no such file"),
+            (["plot", summary, "--variants", "nope", "-o", folder.file("g.svg")], "no variant 'nope'"),
+        ]
+        for (args, message) in cases {
+            let r = try runProcess(binary, args)
+            #expect(r.status != 0, "\(args) exited 0")
+            #expect(r.stderr.contains(message) && r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+            #expect(!r.stderr.contains("NSCocoaErrorDomain"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: folder.file("f.png")))
+    }
+
     @Test func versionAndHelp() throws {
         let binary = try overoptBinary()
         #expect(try runProcess(binary, ["--version"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")

@@ -6,6 +6,7 @@ import Foundation
 import FoundationXML
 #endif
 import Testing
+import OverOptHDF5
 @testable import OverOpt
 
 /// Parses `svg` as XML and returns every element named `path`.
@@ -64,4 +65,70 @@ private func attribute(_ e: XMLElement, _ name: String) -> String? {
     #expect(niceTicks(lo: 0, hi: 4.6) == [0, 1, 2, 3, 4])
     let t = niceTicks(lo: -0.3, hi: 0.9)
     #expect(t.count == 6 && zip(t, [-0.2, 0, 0.2, 0.4, 0.6, 0.8]).allSatisfy { abs($0 - $1) < 1e-12 })
+}
+
+@Test func optionsChooseVariantsTakeTheSquareRootOfKLAndDrawFits() throws {
+    let dir = try temporaryFolder("plot-options")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try writeToyRun("\(dir)/r.h5", seed: 3, goldAtN: [0.5, 1, 0.8], ppoKL: [0, 1, 4], ppoGold: [2, 3, 1],
+                    variants: ["bt", "grm-sft"])
+    let plain = try figure(file: "\(dir)/r.h5")
+    let fig = try figure(file: "\(dir)/r.h5", options: FigureOptions(variants: ["grm-sft"], sqrtKL: true, fits: true,
+                                                                      title: "Figure 2"))
+    #expect(fig.title == "Figure 2")
+    #expect(fig.variants == ["grm-sft"])
+    for (p, q) in zip(fig.rows[0], plain.rows[0]) {
+        let gold = try #require(p.series.first { $0.curve == "gold" })
+        let reference = try #require(q.series.first { $0.curve == "gold" && $0.variant == "grm-sft" })
+        #expect(zip(gold.x, reference.x).allSatisfy { abs($0 - $1.squareRoot()) < 1e-12 })
+        #expect(p.xLabel.contains("√KL"))
+        #expect(Set(p.series.map(\.curve)) == ["gold", "proxy", "gold_fit", "proxy_fit"])
+        // The fit passes through the origin and ends where the curve's KL ends.
+        let fit = try #require(p.series.first { $0.curve == "gold_fit" })
+        #expect(fit.y.first == 0 && abs(fit.x.last! - gold.x.last!) < 1e-12)
+    }
+    let svg = renderSVG(fig)
+    #expect(try paths(in: svg).filter { attribute($0, "class") == "fit" }.count == 4)
+    #expect(svg.contains("Gao et al. fit"))
+    #expect(throws: PlotError.self) { try figure(file: "\(dir)/r.h5", options: FigureOptions(variants: ["nope"])) }
+}
+
+@Test func summaryRowsAreLabelledByTheConfigKeysThatDiffer() throws {
+    #expect(groupLabels(names: ["a", "b"], configs: [#"{"data": {"label_noise": 0}, "seed": 1}"#,
+                                                     #"{"data": {"label_noise": 0.25}, "seed": 2}"#])
+            == ["label_noise = 0", "label_noise = 0.25"])
+    #expect(groupLabels(names: ["x"], configs: [#"{"data": {"label_noise": 0}}"#]) == ["x"])
+    let dir = try temporaryFolder("plot-labels")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try writeToyRun("\(dir)/a0.h5", seed: 0, goldAtN: [0, 1, 2])
+    try writeToyRun("\(dir)/b0.h5", seed: 0, noise: 0.25, goldAtN: [0, 1, 1])
+    _ = try collectResults(directory: dir, outputPath: "\(dir)/s.h5", klPoints: 5)
+    let titles = try figure(file: "\(dir)/s.h5").rows.joined().map(\.title)
+    #expect(Set(titles) == ["Best-of-n · label_noise = 0", "PPO · label_noise = 0", "Best-of-n · label_noise = 0.25",
+                            "PPO · label_noise = 0.25"], "\(titles)")
+}
+
+@Test func aRewardModelOnlySummaryGivesAccuracyAgainstTrainingPairs() throws {
+    let dir = try temporaryFolder("plot-accuracy")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    for (i, (pairs, seed, acc)) in [(1500, 0, 0.6), (1500, 1, 0.62), (12000, 0, 0.8), (12000, 1, 0.84)].enumerated() {
+        try writeAtomically(to: "\(dir)/r\(i).h5") { f in
+            try f.root.setAttribute("config", #"{"data" : {"train_pairs" : \#(pairs)}, "name" : "size", "seed" : \#(seed)}"#)
+            try f.root.setAttribute("seed", Int64(seed))
+            try f.root.setAttribute("name", "size")
+            let rm = try f.root.createGroup("rm/bt")
+            try rm.write("id_accuracy", [acc], shape: [])
+            try rm.write("ood_accuracy_mean", [acc - 0.05], shape: [])
+            try f.root.setAttribute("complete", true)
+        }
+    }
+    _ = try collectResults(directory: dir, outputPath: "\(dir)/s.h5")
+    let fig = try figure(file: "\(dir)/s.h5")
+    let panel = try #require(fig.rows.first?.first)
+    #expect(panel.xLabel == "data.train_pairs")
+    let id = try #require(panel.series.first { $0.curve == "id" })
+    #expect(id.x == [1500, 12000] && abs(id.y[0] - 0.61) < 1e-12 && abs(id.y[1] - 0.82) < 1e-12)
+    #expect(abs(id.band![1] - 0.02) < 1e-12)   // sem of 0.80, 0.84
+    #expect(panel.series.contains { $0.curve == "ood" })
+    #expect(renderSVG(fig).contains("OOD accuracy"))
 }

@@ -31,9 +31,12 @@ public struct PlotPanel: Sendable {
     public var series: [PlotSeries]
     public var xLabel: String
     public var yLabel: String
+    /// Whether the axes always include 0 (the initial policy of a Δ-score panel).
+    public var includesZero: Bool
     public init(title: String, series: [PlotSeries], xLabel: String = "KL (nats)",
-                yLabel: String = "Δ score (vs initial policy)") {
+                yLabel: String = "Δ score (vs initial policy)", includesZero: Bool = true) {
         self.title = title; self.series = series; self.xLabel = xLabel; self.yLabel = yLabel
+        self.includesZero = includesZero
     }
 }
 
@@ -48,11 +51,10 @@ public struct Figure: Sendable {
         for p in rows.joined() { for s in p.series where !seen.contains(s.variant) { seen.append(s.variant) } }
         return seen
     }
-    /// Curve kinds in order of first appearance (one line style each).
+    /// Curve kinds present (one line style each): gold, proxy, ID, OOD, then the fits.
     public var curves: [String] {
-        var seen: [String] = []
-        for p in rows.joined() { for s in p.series where !seen.contains(s.curve) { seen.append(s.curve) } }
-        return seen
+        let present = Set(rows.joined().flatMap { $0.series.map(\.curve) })
+        return present.sorted { (curveRank($0), $0) < (curveRank($1), $1) }
     }
 }
 
@@ -92,13 +94,20 @@ public func figure(file path: String, options: FigureOptions = FigureOptions()) 
     if root.hasAttribute("schema_version"), let v = try? root.intAttribute("schema_version"), v > resultSchemaVersion {
         throw PlotError("\(path): schema version \(v), newer than this build's \(resultSchemaVersion) (update overopt)")
     }
+    if let wanted = options.variants {
+        let present = try availableVariants(root)
+        if let missing = wanted.first(where: { !present.contains($0) }) {
+            throw PlotError("\(path): no variant '\(missing)' (has: \(present.sorted().joined(separator: ", ")))")
+        }
+    }
     var fig: Figure
     if root.hasAttribute("kind"), (try? root.stringAttribute("kind")) == "summary" {
         guard root.contains("groups") else { throw PlotError("\(path): a summary without /groups") }
         let groups = try root.group("groups")
         let names = try groups.children().filter { groups.isGroup($0) }
         let configs = try names.map { try groups.group($0).stringAttribute("config") }
-        let labels = groupLabels(names: names, configs: configs)
+        let runNames = names.map { g in (try? groups.group(g).stringAttribute("name")) ?? g }
+        let labels = groupLabels(names: runNames, configs: configs)
         var rows: [[PlotPanel]] = []
         for (g, label) in zip(names, labels) {
             let row = try panels(try groups.group(g), summary: true, suffix: " · \(label)", options: options)
@@ -112,12 +121,6 @@ public func figure(file path: String, options: FigureOptions = FigureOptions()) 
         }
         let seed = (try? root.intAttribute("seed")).map { ", seed \($0)" } ?? ""
         fig = Figure(title: "\(name)\(seed)", rows: [try panels(root, summary: false, suffix: "", options: options)].filter { !$0.isEmpty })
-    }
-    if let wanted = options.variants {
-        let present = try availableVariants(root)
-        if let missing = wanted.first(where: { !present.contains($0) }) {
-            throw PlotError("\(path): no variant '\(missing)' (has: \(present.sorted().joined(separator: ", ")))")
-        }
     }
     if let title = options.title { fig.title = title }
     return fig
@@ -210,7 +213,8 @@ public func differingConfigKeys(_ configs: [String]) -> [String] {
 }
 
 /// A readable label per group: the differing config keys with their values
-/// ("label_noise = 0.25"; the last part of the key unless two keys share it), else the name.
+/// ("label_noise = 0.25"; the last part of the key unless two keys share it), else `names`
+/// (the groups' run names, without the config hash).
 public func groupLabels(names: [String], configs: [String]) -> [String] {
     let keys = differingConfigKeys(configs)
     guard !keys.isEmpty else { return names }
@@ -254,7 +258,8 @@ func accuracyFigure(_ groups: H5Group, names: [String], configs: [String], optio
         }
     }
     guard !series.isEmpty else { throw PlotError("\(fileName): no best-of-n, PPO or reward-model results") }
-    let panel = PlotPanel(title: "Reward-model accuracy vs \(key)", series: series, xLabel: key, yLabel: "accuracy against gold labels")
+    let panel = PlotPanel(title: "Reward-model accuracy vs \(key)", series: series, xLabel: key,
+                          yLabel: "accuracy against gold labels", includesZero: false)
     return Figure(title: "\(fileName): mean ± sem across seeds", rows: [[panel]])
 }
 
@@ -294,14 +299,17 @@ func xmlEscaped(_ s: String) -> String {
 
 func f1(_ v: Double) -> String { String(format: "%.1f", v) }
 
+/// The legend order of curve kinds.
+func curveRank(_ curve: String) -> Int { ["gold": 0, "proxy": 1, "id": 2, "ood": 3][curve] ?? 4 }
+
 /// How a curve kind is drawn and named in the legend: gold and ID accuracy solid, proxy and
 /// OOD accuracy dashed, fits thin and dotted.
 func lineStyle(_ curve: String) -> (dash: String, width: String, fit: Bool, label: String) {
     switch curve {
     case "proxy": return (#" stroke-dasharray="6 4""#, "2", false, "proxy")
-    case "ood": return (#" stroke-dasharray="6 4""#, "2", false, "OOD accuracy (mean)")
+    case "ood": return (#" stroke-dasharray="6 4""#, "2", false, "OOD accuracy")
     case "id": return ("", "2", false, "ID accuracy")
-    case let c where c.hasSuffix("_fit"): return (#" stroke-dasharray="1.5 3""#, "1.5", true, "\(c.dropLast(4)) fit (Gao et al.)")
+    case let c where c.hasSuffix("_fit"): return (#" stroke-dasharray="1.5 3""#, "1.5", true, "Gao et al. fit")
     default: return ("", "2", false, curve)
     }
 }
@@ -326,19 +334,20 @@ public func renderSVG(_ fig: Figure) -> String {
         for (c, panel) in row.enumerated() {
             let x0 = Double(c) * panelW + left, y0 = titleH + Double(r) * panelH + top
             let w = panelW - left - right, h = panelH - top - bottom
-            // Data range: every finite point and band edge, with 0 on both axes.
-            var xs = [0.0], ys = [0.0]
+            // Data range: every finite point and band edge, with 0 on both axes for Δ scores.
+            var xs = panel.includesZero ? [0.0] : [], ys = panel.includesZero ? [0.0] : []
             for s in panel.series {
                 for (i, (x, y)) in zip(s.x, s.y).enumerated() where x.isFinite && y.isFinite {
                     xs.append(x); ys.append(y)
                     if let b = s.band, i < b.count, b[i].isFinite { ys += [y - b[i], y + b[i]] }
                 }
             }
-            var (xlo, xhi) = (xs.min()!, xs.max()!), (ylo, yhi) = (ys.min()!, ys.max()!)
+            var (xlo, xhi) = (xs.min() ?? 0, xs.max() ?? 1), (ylo, yhi) = (ys.min() ?? 0, ys.max() ?? 1)
             if xhi <= xlo { xhi = xlo + 1 }
             if yhi <= ylo { yhi = ylo + 1; ylo -= 1 }
             let pad = 0.05 * (yhi - ylo)
             ylo -= pad; yhi += pad
+            if !panel.includesZero { let xpad = 0.05 * (xhi - xlo); xlo -= xpad; xhi += xpad }
             func px(_ x: Double) -> Double { x0 + (x - xlo) / (xhi - xlo) * w }
             func py(_ y: Double) -> Double { y0 + h - (y - ylo) / (yhi - ylo) * h }
 
@@ -389,8 +398,10 @@ public func renderSVG(_ fig: Figure) -> String {
         ly += 20
     }
     ly += 8
+    var drawn: Set<String> = []
     for curve in fig.curves {
         let style = lineStyle(curve)
+        guard drawn.insert(style.label).inserted else { continue }
         out.append(#"<line x1="\#(f1(lx))" y1="\#(f1(ly))" x2="\#(f1(lx + 28))" y2="\#(f1(ly))" stroke="black" stroke-width="\#(style.width)"\#(style.dash)/>"#)
         out.append(#"<text x="\#(f1(lx + 36))" y="\#(f1(ly + 4))">\#(xmlEscaped(style.label))</text>"#)
         ly += 20
