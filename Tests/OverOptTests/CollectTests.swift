@@ -134,4 +134,14 @@ func writeToyRun(_ path: String, seed: Int, noise: Double = 0, goldAtN: [Double]
     defer { try? FileManager.default.removeItem(atPath: dir) }
     #expect(throws: CollectError.self) { try collectResults(directory: dir, outputPath: "\(dir)/s.h5") }
     #expect(!FileManager.default.fileExists(atPath: "\(dir)/s.h5"))
+    // A missing folder, and a file given as the folder: one line naming the path.
+    for (path, expected) in [("\(dir)/missing", "\(dir)/missing: no such folder"), ("\(dir)/s.txt", "is a file")] {
+        if path.hasSuffix(".txt") { FileManager.default.createFile(atPath: path, contents: Data("x".utf8)) }
+        do {
+            _ = try collectResults(directory: path, outputPath: "\(dir)/s.h5")
+            Issue.record("collect of \(path) did not fail")
+        } catch {
+            #expect("\(error)".contains(expected) && !"\(error)".contains("\n"), "\(error)")
+        }
+    }
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -456,6 +457,9 @@ def fit_gao(form: str, kl: np.ndarray, y: np.ndarray) -> Tuple[float, float]:
 
 # MARK: - Samples
 
+#: The "   [gold +1.23, proxy -0.45]" that PPO sample texts end with (the scores are columns).
+_SCORES_SUFFIX = re.compile(r"\s+\[gold [-+]?[\d.]+, proxy [-+]?[\d.]+\]$")
+
 
 def samples(paths: Paths) -> pd.DataFrame:
     """What the policies wrote: one row per best-of-n pick and per PPO evaluation sample.
@@ -485,7 +489,7 @@ def samples(paths: Paths) -> pd.DataFrame:
             for variant, g in sorted(f.get("ppo", {}).items()):
                 if "sample_text" not in g:
                     continue
-                texts = [_text(s) for s in g["sample_text"][()]]
+                texts = [_SCORES_SUFFIX.sub("", _text(s)) for s in g["sample_text"][()]]
                 parts = [t.split(" → ", 1) if " → " in t else ["", t] for t in texts]
                 data = {"variant": variant, "stage": "ppo", "n": pd.NA,
                         "step": g["sample_step"][()].astype(np.int64), "prompt_id": pd.NA,

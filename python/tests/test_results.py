@@ -157,6 +157,7 @@ def test_fresh_runs_load_in_one_call(tiny_runs):
     assert {"bon", "ppo"} <= set(texts["stage"])
     ppo = texts.query("stage == 'ppo'")
     assert ppo["gold"].notna().all() and ppo["proxy"].notna().all() and ppo["prompt_id"].notna().all()
+    assert not ppo["response"].str.contains(r"\[gold").any()   # the scores are columns, not text
 
 
 def test_xarray_opens_a_fresh_run_with_named_coordinates(tiny_runs):

@@ -217,9 +217,14 @@ public struct CollectReport: Sendable {
 public func collectResults(directory: String, outputPath: String, klPoints: Int = 50,
                            log: (String) -> Void = { _ in }) throws -> CollectReport {
     var report = CollectReport()
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: directory, isDirectory: &isFolder) else {
+        throw CollectError("\(directory): no such folder (expected a folder of run files)")
+    }
+    guard isFolder.boolValue else { throw CollectError("\(directory): is a file, expected a folder of run files") }
     let names: [String]
     do { names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted() } catch {
-        throw CollectError("cannot list \(directory): \(error.localizedDescription)")
+        throw CollectError("\(directory): cannot list the folder (is it readable?)")
     }
     let outAbs = absolutePath(outputPath)
     var runs: [CollectedRun] = []
