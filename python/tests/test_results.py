@@ -160,17 +160,18 @@ def test_fresh_runs_load_in_one_call(tiny_runs):
     assert not ppo["response"].str.contains(r"\[gold").any()   # the scores are columns, not text
 
 
-def test_xarray_opens_a_fresh_run_with_named_coordinates(tiny_runs):
+@pytest.mark.parametrize("engine, module", [("h5netcdf", "h5netcdf"), ("netcdf4", "netCDF4")])
+def test_xarray_opens_a_fresh_run_with_named_coordinates(tiny_runs, engine, module):
     xr = pytest.importorskip("xarray")
-    pytest.importorskip("h5netcdf")
+    pytest.importorskip(module)
     path = sorted((tiny_runs / "runs").glob("*.h5"))[0]
-    bon = xr.open_dataset(path, group="bon/bt", engine="h5netcdf")
+    bon = xr.open_dataset(path, group="bon/bt", engine=engine)
     assert "n" in bon.dims and "kl" in bon.coords and bon["gold"].dims == ("n",)
     assert bon["kl"].attrs["units"] == "nats"
-    ppo = xr.open_dataset(path, group="ppo/bt", engine="h5netcdf")
+    ppo = xr.open_dataset(path, group="ppo/bt", engine=engine)
     assert ppo["gold"].dims == ("step",) and "kl" in ppo.coords
     assert ppo["policy_loss"].dims == ("train_step",)
-    rm = xr.open_dataset(path, group="rm/bt", engine="h5netcdf")
+    rm = xr.open_dataset(path, group="rm/bt", engine=engine)
     assert rm["loss"].dims == ("step",)
 
 
