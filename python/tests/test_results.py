@@ -147,6 +147,20 @@ def test_fresh_runs_are_schema_2_with_typed_attributes(tiny_runs):
         json.loads(f.attrs["config"])
 
 
+def every_dataset(f):
+    found = []
+    f.visititems(lambda name, obj: found.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def test_every_dataset_of_fresh_files_has_units_and_a_long_name(tiny_runs):
+    for path in [*sorted((tiny_runs / "runs").glob("*.h5")), tiny_runs / "summary.h5"]:
+        with h5py.File(path, "r") as f:
+            for name, d in every_dataset(f):
+                assert "units" in d.attrs and d.attrs["long_name"], f"{path.name}:/{name}"
+                assert not d.attrs["long_name"].startswith("picks/"), f"{path.name}:/{name}"
+
+
 def test_fresh_runs_load_in_one_call(tiny_runs):
     df = overopt.load_runs(tiny_runs / "runs")
     assert set(df["variant"]) == {"bt", "grm-sft"} and set(df["stage"]) == {"bon", "ppo"}

@@ -274,6 +274,8 @@ func writeGroup(_ runs: [CollectedRun], to g: H5Group, klPoints: Int, log: (Stri
     try g.setAttribute("seeds", runs.map(\.seed))
     try g.setAttribute("count", Int64(runs.count))
     try g.write("files", strings: runs.map { ($0.path as NSString).lastPathComponent })
+    try g.setAttribute("units", "", on: "files")
+    try g.setAttribute("long_name", "the group's run files, in seed order", on: "files")
 
     func variants<T>(_ kp: KeyPath<CollectedRun, [String: T]>) -> [String] {
         Array(Set(runs.flatMap { $0[keyPath: kp].keys })).sorted()
@@ -282,6 +284,8 @@ func writeGroup(_ runs: [CollectedRun], to g: H5Group, klPoints: Int, log: (Stri
         try vg.write("seed", seeds)
         for (name, st) in s.stats.sorted(by: { $0.key < $1.key }) {
             try vg.write(name, st.map(\.mean))
+            // A run's standard error over prompts: only its mean over seeds is kept.
+            if name.hasSuffix("_sem_over_prompts") { continue }
             try vg.write("\(name)_std_over_seeds", st.map(\.std))
             try vg.write("\(name)_sem_over_seeds", st.map(\.sem))
             if let rows = s.perSeed[name] {

@@ -87,7 +87,7 @@ public func datasetDescription(section: String, name: String) -> (units: String,
     switch base {
     case "proxy": what = "proxy score"
     case "gold": what = "gold score"
-    case "gold_oracle": what = "gold score of best-of-n selected by gold"
+    case "gold_oracle": what = "oracle gold score (the sample gold itself picks)"
     default:
         if let c = GoldScore.componentNames.first(where: { base == "gold_\($0)" }) { what = "gold \(c) component" } else {
             return ("1", name.replacingOccurrences(of: "_", with: " "))
@@ -107,7 +107,9 @@ func describeDatasets(in group: H5Group, section: String, prefix: String = "") t
             }
             continue
         }
-        let d = datasetDescription(section: section, name: prefix + name)
+        // Picks are described by their own names; other subgroups' datasets by their path
+        // ("ood_accuracy/hot_samples").
+        let d = datasetDescription(section: section, name: section == "picks" ? name : prefix + name)
         try group.setAttribute("units", d.units, on: name)
         try group.setAttribute("long_name", d.longName, on: name)
     }
