@@ -209,3 +209,29 @@ def test_a_fresh_summary_keeps_per_seed_curves_with_unambiguous_names(tiny_runs)
     by_seed = per_seed.pivot_table(index="n", columns="seed", values="value").mean(axis=1)
     np.testing.assert_allclose(mean.set_index("n")["value"].astype(float), by_seed, rtol=1e-12)
     assert "data.label_noise" in df.columns
+
+
+def test_a_schema_2_summary_of_committed_runs_reads_like_the_committed_schema_1_summary(results, tmp_path):
+    """`overopt collect` of the committed (schema 1) runs gives a schema 2 summary; the reader
+    returns the same means, sems and per-seed values from both."""
+    import subprocess
+    from conftest import overopt_binary
+    fresh = tmp_path / "large.h5"
+    subprocess.run([str(overopt_binary()), "collect", str(results / "runs" / "fig2-large"), "-o", str(fresh), "--quiet"],
+                   check=True, capture_output=True)
+    assert overopt.schema_version(fresh) == 2
+    assert overopt.schema_version(results / "fig2-bon-large-summary.h5") == 1
+    key = ["stage", "variant", "quantity", "statistic", "seed", "n"]
+
+    def table(path):
+        df = overopt.load_summary(path)
+        df = df[df["statistic"].isin(["mean", "sem", "seed"])
+                & ~df["quantity"].str.endswith("_over_prompts")]
+        df = df.assign(seed=df["seed"].fillna(-1).astype(int), n=df["n"].fillna(-1).astype(int))
+        return df.set_index(key)["value"].sort_index()
+
+    new, old = table(fresh), table(results / "fig2-bon-large-summary.h5")
+    # Everything of the old summary is in the new one, equal; the new one adds per-seed curves.
+    assert len(old) > 1000 and old.index.isin(new.index).all()
+    np.testing.assert_allclose(new.reindex(old.index).to_numpy(), old.to_numpy(), rtol=0, atol=1e-12)
+    assert len(new[new.index.get_level_values("statistic") == "seed"].loc["bon"]) > 0
