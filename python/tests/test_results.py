@@ -235,3 +235,26 @@ def test_a_schema_2_summary_of_committed_runs_reads_like_the_committed_schema_1_
     assert len(old) > 1000 and old.index.isin(new.index).all()
     np.testing.assert_allclose(new.reindex(old.index).to_numpy(), old.to_numpy(), rtol=0, atol=1e-12)
     assert len(new[new.index.get_level_values("statistic") == "seed"].loc["bon"]) > 0
+
+
+def test_pip_installs_the_package_and_it_loads_runs_in_one_call(results, tmp_path):
+    """`pip install ./python` (into a folder, from a copy of the source) gives a package that
+    loads the committed Fig. 2 runs without this checkout on the path."""
+    import shutil
+    import subprocess
+    import sys
+    if subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode != 0:
+        pytest.skip("pip is not installed for this Python")
+    source = tmp_path / "python"
+    shutil.copytree(results.parent / "python", source, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info",
+                                                                                       "__pycache__"))
+    target = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                        "--target", str(target), str(source)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    script = ("import overopt, sys; df = overopt.load_runs(sys.argv[1]); "
+              "print(overopt.__file__.startswith(sys.argv[2]), len(df), sorted(df['seed'].unique()))")
+    r = subprocess.run([sys.executable, "-c", script, str(results / "runs" / "fig2"), str(target)],
+                       capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(target)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == "True" and int(r.stdout.split()[1]) > 10000 and "[0, 1, 2]" in r.stdout
