@@ -115,15 +115,15 @@ func describeDatasets(in group: H5Group, section: String, prefix: String = "") t
     }
 }
 
-/// 1-D datasets of `group` of length `count`, other than `except`, sorted.
+/// The datasets of `group` of exactly `shape`, other than `except`, sorted.
 func datasets(in group: H5Group, ofShape shape: [Int], except: Set<String> = []) throws -> [String] {
     try group.children().filter { name in
         !except.contains(name) && !group.isGroup(name) && (try? group.datasetInfo(name).shape) == shape
     }.sorted()
 }
 
-/// Makes `scale` a dimension scale and attaches it to axis 0 of the 1-D datasets of its
-/// length (other than `except`); sets coordinates = `coordinate` on them if given.
+/// Makes `scale` a dimension scale and attaches it to axis 0 of the 1-D datasets `names`
+/// (other than itself); sets coordinates = `coordinate` on them (other than it) if given.
 func attachScale(_ scale: String, in group: H5Group, to names: [String], coordinate: String? = nil) throws {
     try group.makeDimensionScale(scale)
     let targets = names.filter { $0 != scale }
