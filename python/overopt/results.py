@@ -458,7 +458,7 @@ def fit_gao(form: str, kl: np.ndarray, y: np.ndarray) -> Tuple[float, float]:
 # MARK: - Samples
 
 #: The "   [gold +1.23, proxy -0.45]" that PPO sample texts end with (the scores are columns).
-_SCORES_SUFFIX = re.compile(r"\s+\[gold [-+]?[\d.]+, proxy [-+]?[\d.]+\]$")
+_SCORES_SUFFIX = re.compile(r"\s+\[gold (?P<gold>[-+]?[\d.]+), proxy (?P<proxy>[-+]?[\d.]+)\]$")
 
 
 def samples(paths: Paths) -> pd.DataFrame:
@@ -489,13 +489,19 @@ def samples(paths: Paths) -> pd.DataFrame:
             for variant, g in sorted(f.get("ppo", {}).items()):
                 if "sample_text" not in g:
                     continue
-                texts = [_SCORES_SUFFIX.sub("", _text(s)) for s in g["sample_text"][()]]
+                raw = [_text(s) for s in g["sample_text"][()]]
+                texts = [_SCORES_SUFFIX.sub("", t) for t in raw]
                 parts = [t.split(" → ", 1) if " → " in t else ["", t] for t in texts]
                 data = {"variant": variant, "stage": "ppo", "n": pd.NA,
                         "step": g["sample_step"][()].astype(np.int64), "prompt_id": pd.NA,
                         "prompt": [a for a, _ in parts], "response": [b for _, b in parts]}
                 if "sample_prompt_id" in g:
                     data["prompt_id"] = g["sample_prompt_id"][()].astype(np.int64)
+                # Files without score datasets: the scores printed at the end of the text, if any.
+                printed = [_SCORES_SUFFIX.search(t) for t in raw]
+                if all(printed) and printed:
+                    data["gold"] = [float(m.group("gold")) for m in printed]
+                    data["proxy"] = [float(m.group("proxy")) for m in printed]
                 for name in sorted(g):
                     if name.startswith("sample_") and name not in ("sample_text", "sample_step", "sample_prompt_id"):
                         obj = g[name]

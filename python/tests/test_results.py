@@ -172,6 +172,13 @@ def test_fresh_runs_load_in_one_call(tiny_runs):
     ppo = texts.query("stage == 'ppo'")
     assert ppo["gold"].notna().all() and ppo["proxy"].notna().all() and ppo["prompt_id"].notna().all()
     assert not ppo["response"].str.contains(r"\[gold").any()   # the scores are columns, not text
+    # The stored scores agree with the ones printed in the text (2 decimals).
+    with h5py.File(sorted((tiny_runs / "runs").glob("*.h5"))[0], "r") as f:
+        text = f["ppo/bt/sample_text"][0].decode()
+        gold = f["ppo/bt/sample_gold"][0]
+    assert f"[gold {gold:+.2f}," in text
+    training = overopt.load_runs(tiny_runs / "runs", training=True)
+    assert {"policy_loss", "train_kl"} <= set(training.query("stage == 'ppo_train'")["quantity"])
 
 
 @pytest.mark.parametrize("engine, module", [("h5netcdf", "h5netcdf"), ("netcdf4", "netCDF4")])
