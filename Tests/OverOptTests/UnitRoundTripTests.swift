@@ -51,6 +51,7 @@ import OverOptHDF5
         c.trainReward = [-1, -0.9, -0.8, -0.7, -0.6]; c.trainKL = [0, 0.1, 0.2, 0.3, 0.4]; c.clipFraction = [0, 0, 0.1, 0.2, 0]
         c.approxKL = [0, 1e-4, 2e-4, 3e-4, 4e-4]; c.klCoef = [0, 0, 0, 0, 0]
         c.sampleStep = [0, 5]; c.sampleText = ["a → b", "c → d é"]
+        c.samplePromptID = [12, 7]; c.sampleProxy = [0.5, -0.25]; c.sampleGold = [2.5, 1]
         c.rewardMean = -0.95; c.rewardStd = 0.25
         c.seconds = ["rollout": 1.5, "scoring": 0.25, "update": 3, "eval": 0.5]
         let back = try roundTrip({ try c.write(to: $0.createGroup("ppo")) }) { try PPOCurves.read(from: $0.group("ppo"), config: PPOConfig()) }

@@ -155,6 +155,11 @@ public struct PPOCurves: Sendable, Equatable {
         c.klCoef = try group.readDoubles("kl_coef").values
         c.sampleStep = try group.readInt64s("sample_step").values
         c.sampleText = try group.readStrings("sample_text")
+        if group.contains("sample_proxy") {
+            c.samplePromptID = try group.readInt64s("sample_prompt_id").values
+            c.sampleProxy = try group.readDoubles("sample_proxy").values
+            c.sampleGold = try group.readDoubles("sample_gold").values
+        }
         c.rewardMean = try group.doubleAttribute("reward_mean")
         c.rewardStd = try group.doubleAttribute("reward_std")
         for name in try group.attributeNames() where name.hasPrefix("seconds_") {
