@@ -79,7 +79,8 @@ func jsonNumber(_ x: Double) -> String {
     return "\(x)"
 }
 
-/// A JSON string literal.
+/// A JSON string literal, which is also a TOML basic string (both escape \", \\, \n, \r,
+/// \t and other control characters as \uXXXX; DEL is escaped too, as TOML requires).
 func jsonString(_ s: String) -> String {
     var out = "\""
     for u in s.unicodeScalars {
@@ -90,7 +91,7 @@ func jsonString(_ s: String) -> String {
         case "\r": out += "\\r"
         case "\t": out += "\\t"
         default:
-            if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            if u.value < 0x20 || u.value == 0x7f { out += String(format: "\\u%04X", u.value) } else { out.unicodeScalars.append(u) }
         }
     }
     return out + "\""

@@ -151,19 +151,7 @@ func flattenTable(_ table: ConfigTree, prefix: String = "") -> [(key: String, va
 public func tomlLiteral(_ value: Any) -> String {
     switch value {
     case let s as String:
-        var e = ""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\\": e += "\\\\"
-            case "\"": e += "\\\""
-            case "\n": e += "\\n"
-            case "\t": e += "\\t"
-            case "\r": e += "\\r"
-            default:
-                if u.value < 0x20 || u.value == 0x7f { e += String(format: "\\u%04X", u.value) } else { e.unicodeScalars.append(u) }
-            }
-        }
-        return "\"" + e + "\""
+        return jsonString(s)
     case let a as [Any]:
         return "[" + a.map(tomlLiteral).joined(separator: ", ") + "]"
     case let t as ConfigTree:
@@ -248,23 +236,29 @@ func shellQuoted(_ s: String) -> String {
     return "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
 
-/// An sbatch job-array script with one task per sweep entry (all paths absolute): each
-/// task runs `<binary> sweep <sweepFile> --index $SLURM_ARRAY_TASK_ID --out <out> --cache <cache>
-/// --threads <cpus>` and logs to `<out>/logs/<index>.log`.
-public func slurmScript(count: Int, binary: String, sweepFile: String, outputFolder: String, cache: String?,
-                        options: SlurmOptions) -> String {
-    var lines = ["#!/bin/bash", "# Written by `overopt sweep --slurm`; submit with: sbatch \(shellQuoted(outputFolder + "/sweep.sbatch"))"]
-    lines.append("#SBATCH --job-name=\(options.jobName)")
-    lines.append("#SBATCH --array=0-\(count - 1)" + (options.maxParallel.map { "%\($0)" } ?? ""))
-    lines.append("#SBATCH --output=\(outputFolder)/logs/%a.log")
-    lines.append("#SBATCH --cpus-per-task=\(options.cpusPerTask)")
+/// The `#SBATCH` lines and set-up lines every generated Slurm script starts with.
+func slurmPreamble(jobName: String, array: String?, output: String, cpus: Int, options: SlurmOptions) -> [String] {
+    var lines = ["#SBATCH --job-name=\(jobName)"]
+    if let array { lines.append("#SBATCH --array=\(array)") }
+    lines.append("#SBATCH --output=\(output)")
+    lines.append("#SBATCH --cpus-per-task=\(cpus)")
     lines.append("#SBATCH --time=\(options.time)")
     lines.append("#SBATCH --mem=\(options.memory)")
     if let p = options.partition { lines.append("#SBATCH --partition=\(p)") }
     if let a = options.account { lines.append("#SBATCH --account=\(a)") }
     lines += options.directiveLines
     lines.append("set -euo pipefail")
-    lines += options.setup
+    return lines + options.setup
+}
+
+/// An sbatch job-array script with one task per sweep entry (all paths absolute): each
+/// task runs `<binary> sweep <sweepFile> --index $SLURM_ARRAY_TASK_ID --out <out> --cache <cache>
+/// --threads <cpus>` and logs to `<out>/logs/<index>.log`.
+public func slurmScript(count: Int, binary: String, sweepFile: String, outputFolder: String, cache: String?,
+                        options: SlurmOptions) -> String {
+    var lines = ["#!/bin/bash", "# Written by `overopt sweep --slurm`; submit with: sbatch \(shellQuoted(outputFolder + "/sweep.sbatch"))"]
+    lines += slurmPreamble(jobName: options.jobName, array: "0-\(count - 1)" + (options.maxParallel.map { "%\($0)" } ?? ""),
+                           output: "\(outputFolder)/logs/%a.log", cpus: options.cpusPerTask, options: options)
     var command = [binary, "sweep", sweepFile, "--index", "\"$SLURM_ARRAY_TASK_ID\"", "--out", outputFolder]
         .enumerated().map { $0.offset == 4 ? $0.element : shellQuoted($0.element) }
     command += cache.map { ["--cache", shellQuoted($0)] } ?? ["--no-cache"]
@@ -278,16 +272,8 @@ public func slurmScript(count: Int, binary: String, sweepFile: String, outputFol
 /// `slurmSubmitScript` runs it after the array with `--dependency=afterok`.
 public func slurmCollectScript(binary: String, outputFolder: String, options: SlurmOptions) -> String {
     var lines = ["#!/bin/bash", "# Written by `overopt sweep --slurm --collect`; submitted by submit.sh after the array"]
-    lines.append("#SBATCH --job-name=\(options.jobName)-collect")
-    lines.append("#SBATCH --output=\(outputFolder)/logs/collect.log")
-    lines.append("#SBATCH --cpus-per-task=1")
-    lines.append("#SBATCH --time=\(options.time)")
-    lines.append("#SBATCH --mem=\(options.memory)")
-    if let p = options.partition { lines.append("#SBATCH --partition=\(p)") }
-    if let a = options.account { lines.append("#SBATCH --account=\(a)") }
-    lines += options.directiveLines
-    lines.append("set -euo pipefail")
-    lines += options.setup
+    lines += slurmPreamble(jobName: options.jobName + "-collect", array: nil, output: "\(outputFolder)/logs/collect.log",
+                           cpus: 1, options: options)
     lines.append([binary, "collect", outputFolder, "-o", outputFolder + "/summary.h5"].map(shellQuoted).joined(separator: " "))
     return lines.joined(separator: "\n") + "\n"
 }
