@@ -89,9 +89,14 @@ func prepareOutput(folder: String, config: ExperimentConfig, loadProxies: [Strin
     } catch {
         throw ValidationError("cannot create the output folder \(folder): \(error.localizedDescription)")
     }
-    guard FileManager.default.isWritableFile(atPath: folder) else {
-        throw ValidationError("the output folder \(folder) is not writable")
+    // access(2) says yes to root on folders such as /proc that refuse new files: try one.
+    let probe = (folder as NSString).appendingPathComponent(".overopt-write-probe-\(getpid())")
+    let fd = open(probe, O_CREAT | O_EXCL | O_WRONLY, 0o600)
+    guard fd >= 0 else {
+        throw ValidationError("the output folder \(folder) is not writable (\(String(cString: strerror(errno))))")
     }
+    close(fd)
+    unlink(probe)
     removeStaleTemporaries(in: folder)
     return (folder as NSString).appendingPathComponent(resultFileName(for: config, loadProxies: loadProxies))
 }

@@ -101,6 +101,11 @@ let tinyRunArguments = ["--set", "base.corpus_size=300", "--set", "base.eval_seq
             (["run", "--set", "rm.alpah=0.1"], "rm.alpah"),
             (["run", "/nonexistent/config.toml"], "/nonexistent/config.toml"),
             (["run", "--out", "/proc/overopt-cannot-write-here"], "/proc/overopt-cannot-write-here"),
+            (["run", "--out", "/proc"], "the output folder /proc is not writable"),
+            (["run", "--set", "name=\"../escape\""], "name"),
+            (["run", "--set", "name=\"\""], "name"),
+            (["run", "--set", "name=\"\(String(repeating: "n", count: 300))\""], "name"),
+            (["run", "--set", "ppo.max_new_tokens=100000"], "ppo.max_new_tokens"),
         ]
         for (args, mention) in cases {
             let r = try runProcess(binary, args + ["--cache", folder.file("cache")])

@@ -119,6 +119,7 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
 
     /// Checks every section; throws the first problem.
     public func validate() throws {
+        try validateName(name)
         if proxies.isEmpty { throw ConfigError.invalid(key: "proxies", "needs at least one proxy variant") }
         if Set(proxies).count != proxies.count { throw ConfigError.invalid(key: "proxies", "lists a variant twice: \(proxies)") }
         for s in stages where !["bon", "ppo"].contains(s) {
@@ -130,6 +131,20 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
         try bon.validate()
         try ppo.validate()
         if bon.prompts < 1 { throw ConfigError.invalid(key: "bon.prompts", "must be positive") }
+        if ppo.maxNewTokens > world.maxResponseTokens {
+            throw ConfigError.invalid(key: "ppo.max_new_tokens",
+                                      "must be ≤ the world's max response tokens (\(world.maxResponseTokens)), got \(ppo.maxNewTokens)")
+        }
+    }
+
+    /// `name` starts every result file's name: 1–100 letters, digits, '.', '_' or '-', not
+    /// starting with '.', so that it can neither leave the output folder nor hide the file.
+    func validateName(_ name: String) throws {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        guard !name.isEmpty, name.count <= 100, !name.hasPrefix("."), name.allSatisfy(allowed.contains) else {
+            throw ConfigError.invalid(key: "name", "must be 1–100 letters, digits, '.', '_' or '-', not starting with '.' "
+                                      + "(it starts the result file's name), got \"\(name)\"")
+        }
     }
 
     /// The resolved config as pretty JSON (stored in every result file).
