@@ -110,3 +110,34 @@ func configError(_ body: () throws -> Void) -> String? {
         #expect(a.hash != c.hash)
     }
 }
+
+struct MemoryEstimateTests {
+    let experiments = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("experiments")
+
+    /// Every committed experiment (and the quick start) fits well inside a laptop by the estimate.
+    @Test func committedExperimentsFitInFourGiB() throws {
+        var configs = [("quickstart (built in)", try ExperimentConfig.load(path: nil))]
+        for name in try FileManager.default.contentsOfDirectory(atPath: experiments.path).sorted() where name.hasSuffix(".toml") {
+            let text = try String(contentsOfFile: experiments.appendingPathComponent(name).path, encoding: .utf8)
+            if text.contains("[grid]") { continue }   // sweeps: their entries are checked by the sweep tests
+            configs.append((name, try ExperimentConfig.load(path: experiments.appendingPathComponent(name).path)))
+        }
+        for (name, c) in configs {
+            let total = c.memoryEstimate().reduce(0) { $0 + $1.bytes }
+            print("\(name): about \(String(format: "%.0f", total / 1_048_576)) MiB")
+            #expect(total < 4 * 1_073_741_824, "\(name)")
+            #expect(total > 1_000_000, "\(name): an estimate that small cannot be right")
+        }
+    }
+
+    /// Sizes far beyond the machine are refused before any work, naming the key that drives them
+    /// (these crashed or tried to allocate tens of GB before).
+    @Test(arguments: [("bon.samples_per_prompt", "9223372036854775807"), ("bon.samples_per_prompt", "1000000000"),
+                      ("base.corpus_size", "1000000000000"), ("data.train_pairs", "10000000000")])
+    func absurdSizesAreRefusedNamingTheKey(key: String, value: String) {
+        let error = #expect(throws: ConfigError.self) { try ExperimentConfig.load(path: nil, overrides: ["\(key)=\(value)"]) }
+        let text = error.map { "\($0)" } ?? ""
+        #expect(text.contains(key) && text.contains("GiB"), "\(text)")
+    }
+}

@@ -131,10 +131,48 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
         try bon.validate()
         try ppo.validate()
         if bon.prompts < 1 { throw ConfigError.invalid(key: "bon.prompts", "must be positive") }
+        try checkMemory(limit: Double(ProcessInfo.processInfo.physicalMemory))
         if ppo.maxNewTokens > world.maxResponseTokens {
             throw ConfigError.invalid(key: "ppo.max_new_tokens",
                                       "must be ≤ the world's max response tokens (\(world.maxResponseTokens)), got \(ppo.maxNewTokens)")
         }
+    }
+
+    /// A rough upper estimate, in bytes, of what the config's sizes make the run hold at
+    /// once, by the keys that drive it: token sequences (a sequence of the world's maximum
+    /// length as Int32 plus its array's overhead), sampled texts with their scores, and a
+    /// training batch's activations (≈ 40 floats per token and channel per layer, with the
+    /// logits). Computed in Double, so that absurd sizes cannot overflow.
+    public func memoryEstimate() -> [(key: String, bytes: Double)] {
+        let T = Double(1 + world.maxPromptTokens + 1 + world.maxResponseTokens)
+        let sequence = 4 * T + 64
+        let model = TransformerConfig.preset(base.preset, vocabSize: 200) ?? TransformerConfig.preset("small", vocabSize: 200)!
+        let perToken = Double(model.layers) * 40 * Double(model.width) * 4 + Double(model.vocabSize) * 8
+        var out: [(String, Double)] = [
+            ("base.corpus_size", Double(base.corpusSize) * sequence),
+            ("base.eval_sequences", Double(base.evalSequences) * sequence),
+            ("data.train_pairs", Double(data.trainPairs) * 2 * (sequence + 16)),
+            ("data.eval_pairs", Double(data.evalPairs) * 4 * 2 * (sequence + 16)),
+            ("bon.samples_per_prompt × bon.prompts", Double(bon.prompts) * Double(bon.samplesPerPrompt) * (sequence + 8 * Double(proxies.count + 8))),
+            ("base.batch_size", Double(base.batchSize) * T * perToken),
+            ("rm.batch_size", Double(rm.batchSize) * 2 * T * perToken),
+            ("ppo.prompts_per_step", Double(ppo.promptsPerStep) * (sequence + T * perToken / 4)),
+            ("ppo.eval_prompts", Double(ppo.evalPrompts) * (sequence + T * perToken / 4)),
+        ]
+        out.sort { $0.1 > $1.1 }
+        return out.map { (key: $0.0, bytes: $0.1) }
+    }
+
+    /// Refuses, before any work, a config whose `memoryEstimate` exceeds `limit` bytes (the
+    /// machine's memory), naming the keys that drive it.
+    func checkMemory(limit: Double) throws {
+        let parts = memoryEstimate()
+        let total = parts.reduce(0) { $0 + $1.bytes }
+        guard total > limit else { return }
+        let gib = { (b: Double) in b / 1_073_741_824 }
+        let drivers = parts.prefix { $0.bytes > 0.1 * total }.map { "\($0.key) (\(String(format: "%.3g", gib($0.bytes))) GiB)" }
+        throw ConfigError.invalid(key: parts[0].key, "needs about \(String(format: "%.3g", gib(total))) GiB, more than this machine's "
+                                  + "\(String(format: "%.3g", gib(limit))) GiB; it comes from \(drivers.joined(separator: ", "))")
     }
 
     /// `name` starts every result file's name: 1–100 letters, digits, '.', '_' or '-', not
