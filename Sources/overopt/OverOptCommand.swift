@@ -25,6 +25,7 @@ struct OverOptCommand: ParsableCommand {
             Sweep.self,
             Collect.self,
             Compare.self,
+            Report.self,
             Plot.self,
             Inspect.self,
             WorldCommand.self,

@@ -139,3 +139,36 @@ with h5py.File(sys.argv[1], 'w') as f:
         #expect(missing.status == 2 && missing.stderr.contains("no such file or folder"))
     }
 }
+
+@Suite("overopt report") struct ReportCLITests {
+    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// A report of the committed Fig. 2 runs: one page with the mean figure, the comparison,
+    /// a figure per seed and sample texts; where Chromium is installed, it renders the page
+    /// to a PNG that is not blank.
+    @Test func reportsTheCommittedRuns() throws {
+        let binary = try overoptBinary()
+        let folder = try TemporaryFolder()
+        let page = folder.file("report.html")
+        let r = try runProcess(binary, ["report", packageRoot.appendingPathComponent("results/runs/fig2").path, "-o", page])
+        #expect(r.status == 0, "\(r.stderr)")
+        let html = try String(contentsOfFile: page, encoding: .utf8)
+        #expect(html.hasPrefix("<!DOCTYPE html>") && html.hasSuffix("</html>\n"))
+        #expect(html.components(separatedBy: "<svg").count - 1 == 4, "the mean figure and one per seed")
+        #expect(html.contains("paired by seed") && html.contains("rm/id_accuracy") && html.contains("bon/gold@n=256"))
+        #expect(html.contains("ppo/gold@kl=5") && html.contains("What the PPO policies wrote"))
+        #expect(!html.contains("<script") && !html.contains("src=\"http"), "the page stands alone")
+        let missing = try runProcess(binary, ["report", folder.file("absent"), "-o", folder.file("x.html")])
+        #expect(missing.status == 2 && missing.stderr.contains("no such file or folder"))
+        guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first(where: FileManager.default.isExecutableFile) else {
+            print("Chromium is not installed: the report's rendering is not checked")
+            return
+        }
+        let png = folder.file("report.png")
+        let shot = try runProcess(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                                             "--window-size=1200,1600", "--screenshot=\(png)", "file://\(page)"])
+        #expect(shot.status == 0, "\(shot.stderr.suffix(500))")
+        let size = (try FileManager.default.attributesOfItem(atPath: png)[.size] as? Int) ?? 0
+        #expect(size > 50_000, "a rendered report is a large PNG; got \(size) bytes")
+    }
+}

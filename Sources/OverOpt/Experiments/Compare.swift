@@ -14,6 +14,7 @@
 //                         reached KL ≥ k (else the row says how many did)
 //   ppo/gold_peak, ppo/kl_at_peak, ppo/drop_from_peak (peak − last evaluation),
 //   ppo/gold_area@kl<=K   ∫₀ᴷ gold dKL with K the smallest final KL over the group's runs
+//                         (rounded down to 3 significant digits)
 // Holm's correction runs over the variants compared on each metric of a group.
 import Foundation
 import OverOptEngine
@@ -125,7 +126,12 @@ public func compareRuns(_ runs: [CollectedRun], options: CompareOptions) throws 
         }
         let compared = [options.baseline] + variants
         let finalKLs = members.flatMap { run in compared.compactMap { run.ppo[$0]?.kl.max() } }
-        let commonKL = finalKLs.isEmpty ? nil : finalKLs.min()
+        // The smallest final KL, rounded down to 3 significant digits (so the metric's name is exact).
+        let commonKL = finalKLs.min().map { k -> Double in
+            guard k > 0 else { return k }
+            let scale = pow(10, 2 - floor(log10(k)))
+            return floor(k * scale) / scale
+        }
         let metrics: [[String: [String: Double]]] = members.map { run in
             Dictionary(uniqueKeysWithValues: compared.map {
                 ($0, comparisonMetrics(run, variant: $0, klPoints: options.klPoints, ppoCommonKL: commonKL))
