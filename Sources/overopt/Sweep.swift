@@ -103,7 +103,9 @@ struct Sweep: ParsableCommand {
             spec = try SweepSpec.load(path: sweepFile)
             entries = try spec.entries()
         } catch let e as ConfigError {
-            throw ValidationError(e.description)
+            // Bad input: one line and exit code 2, as `overopt run` does.
+            FileHandle.standardError.write(Data("Error: \(e.description)\n".utf8))
+            throw ExitCode(2)
         }
         let log = ProgressLog(quiet: quiet)
         let folder = outputFolder

@@ -141,3 +141,38 @@ struct MemoryEstimateTests {
         #expect(text.contains(key) && text.contains("GiB"), "\(text)")
     }
 }
+
+/// Errors that once printed raw decoder or JSON text name the key, the value and what was
+/// expected.
+struct ConfigMessageTests {
+    @Test func nanAndInfinityInAFileNameTheKey() throws {
+        for literal in ["nan", "inf", "-inf"] {
+            let path = try tempConfig("[data]\nlabel_noise = \(literal)\n")
+            let message = configError { _ = try ExperimentConfig.load(path: path) } ?? ""
+            #expect(message.contains("data.label_noise") && message.contains("finite") && message.contains(path), "\(message)")
+        }
+    }
+
+    @Test func aFloatOrANegativeNumberForAnIntegerKeyNamesTheKey() throws {
+        let path = try tempConfig("[data]\ntrain_pairs = 1.5\n")
+        let float = configError { _ = try ExperimentConfig.load(path: path) } ?? ""
+        #expect(float.contains("data.train_pairs") && float.contains("an integer (got 1.5)"), "\(float)")
+        let seed = configError { _ = try ExperimentConfig.load(path: nil, overrides: ["seed=-1"]) } ?? ""
+        #expect(seed.contains("'seed'") && seed.contains("≥ 0"), "\(seed)")
+        // An integral float is still an integer.
+        #expect(try ExperimentConfig.load(path: nil, overrides: ["base.corpus_size=2e3"]).base.corpusSize == 2000)
+    }
+
+    @Test func anUnknownChoiceListsTheValidOnes() {
+        let split = configError { _ = try ExperimentConfig.load(path: nil, overrides: ["bon.prompt_split=\"bogus\""]) } ?? ""
+        #expect(split.contains("bon.prompt_split") && split.contains("train, heldOut, all") && split.contains("bogus"), "\(split)")
+        let objective = configError { _ = try ExperimentConfig.load(path: nil, overrides: ["rm.objective=\"nope\""]) } ?? ""
+        #expect(objective.contains("rm.objective") && objective.contains("grm"), "\(objective)")
+    }
+
+    @Test func aDateIsNotAValue() throws {
+        let path = try tempConfig("seed = 1979-05-27\n")
+        let message = configError { _ = try ExperimentConfig.load(path: path) } ?? ""
+        #expect(message.contains("'seed'") && message.contains("date"), "\(message)")
+    }
+}

@@ -19,11 +19,33 @@ public func parseTOML(_ text: String, source: String) throws -> ConfigTree {
     } catch let e as TOMLParseError {
         throw ConfigError.file(path: source, "not valid TOML: \(e.description) at line \(e.source.begin.line), column \(e.source.begin.column)")
     }
-    let json = table.convert(to: .json)
-    guard let tree = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? ConfigTree else {
-        throw ConfigError.file(path: source, "could not be read as a table")
+    return try configTree(table, source: source, prefix: "")
+}
+
+/// A TOML table as a tree: integers as Int, floats as Double (finite only: NaN and
+/// infinities are refused naming the key), booleans, strings, arrays and tables.
+func configTree(_ table: TOMLTable, source: String, prefix: String) throws -> ConfigTree {
+    var tree: ConfigTree = [:]
+    for key in table.keys {
+        let full = prefix.isEmpty ? key : "\(prefix).\(key)"
+        tree[key] = try configValue(table[key]!, key: full, source: source)
     }
     return tree
+}
+
+func configValue(_ value: TOMLValueConvertible, key: String, source: String) throws -> Any {
+    switch value.type {
+    case .table: return try configTree(value.table!, source: source, prefix: key)
+    case .array: return try value.array!.enumerated().map { try configValue($0.element, key: "\(key)[\($0.offset)]", source: source) }
+    case .int: return value.int!
+    case .double:
+        let x = value.double!
+        guard x.isFinite else { throw ConfigError.invalid(key: key, "must be a finite number (got \(x)) in \(source)") }
+        return x
+    case .bool: return value.bool!
+    case .string: return value.string!
+    case .date, .time, .dateTime: throw ConfigError.wrongType(key: key, source: source, expected: "a number, string, boolean or list, not a date")
+    }
 }
 
 /// Parses the value of a `--set key=value` override as a TOML value (number, bool,
@@ -82,6 +104,28 @@ public func checkKeys(_ user: ConfigTree, against defaults: ConfigTree, source: 
     }
 }
 
+/// The leaf of `user` (a key path and its value) that makes `decode` fail when it alone is
+/// merged over `defaults`, with what the key expects — for errors that the decoder reports
+/// without a key (a float or a negative number for an unsigned integer key). Nil when no
+/// single leaf fails.
+public func culpritLeaf(_ user: ConfigTree, defaults: ConfigTree, decode: (ConfigTree) throws -> Void) -> (key: String, expected: String)? {
+    for (key, value) in flattenTable(user) where !(value is ConfigTree) {
+        var tree = defaults
+        setValue(value, at: key.split(separator: ".").map(String.init)[...], in: &tree)
+        guard (try? decode(tree)) == nil else { continue }
+        let shown = value is String ? "\"\(value)\"" : "\(value)"
+        if let x = (value as? NSNumber)?.doubleValue, !(value is String) {
+            var rounded = defaults
+            setValue(abs(x.rounded()), at: key.split(separator: ".").map(String.init)[...], in: &rounded)
+            if (try? decode(rounded)) != nil {
+                return (key, x < 0 ? "an integer ≥ 0 (got \(shown))" : "an integer (got \(shown))")
+            }
+        }
+        return (key, "a value of this key's type (got \(shown))")
+    }
+    return nil
+}
+
 /// `user` merged over `base`, recursively for tables.
 public func deepMerge(_ base: ConfigTree, _ user: ConfigTree) -> ConfigTree {
     var out = base
@@ -105,7 +149,13 @@ public func decodeTree<T: Decodable>(_ type: T.Type, from tree: ConfigTree, sour
     } catch let DecodingError.typeMismatch(expected, ctx) {
         throw ConfigError.wrongType(key: keyPath(ctx.codingPath), source: source, expected: typeName(expected))
     } catch let DecodingError.dataCorrupted(ctx) {
-        throw ConfigError.invalid(key: keyPath(ctx.codingPath), ctx.debugDescription)
+        let message = ctx.debugDescription
+        // "Cannot initialize PromptSplit from invalid String value bogus": name the valid values.
+        if let name = configEnumValues.keys.first(where: { message.hasPrefix("Cannot initialize \($0) from") }) {
+            let got = message.components(separatedBy: "invalid String value ").last ?? ""
+            throw ConfigError.invalid(key: keyPath(ctx.codingPath), "must be one of \(configEnumValues[name]!.joined(separator: ", ")) (got \"\(got)\")")
+        }
+        throw ConfigError.invalid(key: keyPath(ctx.codingPath), message)
     } catch let DecodingError.valueNotFound(expected, ctx) {
         throw ConfigError.wrongType(key: keyPath(ctx.codingPath), source: source, expected: typeName(expected))
     } catch let DecodingError.keyNotFound(key, ctx) {
@@ -126,3 +176,15 @@ func typeName(_ t: Any.Type) -> String {
     default: return "\(t)"
     }
 }
+
+/// The valid values of the config's enumerations, for error messages.
+let configEnumValues: [String: [String]] = [
+    "PromptSplit": PromptSplit.allCases.map(\.rawValue),
+    "RewardObjective": RewardObjective.allCases.map(\.rawValue),
+    "GRMRegularizer": GRMRegularizer.allCases.map(\.rawValue),
+    "RewardHeadChoice": RewardHeadChoice.allCases.map(\.rawValue),
+    "FinetuneMode": FinetuneMode.allCases.map(\.rawValue),
+    "EnsembleCombiner": EnsembleCombiner.allCases.map(\.rawValue),
+    "WriterStyle": WriterStyle.allCases.map(\.rawValue),
+    "Perturbation": Perturbation.allCases.map(\.rawValue),
+]

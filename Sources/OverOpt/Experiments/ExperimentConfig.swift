@@ -104,14 +104,27 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
         try checkKeys(user, against: defaults, source: source, freeTables: ["variants": try encodeTree(RewardModelConfig())])
 
         let userVariants = user["variants"] as? [String: Any] ?? [:]
-        var merged = deepMerge(defaults, user)
-        merged["variants"] = [String: Any]()
-        for (section, keys) in optionalKeys {
-            var t = merged[section] as? ConfigTree ?? [:]
-            for k in keys where t[k] is NSNull { t[k] = nil }
-            merged[section] = t
+        /// The defaults with `user` merged over them, ready to decode.
+        func resolved(_ user: ConfigTree) -> ConfigTree {
+            var merged = deepMerge(defaults, user)
+            merged["variants"] = [String: Any]()
+            for (section, keys) in optionalKeys {
+                var t = merged[section] as? ConfigTree ?? [:]
+                for k in keys where t[k] is NSNull { t[k] = nil }
+                merged[section] = t
+            }
+            return merged
         }
-        var config = try decodeTree(ExperimentConfig.self, from: merged, source: source)
+        let merged = resolved(user)
+        var config: ExperimentConfig
+        do {
+            config = try decodeTree(ExperimentConfig.self, from: merged, source: source)
+        } catch ConfigError.invalid(let key, _) where key.isEmpty {
+            // The decoder named no key: find the value that breaks it.
+            let decode = { (tree: ConfigTree) throws -> Void in _ = try decodeTree(ExperimentConfig.self, from: tree, source: source) }
+            guard let culprit = culpritLeaf(user, defaults: resolved([:]), decode: decode) else { throw ConfigError.invalid(key: "", "cannot be read") }
+            throw ConfigError.wrongType(key: culprit.key, source: source, expected: culprit.expected)
+        }
         config.variants = try resolveVariants(config.proxies, rm: try encodeTree(config.rm), user: userVariants, source: source)
         try config.validate()
         return config
