@@ -39,6 +39,8 @@ let package = Package(
 
         // CPUID and XGETBV for the engine's CPU detection (empty on non-x86 hosts).
         .target(name: "CPUID"),
+        // Process controls for the command line (a sweep worker dying with its parent).
+        .target(name: "CProcess"),
 
         // Files, groups, datasets, attributes, atomic writes.
         .target(name: "OverOptHDF5", dependencies: ["CHDF5"]),
@@ -52,7 +54,7 @@ let package = Package(
                 resources: [.copy("World/Resources")], swiftSettings: fast),
         // The command-line tool: one file per subcommand.
         .executableTarget(name: "overopt", dependencies: [
-            "OverOpt", "OverOptEngine", "OverOptHDF5",
+            "OverOpt", "OverOptEngine", "OverOptHDF5", "CProcess",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

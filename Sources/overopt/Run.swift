@@ -46,6 +46,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         stopOnInterrupt()
+        becomeSweepWorker()
         setEngineThreads(global.threadCount)
         let cfg: ExperimentConfig
         do {

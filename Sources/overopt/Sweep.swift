@@ -1,4 +1,5 @@
 import ArgumentParser
+import CProcess
 import Foundation
 import OverOpt
 import OverOptEngine
@@ -186,17 +187,29 @@ struct Sweep: ParsableCommand {
         var durations: [Double] = []
         while !queue.isEmpty || !running.isEmpty {
             while running.count < jobs, let e = queue.popFirst() {
+                let lock = (logs as NSString).appendingPathComponent("\(e.index).lock")
+                if let holder = entryLockHolder(lock) {
+                    log("entry \(e.index) is running in another process (\(holder)); not started again")
+                    continue
+                }
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: binary)
+                // The worker takes the entry's lock and dies with this process (see `becomeSweepWorker`).
+                var environment = ProcessInfo.processInfo.environment
+                environment["OVEROPT_SWEEP_PARENT"] = "\(getpid())"
+                environment["OVEROPT_ENTRY_LOCK"] = lock
+                p.environment = environment
                 var args = ["run"] + (spec.basePath.map { [$0] } ?? [])
                 for o in e.overrides { args += ["--set", o] }
                 args += ["--out", folder, "--threads", "\(threads)"]
                 args += noCache ? ["--no-cache"] : ["--cache", cache]
                 p.arguments = args
                 let logPath = (logs as NSString).appendingPathComponent("\(e.index).log")
-                _ = FileManager.default.createFile(atPath: logPath, contents: Data("overopt \(args.joined(separator: " "))\n".utf8))
+                // A rerun appends to the entry's log: an earlier attempt's lines stay.
+                if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
                 let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
                 handle.seekToEndOfFile()
+                handle.write(Data("overopt \(args.joined(separator: " "))\n".utf8))
                 p.standardOutput = handle; p.standardError = handle
                 try p.run()
                 running.append((e, p, Date()))
@@ -262,5 +275,43 @@ final class WorkerRegistry: @unchecked Sendable {
             source.resume()
             return source
         }
+    }
+}
+
+/// "pid N on HOST" of the process holding the entry lock at `path`, or nil when it is free.
+func entryLockHolder(_ path: String) -> String? {
+    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    if flock(fd, LOCK_EX | LOCK_NB) == 0 { return nil }   // closing releases it again
+    let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+    return holder.isEmpty ? "holder unknown" : holder
+}
+
+/// The descriptor that holds this worker's entry lock for the life of the process.
+nonisolated(unsafe) private var heldEntryLock: Int32 = -1
+
+/// In a local sweep's worker (the environment names its parent and its entry's lock):
+/// dies with the parent (PR_SET_PDEATHSIG on Linux, so that a killed `overopt sweep` leaves no
+/// orphan computing), and holds the entry's lock, writing "pid N on HOST" into it, so that a
+/// rerun of the sweep does not start the entry beside it. Exits when the parent is already
+/// gone or another process holds the lock.
+func becomeSweepWorker() {
+    let environment = ProcessInfo.processInfo.environment
+    if let parent = environment["OVEROPT_SWEEP_PARENT"].flatMap(Int32.init) {
+        _ = overopt_die_with_parent(SIGTERM)
+        if getppid() != parent { exit(143) }
+    }
+    if let path = environment["OVEROPT_ENTRY_LOCK"] {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            FileHandle.standardError.write(Data("Error: this sweep entry is running in another process (\(entryLockHolder(path) ?? "")); not run twice\n".utf8))
+            exit(1)
+        }
+        let me = Array("pid \(getpid()) on \(ProcessInfo.processInfo.hostName)\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = me.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        heldEntryLock = fd
     }
 }
