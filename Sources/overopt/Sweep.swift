@@ -81,6 +81,7 @@ struct Sweep: ParsableCommand {
 
     func validate() throws {
         if jobs < 1 { throw ValidationError("--jobs must be at least 1 (got \(jobs)).") }
+        if let m = maxParallel, m < 1 { throw ValidationError("--max-parallel must be at least 1 (got \(m)); leave it out for no limit.") }
         if cpusPerTask < 1 { throw ValidationError("--cpus-per-task must be at least 1 (got \(cpusPerTask)).") }
         if [list, slurm, index != nil].filter({ $0 }).count > 1 {
             throw ValidationError("--list, --slurm and --index exclude each other.")
@@ -157,7 +158,7 @@ struct Sweep: ParsableCommand {
         let path = (abs as NSString).appendingPathComponent("sweep.sbatch")
         try script.write(toFile: path, atomically: true, encoding: .utf8)
         guard collect else {
-            print("wrote \(path) (\(count) array tasks); submit with: sbatch \(path)")
+            print("wrote \(path) (\(count) array tasks); submit with: sbatch \(shellQuoted(path))")
             return
         }
         try slurmCollectScript(binary: currentExecutable(), outputFolder: abs, options: options)
@@ -165,7 +166,7 @@ struct Sweep: ParsableCommand {
         let submit = (abs as NSString).appendingPathComponent("submit.sh")
         try slurmSubmitScript(outputFolder: abs).write(toFile: submit, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: submit)
-        print("wrote \(path) (\(count) array tasks), collect.sbatch and submit.sh; submit both with: bash \(submit)")
+        print("wrote \(path) (\(count) array tasks), collect.sbatch and submit.sh; submit both with: bash \(shellQuoted(submit))")
     }
 
     /// Runs the pending entries with `jobs` worker processes of `overopt run`.

@@ -101,6 +101,14 @@ private let gridSweep = """
     #expect(lines.last == #"/opt/bin/overopt sweep /home/u/s.toml --index "$SLURM_ARRAY_TASK_ID" --out /scratch/out --cache /scratch/cache --threads "${SLURM_CPUS_PER_TASK:-4}""#)
 }
 
+@Test func slurmDirectivesQuoteFoldersWithSpacesAsSbatchReadsThem() throws {
+    let s = slurmScript(count: 2, binary: "/opt/bin/overopt", sweepFile: "/home/u/s.toml", outputFolder: "/scratch/my \"runs\"",
+                        cache: nil, options: SlurmOptions())
+    #expect(s.contains(#"#SBATCH --output="/scratch/my \"runs\"/logs/%a.log""#), "\(s)")
+    #expect(sbatchQuoted("/plain/path/%a.log") == "/plain/path/%a.log")
+    #expect(sbatchQuoted(#"a\b"#) == #""a\\b""#)
+}
+
 @Test func slurmTaskLinePassesTheArrayIndexToTheBinary() throws {
     // The script run locally with SLURM_ARRAY_TASK_ID set calls the binary with that index
     // (a stub binary records its arguments; the real `--index` run is the end-to-end test).

@@ -230,22 +230,30 @@ public struct SlurmOptions: Sendable {
 }
 
 /// Quotes a word for bash when it holds anything but safe characters.
-func shellQuoted(_ s: String) -> String {
+public func shellQuoted(_ s: String) -> String {
     let safe = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%")
     if !s.isEmpty && s.unicodeScalars.allSatisfy(safe.contains) { return s }
     return "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
 
+/// A value for an `#SBATCH` line: as it is when it holds only safe characters, else in double
+/// quotes with backslash escapes (how sbatch reads its directives).
+func sbatchQuoted(_ s: String) -> String {
+    let safe = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%")
+    if !s.isEmpty && s.unicodeScalars.allSatisfy(safe.contains) { return s }
+    return "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+}
+
 /// The `#SBATCH` lines and set-up lines every generated Slurm script starts with.
 func slurmPreamble(jobName: String, array: String?, output: String, cpus: Int, options: SlurmOptions) -> [String] {
-    var lines = ["#SBATCH --job-name=\(jobName)"]
+    var lines = ["#SBATCH --job-name=\(sbatchQuoted(jobName))"]
     if let array { lines.append("#SBATCH --array=\(array)") }
-    lines.append("#SBATCH --output=\(output)")
+    lines.append("#SBATCH --output=\(sbatchQuoted(output))")
     lines.append("#SBATCH --cpus-per-task=\(cpus)")
     lines.append("#SBATCH --time=\(options.time)")
     lines.append("#SBATCH --mem=\(options.memory)")
-    if let p = options.partition { lines.append("#SBATCH --partition=\(p)") }
-    if let a = options.account { lines.append("#SBATCH --account=\(a)") }
+    if let p = options.partition { lines.append("#SBATCH --partition=\(sbatchQuoted(p))") }
+    if let a = options.account { lines.append("#SBATCH --account=\(sbatchQuoted(a))") }
     lines += options.directiveLines
     lines.append("set -euo pipefail")
     return lines + options.setup
