@@ -172,3 +172,28 @@ with h5py.File(sys.argv[1], 'w') as f:
         #expect(size > 50_000, "a rendered report is a large PNG; got \(size) bytes")
     }
 }
+
+@Suite("overopt inspect, damaged files") struct DamagedFileCLITests {
+    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Picks whose datasets disagree in length (once an out-of-bounds read) and sample steps
+    /// that do not match the texts give a one-line error naming the group.
+    @Test func inspectSamplesRefusesMismatchedDatasets() throws {
+        let binary = try overoptBinary()
+        let folder = try TemporaryFolder()
+        let copy = folder.file("damaged.h5")
+        try FileManager.default.copyItem(atPath: packageRoot.appendingPathComponent("results/runs/ablations/ablations-seed0-ca371f5c.h5").path,
+                                         toPath: copy)
+        _ = try runPython("""
+            import sys, h5py
+            with h5py.File(sys.argv[1], "r+") as f:
+                g = f["bon/bt-mlp/picks"]
+                del g["n"]
+                g["n"] = [1, 4]
+            """, [copy])
+        let r = try runProcess(binary, ["inspect", copy, "--samples"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("/bon/bt-mlp/picks") && r.stderr.contains("damaged"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "one line: \(r.stderr)")
+    }
+}

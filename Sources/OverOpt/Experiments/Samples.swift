@@ -68,6 +68,12 @@ public struct BestOfNPicks: Sendable, Equatable {
         p.proxy = try g.readDoubles("proxy").values
         p.gold = try g.readDoubles("gold").values
         p.goldComponents = try GoldScore.componentNames.map { try g.readDoubles("gold_\($0)").values }
+        // Every column has one entry per pick: check before anything indexes them.
+        let counts = [p.promptID.count, p.prompt.count, p.response.count, p.proxy.count, p.gold.count] + p.goldComponents.map(\.count)
+        guard counts.allSatisfy({ $0 == p.n.count }) else {
+            throw ExperimentError("\(g.path): the picks' datasets have different lengths (n: \(p.n.count), others: "
+                                  + "\(counts.map(String.init).joined(separator: ", "))); the file is damaged")
+        }
         return p
     }
 }
@@ -109,6 +115,9 @@ public func describeSamples(file path: String, variant: String? = nil) throws ->
         let steps = try g.readInt64s("sample_step").values
         let texts = try g.readStrings("sample_text")
         guard !texts.isEmpty else { continue }
+        guard steps.count == texts.count else {
+            throw ExperimentError("\(g.path): sample_step has \(steps.count) entries and sample_text \(texts.count); the file is damaged")
+        }
         found = true
         // Gold and proxy are recorded per evaluation (means over the held-out prompts).
         let evalSteps = g.contains("step") ? try g.readInt64s("step").values : []
