@@ -12,6 +12,12 @@ let cpuFlags = ["-target-cpu", "haswell"]
 let cpuFlags: [String] = []
 #endif
 let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"] + cpuFlags)]
+/// The simulator (world, data, reward models, optimizers, experiments, readers) is optimized
+/// with its checks kept: an index out of range or an overflow stops with a message instead
+/// of reading past a buffer. Measured on a run without pretraining (one proxy, one thread):
+/// 28.5–28.8 s of user time against 26.5–28.1 s unchecked, the same datasets bit for bit.
+/// Only the engine's kernels keep -Ounchecked.
+let checked: [SwiftSetting] = [.unsafeFlags(["-O"] + cpuFlags)]
 /// The AVX-512 kernel variants, called only on CPUs that have AVX-512 (chosen at run time).
 #if arch(x86_64)
 let avx512: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "skylake-avx512"])]
@@ -51,7 +57,7 @@ let package = Package(
                 swiftSettings: fast),
         // The simulator: world, data, reward models, best-of-n, PPO, experiments.
         .target(name: "OverOpt", dependencies: ["OverOptEngine", "OverOptHDF5", "TOMLKit"],
-                resources: [.copy("World/Resources")], swiftSettings: fast),
+                resources: [.copy("World/Resources")], swiftSettings: checked),
         // The command-line tool: one file per subcommand.
         .executableTarget(name: "overopt", dependencies: [
             "OverOpt", "OverOptEngine", "OverOptHDF5", "CProcess",
