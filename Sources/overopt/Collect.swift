@@ -32,6 +32,8 @@ struct Collect: ParsableCommand {
 
     func run() throws {
         let log = ProgressLog(quiet: quiet)
+        let outputFolder = (output as NSString).deletingLastPathComponent
+        removeStaleTemporaries(in: outputFolder.isEmpty ? "." : outputFolder)
         do {
             let r = try collectResults(directory: directory, outputPath: output, klPoints: klPoints, log: log.callAsFunction)
             print("collected \(r.runs) run(s) into \(r.groups.count) group(s) → \(output)" + (r.skipped.isEmpty ? "" : "; skipped \(r.skipped.count) file(s)"))

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import OverOpt
 import OverOptEngine
+import OverOptHDF5
 
 /// `overopt run`: the whole pipeline for one seed into one HDF5 file.
 struct Run: ParsableCommand {
@@ -102,16 +103,10 @@ func prepareOutput(folder: String, config: ExperimentConfig, loadProxies: [Strin
     return (folder as NSString).appendingPathComponent(resultFileName(for: config, loadProxies: loadProxies))
 }
 
-/// Deletes `.<name>.tmp-<pid>-…` files whose writing process no longer exists.
+/// Deletes the temporaries of killed result writes in `folder` (`removeAbandonedTemporaries`:
+/// decided by the writer's lock, not its PID, which means nothing on another node).
 func removeStaleTemporaries(in folder: String) {
-    guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
-    for name in names where name.hasPrefix(".") && name.contains(".tmp-") {
-        let rest = name[name.range(of: ".tmp-")!.upperBound...]
-        guard let pid = Int32(rest.prefix { $0.isNumber }) else { continue }
-        if kill(pid, 0) != 0 && errno == ESRCH {
-            try? FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
-        }
-    }
+    removeAbandonedTemporaries(in: folder)
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM end the process at once with status 130/143, whatever

@@ -69,9 +69,17 @@ let tinyRunArguments = ["--set", "base.corpus_size=300", "--set", "base.eval_seq
         let folder = try TemporaryFolder()
         let out = folder.file("out")
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        // A leftover temporary file of a process that no longer exists.
+        // A leftover temporary of a killed writer (its lock file held by nobody), and a live
+        // writer's (its lock held — here by this test process, as a run on another node of a
+        // shared file system would hold it; its PID means nothing here).
         let stale = out + "/.quickstart-seed0-0000.h5.tmp-999999999-abc"
         FileManager.default.createFile(atPath: stale, contents: Data("partial".utf8))
+        FileManager.default.createFile(atPath: stale + ".lock", contents: nil)
+        let live = out + "/.quickstart-seed0-1111.h5.tmp-999999998-def"
+        FileManager.default.createFile(atPath: live, contents: Data("being written".utf8))
+        let liveLock = open(live + ".lock", O_RDWR | O_CREAT, 0o644)
+        #expect(liveLock >= 0 && flock(liveLock, LOCK_EX) == 0)
+        defer { close(liveLock) }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = ["run", "--out", out, "--cache", folder.file("cache"), "--quiet", "--set", "base.corpus_size=200000"]
@@ -90,7 +98,10 @@ let tinyRunArguments = ["--set", "base.corpus_size=300", "--set", "base.eval_seq
         #expect(p.terminationStatus == 130)
         let left = try FileManager.default.contentsOfDirectory(atPath: out)
         #expect(!left.contains { $0.hasSuffix(".h5") && !$0.hasPrefix(".") }, "final file after a kill: \(left)")
-        #expect(!left.contains(".quickstart-seed0-0000.h5.tmp-999999999-abc"), "stale temporary not removed: \(left)")
+        #expect(!left.contains(".quickstart-seed0-0000.h5.tmp-999999999-abc") && !left.contains(".quickstart-seed0-0000.h5.tmp-999999999-abc.lock"),
+                "stale temporary not removed: \(left)")
+        #expect(left.contains(".quickstart-seed0-1111.h5.tmp-999999998-def"), "a live writer's temporary was removed: \(left)")
+        #expect(!left.contains { $0.hasSuffix(".lock") && !$0.contains("1111") }, "the killed run's lock file stayed: \(left)")
     }
 
     @Test func badInputExitsNonZeroBeforeAnyWork() throws {
