@@ -39,11 +39,20 @@ public struct TransformerConfig: Codable, Sendable, Equatable {
         TransformerConfig(vocabSize: vocabSize, contextLength: 64, width: 128, layers: 4, heads: 4)
     }
 
-    /// A named preset ("small" or "large").
+    /// The ladder of named sizes, smallest first, all with context 64 (parameters with the
+    /// world's 188-token vocabulary): tiny (width 32, 1 layer, 2 heads; ≈ 27 K), small
+    /// (64, 2, 2; ≈ 128 K), medium (96, 3, 3; ≈ 375 K), large (128, 4, 4; ≈ 850 K),
+    /// xl (192, 6, 6; ≈ 2.75 M). Heads are 32 channels wide except tiny's 16.
+    public static let presetNames = ["tiny", "small", "medium", "large", "xl"]
+
+    /// A named preset (one of `presetNames`).
     public static func preset(_ name: String, vocabSize: Int) -> TransformerConfig? {
         switch name {
+        case "tiny": return TransformerConfig(vocabSize: vocabSize, contextLength: 64, width: 32, layers: 1, heads: 2)
         case "small": return .small(vocabSize: vocabSize)
+        case "medium": return TransformerConfig(vocabSize: vocabSize, contextLength: 64, width: 96, layers: 3, heads: 3)
         case "large": return .large(vocabSize: vocabSize)
+        case "xl": return TransformerConfig(vocabSize: vocabSize, contextLength: 64, width: 192, layers: 6, heads: 6)
         default: return nil
         }
     }

@@ -14,7 +14,8 @@ import OverOptHDF5
 
 /// Settings of base-policy pretraining (`[base]` in a config file).
 public struct BasePolicyConfig: Codable, Sendable, Equatable {
-    /// Model size: "small" (width 64, 2 layers, 2 heads) or "large" (128, 4, 4); context 64.
+    /// Model size, one of `TransformerConfig.presetNames`: tiny, small (width 64, 2 layers,
+    /// 2 heads), medium, large (128, 4, 4), xl; context 64.
     public var preset = "small"
     /// Number of writer sequences in the pretraining corpus.
     public var corpusSize = 40_000
@@ -41,9 +42,7 @@ public struct BasePolicyConfig: Codable, Sendable, Equatable {
     }
 
     public func validate() throws {
-        if TransformerConfig.preset(preset, vocabSize: 2) == nil {
-            throw ConfigError.invalid(key: "base.preset", "must be \"small\" or \"large\" (got \"\(preset)\")")
-        }
+        if let message = presetError(preset) { throw ConfigError.invalid(key: "base.preset", message) }
         if corpusSize < 1 { throw ConfigError.invalid(key: "base.corpus_size", "must be positive (got \(corpusSize))") }
         if epochs < 1 { throw ConfigError.invalid(key: "base.epochs", "must be positive (got \(epochs))") }
         if batchSize < 1 { throw ConfigError.invalid(key: "base.batch_size", "must be positive (got \(batchSize))") }
@@ -57,6 +56,12 @@ public struct BasePolicyConfig: Codable, Sendable, Equatable {
     public func modelConfig(vocabSize: Int) -> TransformerConfig {
         TransformerConfig.preset(preset, vocabSize: vocabSize)!
     }
+}
+
+/// Why `name` is not a model preset, or nil when it is one.
+public func presetError(_ name: String) -> String? {
+    TransformerConfig.preset(name, vocabSize: 2) != nil ? nil
+        : "must be one of \(TransformerConfig.presetNames.map { "\"\($0)\"" }.joined(separator: ", ")) (got \"\(name)\")"
 }
 
 /// What pretraining produced: the model and its learning curve.

@@ -36,6 +36,15 @@
 //       seed, <scalar>, <scalar>_std_over_seeds, _sem_over_seeds, _per_seed [seeds]
 //                                     e.g. id_accuracy, ood_accuracy_mean,
 //                                     ood_accuracy/hot_samples_sem_over_seeds
+//       with @<c>_alpha_low, _alpha_high, _beta_low, _beta_high beside each fit: the 95%
+//       percentile bootstrap interval over seeds (2000 resamples of the seeds, a fixed
+//       resampling seed; NaN with one seed)
+//   /scaling/                          only when the groups' configs differ in exactly one
+//     @key, @x_name                    key outside `variants` (e.g. rm.base, data.train_pairs,
+//                                      ppo.kl_coef): the fits against that key
+//     <stage>/<variant>/  group, value (strings), x (the proxy's base parameters for rm.base,
+//                         else the key's number), seeds; <c>_alpha, _alpha_low, _alpha_high,
+//                         <c>_beta, _beta_low, _beta_high, <c>_r2 — one row per group, by x
 // In run files `<curve>_sem` is the standard error over prompts; summaries keep the mean
 // over seeds of those as `<curve>_sem_over_prompts`. Datasets carry `units` and
 // `long_name`; `n`, `kl` (PPO) and `seed` are dimension scales (ResultSchema.swift).
@@ -63,6 +72,9 @@ public struct CollectedRun: Sendable {
     public var ppo: [String: RunCurves] = [:]
     /// Scalars per variant, e.g. "id_accuracy", "ood_accuracy/hot_samples".
     public var rm: [String: [String: Double]] = [:]
+    /// Parameters of the language model each variant's proxy was fine-tuned from
+    /// (`/rm/<variant>@base_parameters`; absent in older files).
+    public var rmBaseParameters: [String: Int64] = [:]
 
     /// `<name>-<hash8>` of the config minus seed.
     public var groupName: String { "\(name)-\(String(format: "%016llx", RNG.stableHash(groupConfig)).prefix(8))" }
@@ -138,7 +150,9 @@ public func readCollectedRun(path: String) throws -> CollectedRun {
     if root.contains("rm") {
         let rm = try root.group("rm")
         for v in try rm.children() where rm.isGroup(v) {
-            run.rm[v] = try readScalars(try rm.group(v))
+            let g = try rm.group(v)
+            run.rm[v] = try readScalars(g)
+            if g.hasAttribute("base_parameters") { run.rmBaseParameters[v] = try g.intAttribute("base_parameters") }
         }
     }
     return run
@@ -210,6 +224,10 @@ public struct CollectReport: Sendable {
     public var groups: [(name: String, seeds: [Int64])] = []
     /// Files not used, with the reason.
     public var skipped: [(path: String, reason: String)] = []
+    /// The one config key the groups differ in, when there is one (`/scaling`).
+    public var scalingKey: String?
+    /// The scaling summary as printable lines.
+    public var scalingLines: [String] = []
 }
 
 /// Reads every complete `*.h5` run file directly in `directory`, groups them by config
@@ -253,19 +271,28 @@ public func collectResults(directory: String, outputPath: String, klPoints: Int 
         try root.setAttribute("kernels", compute.kernels)
         try root.setAttribute("groups", Int64(groups.count))
         try root.setAttribute("runs", Int64(runs.count))
+        var fits: [String: [String: GaoFitInterval]] = [:]
         for (gname, members) in groups {
             let members = members.sorted { $0.seed < $1.seed }
             let g = try root.createGroup("groups/\(gname)")
-            try writeGroup(members, to: g, klPoints: klPoints, log: { log("\(gname): \($0)") })
+            fits[gname] = try writeGroup(members, to: g, klPoints: klPoints, log: { log("\(gname): \($0)") })
             report.groups.append((gname, members.map(\.seed)))
             log("\(gname): \(members.count) run(s), seeds \(members.map { String($0.seed) }.joined(separator: ","))")
+        }
+        if groups.count > 1, let key = singleDifferingKey(groups.map { $0.value[0].groupConfig }) {
+            let rows = groups.map { ScalingRow(group: $0.key, config: $0.value[0].groupConfig, runs: $0.value, fits: fits[$0.key] ?? [:]) }
+            report.scalingKey = key
+            report.scalingLines = try writeScaling(key: key, rows: rows, to: root.createGroup("scaling"))
         }
     }
     return report
 }
 
-/// Writes one group's attributes, statistics and fits.
-func writeGroup(_ runs: [CollectedRun], to g: H5Group, klPoints: Int, log: (String) -> Void) throws {
+/// Writes one group's attributes, statistics and fits; returns the fits by
+/// "<stage>/<variant>/<curve>".
+@discardableResult
+func writeGroup(_ runs: [CollectedRun], to g: H5Group, klPoints: Int, log: (String) -> Void) throws -> [String: GaoFitInterval] {
+    var fits: [String: GaoFitInterval] = [:]
     let pretty = (try? JSONSerialization.jsonObject(with: Data(runs[0].groupConfig.utf8)))
         .flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys, .prettyPrinted]) }
         .map { String(decoding: $0, as: UTF8.self) } ?? runs[0].groupConfig
@@ -293,13 +320,19 @@ func writeGroup(_ runs: [CollectedRun], to g: H5Group, klPoints: Int, log: (Stri
             }
         }
     }
-    func writeFits(_ s: CurveStatistics, _ form: GaoForm, _ curves: [String], to vg: H5Group) throws {
+    func writeFits(_ s: CurveStatistics, _ form: GaoForm, _ curves: [String], to vg: H5Group, label: String) throws {
         for c in curves {
-            guard let st = s.stats["\(c)_shifted"] else { continue }  // fitted to the mean over seeds
-            let fit = fitGao(form, kl: s.kl, y: st.map(\.mean))
-            try vg.setAttribute("\(c)_alpha", fit.alpha)
-            try vg.setAttribute("\(c)_beta", fit.beta)
-            try vg.setAttribute("\(c)_r2", fit.r2)
+            // Fitted to the mean over seeds, with bootstrap intervals over seeds.
+            guard let rows = s.perSeed["\(c)_shifted"] else { continue }
+            let f = bootstrapGaoFit(form, kl: s.kl, perSeed: rows)
+            try vg.setAttribute("\(c)_alpha", f.fit.alpha)
+            try vg.setAttribute("\(c)_beta", f.fit.beta)
+            try vg.setAttribute("\(c)_r2", f.fit.r2)
+            try vg.setAttribute("\(c)_alpha_low", f.alphaLow)
+            try vg.setAttribute("\(c)_alpha_high", f.alphaHigh)
+            try vg.setAttribute("\(c)_beta_low", f.betaLow)
+            try vg.setAttribute("\(c)_beta_high", f.betaHigh)
+            fits["\(label)/\(c)"] = f
         }
     }
     for v in variants(\.bon) {
@@ -316,7 +349,7 @@ func writeGroup(_ runs: [CollectedRun], to g: H5Group, klPoints: Int, log: (Stri
         try annotateSummaryCurves(vg, grid: "n", coordinate: "kl", stage: "bon")
         try vg.setAttribute("seeds", members.map(\.seed))
         try vg.setAttribute("count", Int64(members.count))
-        try writeFits(s, .bestOfN, ["proxy", "gold", "gold_oracle"], to: vg)
+        try writeFits(s, .bestOfN, ["proxy", "gold", "gold_oracle"], to: vg, label: "bon/\(v)")
     }
     for v in variants(\.ppo) {
         let members = runs.filter { $0.ppo[v] != nil }
@@ -327,7 +360,7 @@ func writeGroup(_ runs: [CollectedRun], to g: H5Group, klPoints: Int, log: (Stri
         try annotateSummaryCurves(vg, grid: "kl", coordinate: nil, stage: "ppo")
         try vg.setAttribute("seeds", members.map(\.seed))
         try vg.setAttribute("count", Int64(members.count))
-        try writeFits(s, .rl, ["proxy", "gold"], to: vg)
+        try writeFits(s, .rl, ["proxy", "gold"], to: vg, label: "ppo/\(v)")
     }
     for v in variants(\.rm) {
         let members = runs.filter { $0.rm[v] != nil }
@@ -346,4 +379,79 @@ func writeGroup(_ runs: [CollectedRun], to g: H5Group, klPoints: Int, log: (Stri
         try vg.setAttribute("seeds", members.map(\.seed))
         try vg.setAttribute("count", Int64(members.count))
     }
+    return fits
+}
+
+// MARK: - Scaling summary
+
+/// One group of a scaling summary: its name, config (minus seed), runs and fits.
+struct ScalingRow {
+    var group: String
+    var config: String
+    var runs: [CollectedRun]
+    var fits: [String: GaoFitInterval]
+}
+
+/// Writes `/scaling` (layout in the file header): for every stage, variant and fitted curve
+/// found in the groups, α, β (with their bootstrap intervals) and R² against the value of
+/// `key`, rows sorted by x. x is the proxy's base parameters for `rm.base` (a default base
+/// counts as the policy's), the key's number otherwise, else the group's position.
+/// Returns printable lines.
+func writeScaling(key: String, rows: [ScalingRow], to g: H5Group) throws -> [String] {
+    try g.setAttribute("key", key)
+    try g.setAttribute("x_name", key == "rm.base" ? "reward-model parameters" : key)
+    var lines: [String] = []
+    let labels = Set(rows.flatMap(\.fits.keys)).sorted()
+    // "<stage>/<variant>/<curve>" → by stage and variant.
+    let byVariant = Dictionary(grouping: labels) { String($0[..<$0.lastIndex(of: "/")!]) }
+    for (sv, curves) in byVariant.sorted(by: { $0.key < $1.key }) {
+        let variant = String(sv[sv.index(after: sv.firstIndex(of: "/")!)...])
+        let present = rows.filter { r in curves.allSatisfy { r.fits[$0] != nil } }
+        guard present.count > 1 else { continue }
+        func x(_ r: ScalingRow, _ i: Int) -> Double {
+            if key == "rm.base" { return r.runs.compactMap { $0.rmBaseParameters[variant] }.first.map(Double.init) ?? .nan }
+            return configValue(r.config, key: key)?.number ?? Double(i)
+        }
+        let xs = present.enumerated().map { x($1, $0) }
+        let order = present.indices.sorted { (xs[$0], present[$0].group) < (xs[$1], present[$1].group) }
+        let sorted = order.map { present[$0] }
+        let vg = try g.createGroup(sv)
+        func write(_ name: String, _ values: [Double], _ units: String, _ longName: String) throws {
+            try vg.write(name, values)
+            try vg.setAttribute("units", units, on: name)
+            try vg.setAttribute("long_name", longName, on: name)
+        }
+        try vg.write("group", strings: sorted.map(\.group))
+        try vg.setAttribute("units", "", on: "group")
+        try vg.setAttribute("long_name", "the summary group of each row", on: "group")
+        try vg.write("value", strings: sorted.map { configValue($0.config, key: key)?.text ?? "default" })
+        try vg.setAttribute("units", "", on: "value")
+        try vg.setAttribute("long_name", "the value of \(key) in each group (default: unset)", on: "value")
+        try write("x", order.map { xs[$0] }, key == "rm.base" ? "parameters" : "",
+                  key == "rm.base" ? "parameters of the proxy's base language model" : key)
+        try vg.write("seeds", sorted.map { Int64($0.fits[curves[0]]!.seeds) })
+        try vg.setAttribute("units", "", on: "seeds")
+        try vg.setAttribute("long_name", "seeds in each group", on: "seeds")
+        for label in curves {
+            let c = String(label[label.index(after: label.lastIndex(of: "/")!)...])
+            let fs = sorted.map { $0.fits[label]! }
+            let what = "Gao fit of the mean shifted \(c.replacingOccurrences(of: "_", with: " ")) score"
+            try write("\(c)_alpha", fs.map(\.fit.alpha), "reward", "α of the \(what)")
+            try write("\(c)_alpha_low", fs.map(\.alphaLow), "reward", "2.5% bootstrap quantile over seeds of α of the \(what)")
+            try write("\(c)_alpha_high", fs.map(\.alphaHigh), "reward", "97.5% bootstrap quantile over seeds of α of the \(what)")
+            try write("\(c)_beta", fs.map(\.fit.beta), "reward", "β of the \(what)")
+            try write("\(c)_beta_low", fs.map(\.betaLow), "reward", "2.5% bootstrap quantile over seeds of β of the \(what)")
+            try write("\(c)_beta_high", fs.map(\.betaHigh), "reward", "97.5% bootstrap quantile over seeds of β of the \(what)")
+            try write("\(c)_r2", fs.map(\.fit.r2), "1", "R² of the \(what)")
+            if c == "gold" {
+                lines.append("\(sv) gold vs \(key):")
+                for (r, f) in zip(sorted, fs) {
+                    let v = configValue(r.config, key: key)?.text ?? "default"
+                    lines.append(String(format: "  %@ = %@: α %.3f [%.3f, %.3f]  β %.3f [%.3f, %.3f]  R² %.2f  (%d seeds)",
+                                        key, v, f.fit.alpha, f.alphaLow, f.alphaHigh, f.fit.beta, f.betaLow, f.betaHigh, f.fit.r2, f.seeds))
+                }
+            }
+        }
+    }
+    return lines
 }

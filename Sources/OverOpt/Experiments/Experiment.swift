@@ -78,7 +78,9 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
     cache.removeAbandonedTemporaries()
 
     var timings: [(String, Double)] = []
-    let stageCount = 2 + (config.stages.contains("bon") ? 1 : 0) + config.proxies.count * (1 + config.stages.count)
+    // Base models of other sizes than the policy's, one per `rm.base` preset the proxies name.
+    let rmPresets = Set(config.proxies.compactMap { config.variants[$0]?.base }).subtracting([config.base.preset]).sorted()
+    let stageCount = 2 + rmPresets.count + (config.stages.contains("bon") ? 1 : 0) + config.proxies.count * (1 + config.stages.count)
     var stageIndex = 0
     func timed<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {
         stageIndex += 1
@@ -89,14 +91,24 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
         return v
     }
 
-    // 1. Base policy (cached across seeds and variants).
-    let baseKey = StageCache.key(["world": world.fingerprint, "base": StageCache.key(config.base), "code": "base-v3"])
-    let base: BasePolicy = try timed("base") {
-        try cache.entry(stage: "base", key: baseKey, log: log, read: { try BasePolicy.read(from: $0) }, build: {
-            let b = pretrainBasePolicy(world: world, config: config.base, log: log, metrics: metrics.observer(stage: "base"))
-            guard b.evalNLL.isFinite else { throw ExperimentError("base policy: pretraining diverged (held-out NLL \(b.evalNLL))") }
+    // 1. Base policy (cached across seeds and variants), and the base models of proxies of
+    // other sizes (`rm.base`): the same `[base]` settings at their own preset, cached alike.
+    func pretrained(_ bc: BasePolicyConfig) throws -> (policy: BasePolicy, key: String) {
+        let key = StageCache.key(["world": world.fingerprint, "base": StageCache.key(bc), "code": "base-v3"])
+        let b = try cache.entry(stage: "base", key: key, log: log, read: { try BasePolicy.read(from: $0) }, build: {
+            let b = pretrainBasePolicy(world: world, config: bc, log: log, metrics: metrics.observer(stage: "base"))
+            guard b.evalNLL.isFinite else { throw ExperimentError("base \(bc.preset): pretraining diverged (held-out NLL \(b.evalNLL))") }
             return b
         }, write: { try $0.write(to: $1) })
+        return (b, key)
+    }
+    let (base, baseKey) = try timed("base") { try pretrained(config.base) }
+    var rmBases = [config.base.preset: (model: base.model, key: baseKey)]
+    for preset in rmPresets {
+        var bc = config.base
+        bc.preset = preset
+        let b = try timed("base/\(preset)") { try pretrained(bc) }
+        rmBases[preset] = (b.policy.model, b.key)
     }
 
     // 2. Preference data (cached per seed).
@@ -148,8 +160,10 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
         if let file = loadedFrom {
             rmKey = StageCache.key(["file": absolutePath(file), "created": try resultCreated(file), "name": name, "code": "rm-load-v1"])
         } else {
-            rmKey = StageCache.key(["data": dataKey, "rm": StageCache.key(rmConfig), "name": name, "seed": "\(config.seed)",
-                                    "normalization": samplesKey, "code": "rm-v1"])
+            var parts = ["data": dataKey, "rm": StageCache.key(rmConfig), "name": name, "seed": "\(config.seed)",
+                         "normalization": samplesKey, "code": "rm-v1"]
+            if let preset = rmConfig.base { parts["rm_base"] = rmBases[preset]!.key }
+            rmKey = StageCache.key(parts)
         }
         var built = false
         let rm = try timed("rm/\(name)") {
@@ -160,7 +174,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
             }, build: {
                 built = true
                 if let file = loadedFrom { return try loadProxyResult(from: file, variant: name, world: world, log: log) }
-                let r = try trainRewardModel(config: rmConfig, base: base.model, world: world, data: data, seed: config.seed,
+                let r = try trainRewardModel(config: rmConfig, base: rmBases[rmConfig.base ?? config.base.preset]!.model, world: world, data: data, seed: config.seed,
                                              normalizationSamples: normalizationSamples, name: name, log: log,
                                              metrics: metrics.observer(stage: "rm", variant: name))
                 guard r.idAccuracy.isFinite else { throw ExperimentError("rm \(name): training produced non-finite scores") }

@@ -59,7 +59,7 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
     ]
 
     /// Keys that may appear although their default is absent (optional settings).
-    static let optionalKeys: [String: [String]] = ["bon": ["max_n"], "ppo": ["target_kl", "reward_clip"]]
+    static let optionalKeys: [String: [String]] = ["bon": ["max_n"], "ppo": ["target_kl", "reward_clip"], "rm": ["base"]]
 
     /// Resolves each proxy name to its reward-model settings.
     static func resolveVariants(_ names: [String], rm: ConfigTree, user: [String: Any], source: String) throws -> [String: RewardModelConfig] {
@@ -101,7 +101,7 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
             for k in keys where t[k] == nil { t[k] = NSNull() }
             defaults[section] = t
         }
-        try checkKeys(user, against: defaults, source: source, freeTables: ["variants": try encodeTree(RewardModelConfig())])
+        try checkKeys(user, against: defaults, source: source, freeTables: ["variants": try encodeTree(RewardModelConfig()).merging(["base": NSNull()]) { a, _ in a }])
 
         let userVariants = user["variants"] as? [String: Any] ?? [:]
         /// The defaults with `user` merged over them, ready to decode.
@@ -159,18 +159,22 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
     public func memoryEstimate() -> [(key: String, bytes: Double)] {
         let T = Double(1 + world.maxPromptTokens + 1 + world.maxResponseTokens)
         let sequence = 4 * T + 64
-        let model = TransformerConfig.preset(base.preset, vocabSize: 200) ?? TransformerConfig.preset("small", vocabSize: 200)!
-        let perToken = Double(model.layers) * 40 * Double(model.width) * 4 + Double(model.vocabSize) * 8
+        func perToken(_ preset: String) -> Double {
+            let model = TransformerConfig.preset(preset, vocabSize: 200) ?? TransformerConfig.preset("small", vocabSize: 200)!
+            return Double(model.layers) * 40 * Double(model.width) * 4 + Double(model.vocabSize) * 8
+        }
+        // A proxy's activations are those of its own base (`rm.base`), the largest of them.
+        let rmPerToken = variants.values.map { perToken($0.base ?? base.preset) }.max() ?? perToken(rm.base ?? base.preset)
         var out: [(String, Double)] = [
             ("base.corpus_size", Double(base.corpusSize) * sequence),
             ("base.eval_sequences", Double(base.evalSequences) * sequence),
             ("data.train_pairs", Double(data.trainPairs) * 2 * (sequence + 16)),
             ("data.eval_pairs", Double(data.evalPairs) * 4 * 2 * (sequence + 16)),
             ("bon.samples_per_prompt × bon.prompts", Double(bon.prompts) * Double(bon.samplesPerPrompt) * (sequence + 8 * Double(proxies.count + 8))),
-            ("base.batch_size", Double(base.batchSize) * T * perToken),
-            ("rm.batch_size", Double(rm.batchSize) * 2 * T * perToken),
-            ("ppo.prompts_per_step", Double(ppo.promptsPerStep) * (sequence + T * perToken / 4)),
-            ("ppo.eval_prompts", Double(ppo.evalPrompts) * (sequence + T * perToken / 4)),
+            ("base.batch_size", Double(base.batchSize) * T * perToken(base.preset)),
+            ("rm.batch_size", Double(rm.batchSize) * 2 * T * rmPerToken),
+            ("ppo.prompts_per_step", Double(ppo.promptsPerStep) * (sequence + T * perToken(base.preset) / 4)),
+            ("ppo.eval_prompts", Double(ppo.evalPrompts) * (sequence + T * perToken(base.preset) / 4)),
         ]
         out.sort { $0.1 > $1.1 }
         return out.map { (key: $0.0, bytes: $0.1) }

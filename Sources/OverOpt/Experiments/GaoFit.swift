@@ -9,6 +9,7 @@
 // g(0) = 0, its limit). See docs/paper.md §1.
 
 import Foundation
+import OverOptEngine
 
 /// Which of Gao et al.'s forms.
 public enum GaoForm: String, Sendable {
@@ -113,4 +114,92 @@ public func commonKLGrid(maxKLs: [Double], points: Int = 50) -> [Double] {
     let top = maxKLs.min() ?? 0
     guard top > 0, top.isFinite, points > 1 else { return [0] }
     return (0..<points).map { top * Double($0) / Double(points - 1) }
+}
+
+// MARK: - Intervals over seeds
+
+/// A fit with percentile bootstrap intervals of α and β over seeds.
+public struct GaoFitInterval: Sendable, Equatable {
+    /// The fit to the mean curve over every seed.
+    public var fit: GaoFit
+    public var alphaLow = Double.nan, alphaHigh = Double.nan
+    public var betaLow = Double.nan, betaHigh = Double.nan
+    /// Seeds the curves came from.
+    public var seeds: Int
+}
+
+/// Fits `form` to the mean over seeds of `perSeed` curves (rows: seeds, on the KLs `kl`),
+/// with 95% percentile bootstrap intervals of α and β: `resamples` times, the seeds are
+/// drawn with replacement, their mean curve fitted; the 2.5% and 97.5% quantiles of the
+/// fitted α and β (resamples whose fit is degenerate are left out). A fixed resampling
+/// seed makes the intervals reproducible. With one seed the intervals are NaN.
+public func bootstrapGaoFit(_ form: GaoForm, kl: [Double], perSeed: [[Double]], resamples: Int = 2000,
+                            seed: UInt64 = 0x6761_6f2d_626f_6f74, level: Double = 0.95) -> GaoFitInterval {
+    let n = perSeed.count
+    precondition(n > 0 && perSeed.allSatisfy { $0.count == kl.count }, "one curve per seed on the KL grid")
+    func meanCurve(_ rows: [Int]) -> [Double] {
+        kl.indices.map { j in rows.reduce(0) { $0 + perSeed[$1][j] } / Double(rows.count) }
+    }
+    var out = GaoFitInterval(fit: fitGao(form, kl: kl, y: meanCurve(Array(0..<n))), seeds: n)
+    guard n > 1 else { return out }
+    var rng = RNG(seed: seed)
+    var alphas: [Double] = [], betas: [Double] = []
+    for _ in 0..<resamples {
+        let f = fitGao(form, kl: kl, y: meanCurve((0..<n).map { _ in rng.int(below: n) }))
+        if f.alpha.isFinite && f.beta.isFinite { alphas.append(f.alpha); betas.append(f.beta) }
+    }
+    guard !alphas.isEmpty else { return out }
+    alphas.sort(); betas.sort()
+    let lo = (1 - level) / 2, hi = 1 - lo
+    out.alphaLow = quantile(sorted: alphas, lo); out.alphaHigh = quantile(sorted: alphas, hi)
+    out.betaLow = quantile(sorted: betas, lo); out.betaHigh = quantile(sorted: betas, hi)
+    return out
+}
+
+// MARK: - Scaling across groups
+
+/// Keys a scaling summary runs along (Gao et al.'s axes): the reward model's size, the
+/// number of preference pairs, the KL penalty.
+public let scalingKeys = ["rm.base", "data.train_pairs", "ppo.kl_coef"]
+
+/// The config key whose value differs across `configs` (JSON objects), when exactly one
+/// leaf key outside `variants` differs (a variant's settings follow `[rm]`, so they move
+/// with it); a key absent from some configs counts as differing. nil otherwise.
+public func singleDifferingKey(_ configs: [String]) -> String? {
+    let flat = configs.map { text -> [String: String] in
+        guard let tree = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return [:] }
+        var out: [String: String] = [:]
+        flattenConfig(tree, prefix: "", into: &out)
+        return out
+    }
+    guard flat.count > 1 else { return nil }
+    let keys = Set(flat.flatMap(\.keys)).filter { !$0.hasPrefix("variants.") }
+    let differing = keys.filter { k in Set(flat.map { $0[k] ?? "∅" }).count > 1 }
+    return differing.count == 1 ? differing.first : nil
+}
+
+/// Dotted leaf keys of a JSON tree with their values as canonical text.
+func flattenConfig(_ tree: [String: Any], prefix: String, into out: inout [String: String]) {
+    for (k, v) in tree {
+        let key = prefix.isEmpty ? k : "\(prefix).\(k)"
+        if let t = v as? [String: Any] { flattenConfig(t, prefix: key, into: &out); continue }
+        if let data = try? JSONSerialization.data(withJSONObject: [v], options: [.sortedKeys]) {
+            out[key] = String(decoding: data, as: UTF8.self)
+        } else {
+            out[key] = "\(v)"
+        }
+    }
+}
+
+/// The value of the dotted `key` in a config JSON object, as a number when it is one,
+/// else its text (strings unquoted); nil when absent.
+public func configValue(_ text: String, key: String) -> (number: Double?, text: String)? {
+    guard var node = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as Any? else { return nil }
+    for part in key.split(separator: ".") {
+        guard let t = node as? [String: Any], let next = t[String(part)] else { return nil }
+        node = next
+    }
+    if let n = node as? NSNumber { return (n.doubleValue, n.stringValue) }
+    if let s = node as? String { return (nil, s) }
+    return (nil, "\(node)")
 }

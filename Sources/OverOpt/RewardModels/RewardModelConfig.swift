@@ -51,6 +51,11 @@ public enum FinetuneMode: String, Codable, Sendable, CaseIterable {
 
 /// Settings of one proxy reward model variant.
 public struct RewardModelConfig: Codable, Sendable, Equatable {
+    /// The model preset the proxy is fine-tuned from (`TransformerConfig.presetNames`): a
+    /// base model of that size pretrained with the run's `[base]` settings on the same world.
+    /// nil (the default, and not encoded, so configs without it keep their hashes): the
+    /// policy's own base.
+    public var base: String?
     /// The variant: bt, margin, label-smoothing, frozen, ensemble, warm, grm.
     public var objective: RewardObjective = .bt
     /// GRM regularizer: sft, sft-nll, dpo, dpo-noref.
@@ -103,7 +108,7 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case objective, regularizer, alpha, beta, smoothing, head, combiner, finetune, epochs
+        case base, objective, regularizer, alpha, beta, smoothing, head, combiner, finetune, epochs
         case marginScale = "margin_scale", headHidden = "head_hidden", headDropout = "head_dropout"
         case ensembleSize = "ensemble_size", uwoLambda = "uwo_lambda"
         case loraRank = "lora_rank", loraAlpha = "lora_alpha", loraDropout = "lora_dropout"
@@ -114,6 +119,7 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
     /// Checks every key; the error names the first bad one (as `rm.<key>`).
     public func validate() throws {
         func bad(_ key: String, _ message: String) -> ConfigError { .invalid(key: "rm." + key, message) }
+        if let base, let message = presetError(base) { throw bad("base", message) }
         if !(0...1).contains(alpha) { throw bad("alpha", "must be in [0, 1] (got \(alpha))") }
         if !(beta > 0) { throw bad("beta", "must be positive (got \(beta))") }
         if !(marginScale >= 0) { throw bad("margin_scale", "must be non-negative (got \(marginScale))") }

@@ -9,7 +9,8 @@
 //   lm_preference_accuracy, lm_nll, base_lm_preference_accuracy, base_lm_nll (scalars)
 //   reward_mean, reward_std (scalars; NaN without normalization samples)
 //   train_seconds, pairs_per_second (scalars)
-//   attributes: every config key (snake_case), seed, train_pairs, variant
+//   attributes: every config key (snake_case; `base` only when set), seed, train_pairs,
+//   variant, base_parameters (the parameters of the language model it was fine-tuned from)
 // Proxy checkpoint layout (ProxyRewardModel.save): attributes name, combiner, uwo_lambda,
 // members; members/<i> = a Transformer checkpoint (Checkpoint.swift).
 
@@ -85,6 +86,11 @@ public struct RewardModelResult: @unchecked Sendable {
         try group.setAttribute("variant", proxy.name)
         try group.setAttribute("seed", Int64(bitPattern: seed))
         try group.setAttribute("train_pairs", Int64(trainPairs))
+        // The size of the language model the proxy was fine-tuned from (its own base's, with
+        // `rm.base`), without the reward head: the x axis of reward-model scaling.
+        if let member = proxy.members.first {
+            try group.setAttribute("base_parameters", Int64(Transformer(config: member.config).parameterCount))
+        }
         try config.writeAttributes(to: group)
     }
 }
@@ -134,6 +140,7 @@ extension RewardModelResult {
 extension RewardModelConfig {
     /// Every key as an attribute of `group`.
     public func writeAttributes(to g: H5Group) throws {
+        if let base { try g.setAttribute("base", base) }
         try g.setAttribute("objective", objective.rawValue)
         try g.setAttribute("regularizer", regularizer.rawValue)
         try g.setAttribute("alpha", alpha)
