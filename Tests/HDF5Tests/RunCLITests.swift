@@ -41,6 +41,46 @@ let tinyRunArguments = ["--set", "base.corpus_size=300", "--set", "base.eval_seq
         #expect(cached.filter { $0.hasSuffix(".h5") }.count == 9 && cached.filter { $0.hasSuffix(".h5.lock") }.count == 9, "\(cached)")
     }
 
+    /// A proxy of another size than the policy (`base = "tiny"`: plain, and a LoRA ensemble)
+    /// is fine-tuned from its own cached base and scores the policy's best-of-n samples and
+    /// PPO; the policy stays the `small` one.
+    @Test func proxiesOfAnotherSizeTrainAndScoreThePolicy() throws {
+        let binary = try overoptBinary()
+        let folder = try TemporaryFolder()
+        let args = tinyRunArguments + ["--set", "proxies=[\"bt\",\"bt-tiny\",\"ens-tiny\"]",
+                                       "--set", "variants.bt-tiny.base=\"tiny\"", "--set", "variants.ens-tiny.base=\"tiny\"",
+                                       "--set", "variants.ens-tiny.objective=\"ensemble\"", "--set", "variants.ens-tiny.ensemble_size=2",
+                                       "--set", "variants.ens-tiny.finetune=\"lora\"", "--quiet"]
+        let r = try runProcess(binary, ["run", "--out", folder.file("out"), "--cache", folder.file("cache")] + args)
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.file("out")).filter { $0.hasSuffix(".h5") }
+        try #require(files.count == 1)
+        let file = try H5File.open(folder.file("out/" + files[0]))
+        defer { file.close() }
+        let policy = try file.root.group("base").intAttribute("parameters")
+        #expect(try file.root.group("base").stringAttribute("preset") == "small")
+        #expect(try file.root.group("rm/bt").intAttribute("base_parameters") == policy)
+        #expect(try !file.root.group("rm/bt").hasAttribute("base"))
+        for v in ["bt-tiny", "ens-tiny"] {
+            let g = try file.root.group("rm/\(v)")
+            #expect(try g.stringAttribute("base") == "tiny")
+            #expect(try g.intAttribute("base_parameters") < policy / 3)
+            #expect(try g.readDoubles("id_accuracy").values[0].isFinite)
+            #expect(file.root.contains("bon/\(v)") && file.root.contains("ppo/\(v)"))
+            // The same best-of-n samples (the policy's): the gold oracle does not depend on the proxy.
+            #expect(try file.root.group("bon/\(v)").readDoubles("gold_oracle").values
+                    == file.root.group("bon/bt").readDoubles("gold_oracle").values)
+            #expect(try file.root.group("ppo/\(v)").readDoubles("kl").values.allSatisfy(\.isFinite))
+        }
+        // Two base models in the cache (small and tiny), three proxies; a rerun trains nothing.
+        let cached = try FileManager.default.contentsOfDirectory(atPath: folder.file("cache")).filter { $0.hasSuffix(".h5") }
+        #expect(cached.filter { $0.hasPrefix("base-") }.count == 2 && cached.filter { $0.hasPrefix("rm-") }.count == 3, "\(cached)")
+        let again = try runProcess(binary, ["run", "--out", folder.file("out2"), "--cache", folder.file("cache")] + args.dropLast())
+        #expect(again.status == 0 && again.stderr.contains("stage 2/11: base/tiny") && again.stderr.contains("base: loaded from cache")
+                && !again.stderr.contains("base policy: tiny preset") && !again.stderr.contains("rm bt-tiny: 1 member"),
+                "\(again.stderr.suffix(3000))")
+    }
+
     /// The same seed at 1 and 2 threads gives the same result file, down to the bit, also
     /// where batches are too small to split over replicas (batches of 3 and 4 run as one
     /// pass, whose products are cut into blocks fixed by their shape).

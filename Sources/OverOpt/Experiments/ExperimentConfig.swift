@@ -125,6 +125,7 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
             guard let culprit = culpritLeaf(user, defaults: resolved([:]), decode: decode) else { throw ConfigError.invalid(key: "", "cannot be read") }
             throw ConfigError.wrongType(key: culprit.key, source: source, expected: culprit.expected)
         }
+        try config.rm.validate()   // before the variants, so that a bad [rm] key is named as such
         config.variants = try resolveVariants(config.proxies, rm: try encodeTree(config.rm), user: userVariants, source: source)
         try config.validate()
         return config
