@@ -76,7 +76,7 @@ let tinyRunArguments = ["--set", "base.corpus_size=300", "--set", "base.eval_seq
         let cached = try FileManager.default.contentsOfDirectory(atPath: folder.file("cache")).filter { $0.hasSuffix(".h5") }
         #expect(cached.filter { $0.hasPrefix("base-") }.count == 2 && cached.filter { $0.hasPrefix("rm-") }.count == 3, "\(cached)")
         let again = try runProcess(binary, ["run", "--out", folder.file("out2"), "--cache", folder.file("cache")] + args.dropLast())
-        #expect(again.status == 0 && again.stderr.contains("stage 2/11: base/tiny") && again.stderr.contains("base: loaded from cache")
+        #expect(again.status == 0 && again.stderr.contains("stage 2/13: base/tiny") && again.stderr.contains("base: loaded from cache")
                 && !again.stderr.contains("base policy: tiny preset") && !again.stderr.contains("rm bt-tiny: 1 member"),
                 "\(again.stderr.suffix(3000))")
     }
