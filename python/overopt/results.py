@@ -410,7 +410,8 @@ def _walk(g: h5py.Group, prefix: str = "") -> Iterator[Tuple[str, h5py.Dataset]]
 def load_fits(path: PathLike) -> pd.DataFrame:
     """The Gao et al. fits of a summary: one row per (group, stage, variant, quantity) with
     ``alpha``, ``beta``, ``r2`` and ``form`` ("bon": d(α − βd); "ppo": d(α − β log d);
-    d = √KL), fitted to the quantity's shifted mean curve."""
+    d = √KL), fitted to the quantity's shifted mean curve, and the 95% percentile bootstrap
+    intervals over seeds ``alpha_low``, ``alpha_high``, ``beta_low``, ``beta_high``."""
     rows = []
     with _open_summary(path) as f:
         for gname, g in sorted(f.get("groups", {}).items()):
@@ -421,8 +422,13 @@ def load_fits(path: PathLike) -> pd.DataFrame:
                             q = attr[: -len("_alpha")]
                             rows.append({"group": gname, "stage": stage, "variant": variant, "quantity": q,
                                          "alpha": float(vg.attrs[attr]), "beta": float(vg.attrs[f"{q}_beta"]),
-                                         "r2": float(vg.attrs.get(f"{q}_r2", np.nan)), "form": stage})
-    return pd.DataFrame(rows, columns=["group", "stage", "variant", "quantity", "alpha", "beta", "r2", "form"])
+                                         "r2": float(vg.attrs.get(f"{q}_r2", np.nan)), "form": stage,
+                                         **{k: float(vg.attrs.get(f"{q}_{k}", np.nan)) for k in INTERVAL_COLUMNS}})
+    return pd.DataFrame(rows, columns=["group", "stage", "variant", "quantity", "alpha", "beta", "r2", "form", *INTERVAL_COLUMNS])
+
+
+#: The 95% bootstrap intervals over seeds beside each fit (NaN in older summaries).
+INTERVAL_COLUMNS = ("alpha_low", "alpha_high", "beta_low", "beta_high")
 
 
 def gao_fit_curve(form: str, kl: np.ndarray, alpha: float, beta: float) -> np.ndarray:

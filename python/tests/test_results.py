@@ -70,6 +70,7 @@ def test_load_summary_of_a_schema_1_summary(results):
     fits = overopt.load_fits(path)
     bt = fits.query("stage == 'bon' and variant == 'bt' and quantity == 'gold'").iloc[0]
     assert bt["r2"] > 0.9 and bt["alpha"] > 0
+    assert np.isnan(bt["alpha_low"])  # summaries written before the bootstrap intervals have none
 
 
 def test_fig1_summary_has_the_training_pairs_as_a_column(results):
