@@ -34,12 +34,15 @@ struct Plot: ParsableCommand {
     @Option(help: "The figure's title (default: the file name).")
     var title: String?
 
+    @Flag(help: "From a summary's /scaling: gold α and β of Gao et al.'s fits against the swept key (log axis for rm.base and data.train_pairs), with bootstrap intervals.")
+    var scaling = false
+
     func run() throws {
         guard (output as NSString).pathExtension.lowercased() == "svg" else {
             fail("cannot write \(output): overopt plot writes SVG only; name the output *.svg (experiments/plot.py writes PNG and PDF)")
         }
         let list = variants?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        let options = FigureOptions(variants: list, sqrtKL: sqrtKL, fits: fits, title: title)
+        let options = FigureOptions(variants: list, sqrtKL: sqrtKL, fits: fits, title: title, scaling: scaling)
         let fig: Figure
         do { fig = try figure(file: file, options: options) } catch let error as PlotError {
             fail(error.description)

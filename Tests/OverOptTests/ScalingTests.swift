@@ -104,6 +104,12 @@ func bonCurve(alpha: Double, beta: Double) -> [Double] {
     #expect(close(try g.readDoubles("gold_beta_low").values, [0.2, 0.1]))
     #expect(try g.readInt64s("seeds").values == [2, 2])
     #expect(try g.stringAttribute("units", on: "gold_alpha") == "reward")
+    // The scaling figure: α and β panels per stage, the fit and its two interval lines per variant.
+    let fig = try figure(file: "\(dir)/summary.h5", options: FigureOptions(scaling: true))
+    #expect(fig.rows.count == 2 && fig.rows.allSatisfy { $0.count == 2 })
+    #expect(fig.rows[0][0].series.map(\.curve) == ["gold", "interval", "interval"])
+    #expect(fig.rows[0][1].series[0].y.enumerated().allSatisfy { abs($1 - [0.2, 0.3][$0]) < 1e-9 })
+    #expect(renderSVG(fig).contains("95% bootstrap interval"))
     // Per group, the same interval beside the fit.
     let name = try f.root.group("groups").children().sorted()[0]
     #expect(try f.root.group("groups/\(name)/bon/bt").hasAttribute("gold_alpha_low"))

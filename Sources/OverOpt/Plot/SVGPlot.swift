@@ -68,8 +68,10 @@ public struct FigureOptions: Sendable {
     public var fits = false
     /// The figure's title (nil: the file name).
     public var title: String?
-    public init(variants: [String]? = nil, sqrtKL: Bool = false, fits: Bool = false, title: String? = nil) {
-        self.variants = variants; self.sqrtKL = sqrtKL; self.fits = fits; self.title = title
+    /// Draw a summary's `/scaling` instead: gold α and β against the swept key.
+    public var scaling = false
+    public init(variants: [String]? = nil, sqrtKL: Bool = false, fits: Bool = false, title: String? = nil, scaling: Bool = false) {
+        self.variants = variants; self.sqrtKL = sqrtKL; self.fits = fits; self.title = title; self.scaling = scaling
     }
 }
 
@@ -101,7 +103,12 @@ public func figure(file path: String, options: FigureOptions = FigureOptions()) 
         }
     }
     var fig: Figure
-    if root.hasAttribute("kind"), (try? root.stringAttribute("kind")) == "summary" {
+    if options.scaling {
+        guard root.contains("scaling") else {
+            throw PlotError("\(path): no /scaling (a collect summary whose groups differ in exactly one config key has one)")
+        }
+        fig = try scalingFigure(try root.group("scaling"), options: options, fileName: name)
+    } else if root.hasAttribute("kind"), (try? root.stringAttribute("kind")) == "summary" {
         guard root.contains("groups") else { throw PlotError("\(path): a summary without /groups") }
         let groups = try root.group("groups")
         let names = try groups.children().filter { groups.isGroup($0) }
@@ -263,6 +270,38 @@ func accuracyFigure(_ groups: H5Group, names: [String], configs: [String], optio
     return Figure(title: "\(fileName): mean ± sem across seeds", rows: [[panel]])
 }
 
+/// Gao et al.'s scaling figure from a summary's `/scaling`: a row per stage (best-of-n,
+/// PPO), panels for α and β of the gold fit against the swept key — log₁₀ of the proxies'
+/// parameters for rm.base, log₁₀ of the value for data.train_pairs, the value otherwise —
+/// each with its 95% bootstrap interval over seeds (thin dashed lines).
+func scalingFigure(_ g: H5Group, options: FigureOptions, fileName: String) throws -> Figure {
+    let key = try g.stringAttribute("key")
+    let logX = key == "rm.base" || key == "data.train_pairs"
+    let xLabel = key == "rm.base" ? "log₁₀ reward-model parameters" : logX ? "log₁₀ \(key)" : key
+    var rows: [[PlotPanel]] = []
+    for (stage, title) in [("bon", "best-of-n"), ("ppo", "PPO")] where g.contains(stage) {
+        let sg = try g.group(stage)
+        var alpha: [PlotSeries] = [], beta: [PlotSeries] = []
+        let variants = try sg.children().filter { sg.isGroup($0) }
+        for v in options.variants ?? variants.sorted() where variants.contains(v) {
+            let vg = try sg.group(v)
+            guard vg.contains("gold_alpha") else { continue }
+            let x = try vg.readDoubles("x").values.map { logX ? log10($0) : $0 }
+            for (coefficient, out) in [("alpha", 0), ("beta", 1)] {
+                let series = [PlotSeries(variant: v, curve: "gold", x: x, y: try vg.readDoubles("gold_\(coefficient)").values),
+                              PlotSeries(variant: v, curve: "interval", x: x, y: try vg.readDoubles("gold_\(coefficient)_low").values),
+                              PlotSeries(variant: v, curve: "interval", x: x, y: try vg.readDoubles("gold_\(coefficient)_high").values)]
+                if out == 0 { alpha += series } else { beta += series }
+            }
+        }
+        guard !alpha.isEmpty else { continue }
+        rows.append([PlotPanel(title: "\(title): gold α", series: alpha, xLabel: xLabel, yLabel: "α", includesZero: false),
+                     PlotPanel(title: "\(title): gold β", series: beta, xLabel: xLabel, yLabel: "β", includesZero: false)])
+    }
+    guard !rows.isEmpty else { throw PlotError("\(fileName): /scaling has no gold fits") }
+    return Figure(title: "\(fileName): Gao et al.'s coefficients vs \(key) (95% bootstrap intervals over seeds)", rows: rows)
+}
+
 /// The datasets of a summary curve's mean and sem over seeds: `<c>` and `<c>_sem_over_seeds`
 /// (schema 2) or `<c>_mean` and `<c>_sem` (schema 1); nil when the curve is missing.
 func summaryCurveNames(_ g: H5Group, _ curve: String) -> (mean: String, sem: String)? {
@@ -310,6 +349,7 @@ func lineStyle(_ curve: String) -> (dash: String, width: String, fit: Bool, labe
     case "ood": return (#" stroke-dasharray="6 4""#, "2", false, "OOD accuracy")
     case "id": return ("", "2", false, "ID accuracy")
     case let c where c.hasSuffix("_fit"): return (#" stroke-dasharray="1.5 3""#, "1.5", true, "Gao et al. fit")
+    case "interval": return (#" stroke-dasharray="4 3""#, "1", true, "95% bootstrap interval")
     default: return ("", "2", false, curve)
     }
 }
