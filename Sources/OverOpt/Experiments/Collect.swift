@@ -445,8 +445,9 @@ func writeScaling(key: String, rows: [ScalingRow], to g: H5Group) throws -> [Str
             try write("\(c)_r2", fs.map(\.fit.r2), "1", "R² of the \(what)")
             if c == "gold" {
                 lines.append("\(sv) gold vs \(key):")
-                for (r, f) in zip(sorted, fs) {
-                    let v = configValue(r.config, key: key)?.text ?? "default"
+                for (i, (r, f)) in zip(sorted, fs).enumerated() {
+                    var v = configValue(r.config, key: key)?.text ?? "default"
+                    if key == "rm.base" { v += String(format: " (%.0f parameters)", xs[order[i]]) }
                     lines.append(String(format: "  %@ = %@: α %.3f [%.3f, %.3f]  β %.3f [%.3f, %.3f]  R² %.2f  (%d seeds)",
                                         key, v, f.fit.alpha, f.alphaLow, f.alphaHigh, f.fit.beta, f.betaLow, f.betaHigh, f.fit.r2, f.seeds))
                 }
