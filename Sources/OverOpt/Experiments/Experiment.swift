@@ -3,6 +3,10 @@
 //   world ──► base policy ──► preference data ──► proxy reward models ──┬─► best-of-n
 //             (cached)         (cached per seed)   (one per variant)     └─► PPO
 //
+// A proxy with `rm.base` set is fine-tuned from a base model of that preset (pretrained
+// with the same `[base]` settings, cached alike) instead of the policy's; best-of-n and
+// PPO always sample the policy.
+//
 // Each stage is a call into its folder; this file only orders them, caches what is
 // reusable (including each finished proxy, best-of-n curve and PPO run, so a killed run
 // resumes), times them, streams metrics (MetricsStream.swift) and writes the result file
