@@ -33,6 +33,12 @@ static inline size_t overopt_H5T_VARIABLE(void) { return H5T_VARIABLE; }
 static inline hsize_t overopt_H5S_UNLIMITED(void) { return H5S_UNLIMITED; }
 
 /// Silences HDF5's automatic error printing; errors are read with H5Ewalk2 instead.
-static inline void overopt_H5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+/* Before any other HDF5 call: no atexit handler (it would close, and so flush, a file
+   abandoned after a failed write, which crashes HDF5 1.10; OverOpt closes its files
+   itself), and no automatic error printing (errors are thrown as values). */
+static inline void overopt_H5_initialize(void) {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
 #endif

@@ -51,8 +51,14 @@ public func writeAtomically(to path: String, _ body: (H5File) throws -> Void) th
             throw HDF5Error("cannot rename '\(temporary)' to '\(path)': \(String(cString: strerror(errno)))", hdf5Stack: false)
         }
     } catch {
-        file?.close()  // explicitly: a group kept by `body` would otherwise keep the file open
+        // A write failed (typically a full disk) or `body` threw: the file is given up, not
+        // closed — closing flushes again, and HDF5 1.10 crashes on a file whose flush failed.
+        file?.abandon()
         unlink(temporary)
+        let free = freeBytes(folder)
+        if let free, free < 1 << 20 {
+            throw HDF5Error("cannot write '\(path)': the disk holding '\(folder)' is full (\(free / 1024) KB free)", hdf5Stack: false)
+        }
         throw error
     }
 }
@@ -90,4 +96,11 @@ public func removeAbandonedTemporaries(in folder: String) -> [String] {
         removed.append(String(name.dropLast(".lock".count)))
     }
     return removed
+}
+
+/// Bytes free to an unprivileged user on the file system holding `folder`.
+func freeBytes(_ folder: String) -> UInt64? {
+    var st = statvfs()
+    guard statvfs(folder, &st) == 0 else { return nil }
+    return UInt64(st.f_bavail) * UInt64(st.f_frsize)
 }

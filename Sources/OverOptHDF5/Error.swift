@@ -21,8 +21,9 @@ public struct HDF5Error: Error, CustomStringConvertible {
 // call into HDF5 goes through this one recursive lock.
 private let hdf5Lock = NSRecursiveLock()
 
-// HDF5's automatic error printing goes to stderr; we report errors as thrown values instead.
-private let errorPrintingSilenced: Void = overopt_H5_silence_errors()
+// Before the first HDF5 call: no atexit handler and no automatic error printing to stderr
+// (errors are reported as thrown values instead); see the shim.
+private let errorPrintingSilenced: Void = overopt_H5_initialize()
 
 /// Runs `body` holding the global HDF5 lock, with HDF5's error printing turned off.
 func serialized<T>(_ body: () throws -> T) rethrows -> T {

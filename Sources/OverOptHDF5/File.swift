@@ -88,6 +88,14 @@ public final class H5File {
         }
     }
 
+    /// Gives the file up without closing it, after a failed write (a full disk): HDF5 1.10
+    /// crashes when it closes — and so flushes again — a file whose flush failed. The handle
+    /// and its memory are leaked for the rest of the process; the file itself is unlinked by
+    /// the caller.
+    func abandon() {
+        serialized { id = -1 }
+    }
+
     /// File-access properties: closing the file closes all its objects, so `close()` really closes it.
     private static func fileAccessList() throws -> hid_t {
         let list = try check(H5Pcreate(overopt_H5P_FILE_ACCESS()), "cannot create a file-access property list")

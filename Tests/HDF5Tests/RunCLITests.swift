@@ -166,3 +166,34 @@ let tinyRunArguments = ["--set", "base.corpus_size=300", "--set", "base.eval_seq
         #expect(!FileManager.default.fileExists(atPath: folder.file("cache")))   // nothing was computed
     }
 }
+
+/// A full disk, on a 64 KB tmpfs (mounted where the test may, as root in CI; skipped with a
+/// message elsewhere): results on it fail with one clear line and no crash, and a cache on it
+/// only costs the caching — the run writes its result elsewhere.
+@Suite("full disk", .serialized) struct FullDiskCLITests {
+    @Test func aFullDiskIsAClearErrorForResultsAndNoErrorForTheCache() throws {
+        let binary = try overoptBinary()
+        let folder = try TemporaryFolder()
+        let disk = folder.file("disk")
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        let mount = try runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", disk])
+        guard mount.status == 0 else {
+            print("full-disk test skipped: cannot mount a tmpfs here (\(mount.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")
+            return
+        }
+        defer { _ = try? runProcess("/bin/umount", [disk]) }
+        let small = Array(tinyRunArguments.dropLast(2)) + ["--threads", "1", "--quiet"]
+
+        let results = try runProcess(binary, ["run", "--out", disk, "--cache", folder.file("cache")] + small)
+        #expect(results.status == 1, "exit \(results.status): \(results.stderr.suffix(800))")
+        #expect(results.stderr.contains("is full") && results.stderr.contains(disk), "\(results.stderr.suffix(800))")
+        #expect(!results.stderr.contains("Program crashed"))
+        let left = try FileManager.default.contentsOfDirectory(atPath: disk)
+        #expect(!left.contains { $0.hasSuffix(".h5") }, "no result file, complete or not: \(left)")
+
+        let cache = try runProcess(binary, ["run", "--out", folder.file("out"), "--cache", disk + "/cache"]
+                                   + Array(tinyRunArguments.dropLast(2)) + ["--threads", "1"])
+        #expect(cache.status == 0, "exit \(cache.status): \(cache.stderr.suffix(800))")
+        #expect(cache.stderr.contains("not cached") && cache.stdout.contains("result file:"), "\(cache.stderr.suffix(800))")
+    }
+}

@@ -66,7 +66,13 @@ public struct StageCache: Sendable {
         defer { lock.release() }
         if let v = load(stage: stage, key: key, log: log, read) { return v }
         let v = try build()
-        try store(stage: stage, key: key, log: log) { try write(v, $0) }
+        // A cache that cannot take the entry (a full disk) costs only the reuse: the run goes on
+        // with the value it holds.
+        do {
+            try store(stage: stage, key: key, log: log) { try write(v, $0) }
+        } catch {
+            log("\(stage): not cached (\(error)); the run goes on without this cache entry")
+        }
         return v
     }
 
