@@ -42,155 +42,6 @@ import Foundation
 import OverOptEngine
 import OverOptHDF5
 
-/// The reward PPO maximizes: one score per (prompt, response). Pass a proxy's score
-/// (`{ proxy.score(world: world, prompts: $0, responses: $1) }`) or any toy reward.
-public typealias PPOScorer = ([Prompt], [[Int32]]) -> [Double]
-
-/// The curves of one PPO run (HDF5 `/ppo/<variant>/`).
-public struct PPOCurves: Sendable, Equatable {
-    public var config: PPOConfig
-    // Evaluation on held-out prompts, one entry per evaluation.
-    public var step: [Int64] = []
-    /// Mean over samples of k1 = Σ_t (log π − log π_ref) (the paper's KL).
-    public var kl: [Double] = []
-    public var klK2: [Double] = []
-    public var klK3: [Double] = []
-    /// Mean raw proxy score (not normalized).
-    public var proxy: [Double] = []
-    public var gold: [Double] = []
-    /// Mean of each gold component, keyed by `GoldScore.componentNames`.
-    public var goldComponents: [String: [Double]] = [:]
-    /// Mean response length in tokens (EOS included).
-    public var length: [Double] = []
-    /// Mean next-token entropy (nats) of the raw policy over response positions.
-    public var entropy: [Double] = []
-    // Training, one entry per iteration.
-    public var trainStep: [Int64] = []
-    public var policyLoss: [Double] = []
-    public var valueLoss: [Double] = []
-    /// Mean raw proxy score of the rollout batch.
-    public var trainReward: [Double] = []
-    /// Mean k1 of the rollout batch against the reference.
-    public var trainKL: [Double] = []
-    public var clipFraction: [Double] = []
-    /// Mean over tokens and minibatches of ½(log π − log πold)² before each minibatch step.
-    public var approxKL: [Double] = []
-    /// The KL coefficient β used for each iteration's rewards.
-    public var klCoef: [Double] = []
-    // Sample texts from evaluations.
-    public var sampleStep: [Int64] = []
-    public var sampleText: [String] = []
-    /// Per sample text: its prompt's id and the sample's proxy and gold scores.
-    public var samplePromptID: [Int64] = []
-    public var sampleProxy: [Double] = []
-    public var sampleGold: [Double] = []
-    /// Mean and std used to normalize rewards (from the first rollout batch).
-    public var rewardMean = 0.0
-    public var rewardStd = 1.0
-    /// Wall-clock seconds: rollout (sampling), scoring, update (log-probs, GAE, epochs), evaluation.
-    public var seconds: [String: Double] = [:]
-
-    /// The first step whose losses or rewards were not finite (the run stopped there).
-    public var nonFiniteStep: Int?
-
-    public init(config: PPOConfig) { self.config = config }
-
-    /// The datasets written per PPO iteration (on `train_step`); the rest are per evaluation
-    /// (on `step`) or per sample text (`sample_*`).
-    public static let trainingCurveNames: Set<String> = [
-        "policy_loss", "value_loss", "train_reward", "train_kl", "clip_fraction", "approx_kl", "kl_coef",
-    ]
-
-    /// Writes every curve as a dataset and the config as attributes of `group`.
-    public func write(to group: H5Group) throws {
-        try group.write("step", step)
-        try group.write("kl", kl)
-        try group.write("kl_k2", klK2)
-        try group.write("kl_k3", klK3)
-        try group.write("proxy", proxy)
-        try group.write("gold", gold)
-        for name in GoldScore.componentNames { try group.write("gold_\(name)", goldComponents[name] ?? []) }
-        try group.write("length", length)
-        try group.write("entropy", entropy)
-        try group.write("train_step", trainStep)
-        try group.write("policy_loss", policyLoss)
-        try group.write("value_loss", valueLoss)
-        try group.write("train_reward", trainReward)
-        try group.write("train_kl", trainKL)
-        try group.write("clip_fraction", clipFraction)
-        try group.write("approx_kl", approxKL)
-        try group.write("kl_coef", klCoef)
-        try group.write("sample_step", sampleStep)
-        try group.write("sample_text", strings: sampleText)
-        if sampleProxy.count == sampleText.count {
-            try group.write("sample_prompt_id", samplePromptID)
-            try group.write("sample_proxy", sampleProxy)
-            try group.write("sample_gold", sampleGold)
-        }
-        for (k, v) in config.attributes { try group.setAttribute(k, v) }
-        try group.setAttribute("reward_mean", rewardMean)
-        try group.setAttribute("reward_std", rewardStd)
-        for (k, v) in seconds { try group.setAttribute("seconds_\(k)", v) }
-    }
-
-    /// Reads what `write(to:)` wrote (`config` is the run's; the attributes are not parsed).
-    public static func read(from group: H5Group, config: PPOConfig) throws -> PPOCurves {
-        var c = PPOCurves(config: config)
-        c.step = try group.readInt64s("step").values
-        c.kl = try group.readDoubles("kl").values
-        c.klK2 = try group.readDoubles("kl_k2").values
-        c.klK3 = try group.readDoubles("kl_k3").values
-        c.proxy = try group.readDoubles("proxy").values
-        c.gold = try group.readDoubles("gold").values
-        for name in GoldScore.componentNames { c.goldComponents[name] = try group.readDoubles("gold_\(name)").values }
-        c.length = try group.readDoubles("length").values
-        c.entropy = try group.readDoubles("entropy").values
-        c.trainStep = try group.readInt64s("train_step").values
-        c.policyLoss = try group.readDoubles("policy_loss").values
-        c.valueLoss = try group.readDoubles("value_loss").values
-        c.trainReward = try group.readDoubles("train_reward").values
-        c.trainKL = try group.readDoubles("train_kl").values
-        c.clipFraction = try group.readDoubles("clip_fraction").values
-        c.approxKL = try group.readDoubles("approx_kl").values
-        c.klCoef = try group.readDoubles("kl_coef").values
-        c.sampleStep = try group.readInt64s("sample_step").values
-        c.sampleText = try group.readStrings("sample_text")
-        if group.contains("sample_proxy") {
-            c.samplePromptID = try group.readInt64s("sample_prompt_id").values
-            c.sampleProxy = try group.readDoubles("sample_proxy").values
-            c.sampleGold = try group.readDoubles("sample_gold").values
-        }
-        c.rewardMean = try group.doubleAttribute("reward_mean")
-        c.rewardStd = try group.doubleAttribute("reward_std")
-        for name in try group.attributeNames() where name.hasPrefix("seconds_") {
-            c.seconds[String(name.dropFirst("seconds_".count))] = try group.doubleAttribute(name)
-        }
-        return c
-    }
-}
-
-/// One evaluation on the held-out prompts.
-public struct PPOEvaluation: Sendable {
-    public var kl: KLEstimates
-    public var proxy: Double
-    public var gold: Double
-    public var goldComponents: [Double]
-    public var length: Double
-    public var entropy: Double
-    public var samples: [String]
-    /// Per sample text: prompt id, proxy and gold score.
-    public var samplePromptIDs: [Int64] = []
-    public var sampleProxy: [Double] = []
-    public var sampleGold: [Double] = []
-}
-
-/// Per response: the response-token read-outs of one model on [BOS] prompt [SEP] response.
-struct ResponseReadout {
-    var logp: [[Double]]
-    var values: [[Double]]
-    var entropy: [[Double]]
-}
-
 /// PPO of a copy of the base policy against a reward.
 public final class PPOTrainer {
     public let config: PPOConfig
@@ -203,12 +54,11 @@ public final class PPOTrainer {
     let optimizer: AdamW
     let sampler: Sampler
     var rng: RNG
-    /// Fixed sampling stream of the evaluations (the same noise at every evaluation).
-    let evalRNG: RNG
+    /// The held-out evaluation (fixed prompts and sampling stream).
+    var evaluator: PolicyEvaluator!
     /// The held-out prompts evaluated.
-    public let evalPromptSet: [Prompt]
-    var trainOrder: [Prompt] = []
-    var trainCursor = 0
+    public var evalPromptSet: [Prompt] { evaluator.prompts }
+    var trainPrompts = TrainPromptStream()
     var klController: AdaptiveKLController?
     var rewardNorm: (mean: Double, std: Double)?
 
@@ -240,12 +90,10 @@ public final class PPOTrainer {
                                                              weightDecay: Float(config.weightDecay)))
         sampler = Sampler(model: policy)
         rng = RNG(seed: seed)
-        evalRNG = rng.split("ppo-eval")
-        // Held-out prompts spread evenly over the (ordered) held-out list.
-        let held = world.heldOutPrompts
-        let n = min(config.evalPrompts, held.count)
-        evalPromptSet = (0..<n).map { held[$0 * held.count / n] }
+        let evalRNG = rng.split("ppo-eval")
         if let target = config.targetKL { klController = AdaptiveKLController(initial: config.klCoef, target: target) }
+        evaluator = PolicyEvaluator(world: world, reference: reference, scorer: scorer, sampling: sampling, reading: reading,
+                                    rng: evalRNG, evalPrompts: config.evalPrompts, sampleTexts: config.sampleTexts)
     }
 
     var sampling: SamplingConfig {
@@ -257,103 +105,31 @@ public final class PPOTrainer {
     public var klCoefficient: Double { klController?.value ?? config.klCoef }
 
     /// The next `count` training prompts, cycling through shuffled passes over the train split.
-    func nextTrainPrompts(_ count: Int) -> [Prompt] {
-        var out: [Prompt] = []
-        while out.count < count {
-            if trainCursor >= trainOrder.count {
-                trainOrder = world.trainPrompts
-                rng.shuffle(&trainOrder)
-                trainCursor = 0
-            }
-            out.append(trainOrder[trainCursor])
-            trainCursor += 1
-        }
-        return out
-    }
+    func nextTrainPrompts(_ count: Int) -> [Prompt] { trainPrompts.next(count, world: world, rng: &rng) }
 
     // MARK: Read-outs
 
-    /// Runs `body` with `model`'s log-probabilities at the configured temperature: the LM
-    /// head's weights W are replaced by W/T (softmax(h·(W/T)ᵀ) = softmax(z/T)) and restored
-    /// exactly afterwards. With `backward`, `body` runs one backward pass on zeroed
-    /// gradients: the head's gradient it accumulates is that of W/T, so it is scaled by 1/T
-    /// (∂L/∂W = ∂L/∂(W/T) / T). Identity when the option is off or T = 1.
-    func withLogprobTemperature<R>(_ model: Transformer, backward: Bool = false, _ body: () -> R) -> R {
-        let T = config.temperature
-        guard config.temperedLogprobs, T != 1 else { return body() }
-        let saved = model.tensor("lm_head_w")
-        model.setTensor("lm_head_w", saved.map { $0 / T })
-        let result = body()
-        model.setTensor("lm_head_w", saved)
-        if backward, let g = model.g("lm_head_w") {
-            let n = saved.count, inv = 1 / T
-            for i in 0..<n { g[i] *= inv }
-        }
-        return result
+    /// How this run reads log-probabilities (tempered or raw; chunk size).
+    var reading: LogprobReading {
+        LogprobReading(temperature: config.temperature, tempered: config.temperedLogprobs, chunkSize: config.forwardBatchSize)
     }
 
-    /// Log-probabilities (and values, entropies) of each response's tokens under `model`, by
-    /// the engine's lean forward over `sequences` = context + response (no activations kept;
-    /// it agrees with the training forward to rounding, ≈ 1e-6).
+    /// Runs `body` with `model`'s log-probabilities at the configured temperature
+    /// (`LogprobReading.with`).
+    func withLogprobTemperature<R>(_ model: Transformer, backward: Bool = false, _ body: () -> R) -> R {
+        reading.with(model, backward: backward, body)
+    }
+
+    /// Response-token log-probabilities (and values, entropies) under `model` by the lean forward.
     func readout(_ model: Transformer, sequences: [[Int32]], responseStart: [Int],
                  values wantValues: Bool, entropy wantEntropy: Bool) -> ResponseReadout {
-        let r = withLogprobTemperature(model) {
-            model.responseReadouts(sequences, responseStart: responseStart, entropy: wantEntropy, values: wantValues,
-                                   chunkSize: config.forwardBatchSize)
-        }
-        var out = ResponseReadout(logp: [], values: [], entropy: [])
-        for i in sequences.indices {
-            let t = r.tokens(of: i)
-            out.logp.append(r.logp[t].map(Double.init))
-            if wantValues { out.values.append(r.values[t].map(Double.init)) }
-            if wantEntropy { out.entropy.append(r.entropy[t].map(Double.init)) }
-        }
-        return out
+        reading.readout(model, sequences: sequences, responseStart: responseStart, values: wantValues, entropy: wantEntropy)
     }
 
     // MARK: Evaluation
 
-    /// Samples one response per held-out prompt with the fixed evaluation stream and
-    /// measures proxy, gold, KL to the reference, length and entropy.
-    public func evaluate() -> PPOEvaluation {
-        var r = evalRNG
-        let prompts = evalPromptSet
-        let contexts = prompts.map { world.context(for: $0) }
-        let responses = sampler.generate(prompts: contexts, config: sampling, rng: &r)
-        let sequences = zip(contexts, responses).map { $0 + $1 }
-        let starts = contexts.map(\.count)
-        let pol = readout(policy, sequences: sequences, responseStart: starts, values: false, entropy: true)
-        let ref = readout(reference, sequences: sequences, responseStart: starts, values: false, entropy: false)
-        var kl = KLEstimates(k1: 0, k2: 0, k3: 0)
-        for i in prompts.indices {
-            let k = klEstimates(logRatios: zip(pol.logp[i], ref.logp[i]).map { $0 - $1 })
-            kl.k1 += k.k1; kl.k2 += k.k2; kl.k3 += k.k3
-        }
-        let n = Double(prompts.count)
-        kl.k1 /= n; kl.k2 /= n; kl.k3 /= n
-        let proxyScores = scorer(prompts, responses)
-        let proxy = proxyScores.reduce(0, +) / n
-        var gold = 0.0, components = [Double](repeating: 0, count: GoldScore.componentNames.count)
-        for (p, y) in zip(prompts, responses) {
-            let g = world.gold(prompt: p, response: y)
-            gold += g.total
-            for (j, c) in g.components.enumerated() { components[j] += c }
-        }
-        let tokens = pol.entropy.reduce(0) { $0 + $1.count }
-        let entropy = pol.entropy.reduce(0) { $0 + $1.reduce(0, +) } / Double(max(1, tokens))
-        // Sample texts from prompts spread over the evaluation set (different topics and tones),
-        // with each one's gold and proxy score.
-        let k = min(config.sampleTexts, prompts.count)
-        let picked = (0..<k).map { j in j * prompts.count / max(1, k) }
-        let sampleGold = picked.map { world.gold(prompt: prompts[$0], response: responses[$0]).total }
-        let samples = zip(picked, sampleGold).map { i, g in
-            world.render(prompt: prompts[i], response: responses[i]) + String(format: "   [gold %+.2f, proxy %+.2f]", g, proxyScores[i])
-        }
-        return PPOEvaluation(kl: kl, proxy: proxy, gold: gold / n, goldComponents: components.map { $0 / n },
-                             length: Double(tokens) / n, entropy: entropy, samples: samples,
-                             samplePromptIDs: picked.map { Int64(prompts[$0].id) },
-                             sampleProxy: picked.map { proxyScores[$0] }, sampleGold: sampleGold)
-    }
+    /// The shared held-out evaluation (PolicyEvaluation.swift) of the current policy.
+    public func evaluate() -> PolicyEvaluation { evaluator.evaluate(policy: policy, sampler: sampler) }
 
     // MARK: Training
 
@@ -453,21 +229,10 @@ public final class PPOTrainer {
             let t0 = monotonicSeconds()
             let e = evaluate()
             seconds["eval", default: 0] += monotonicSeconds() - t0
-            curves.step.append(Int64(step))
-            curves.kl.append(e.kl.k1); curves.klK2.append(e.kl.k2); curves.klK3.append(e.kl.k3)
-            curves.proxy.append(e.proxy); curves.gold.append(e.gold)
-            for (j, name) in GoldScore.componentNames.enumerated() { curves.goldComponents[name, default: []].append(e.goldComponents[j]) }
-            curves.length.append(e.length); curves.entropy.append(e.entropy)
-            for s in e.samples { curves.sampleStep.append(Int64(step)); curves.sampleText.append(s) }
-            curves.samplePromptID += e.samplePromptIDs
-            curves.sampleProxy += e.sampleProxy
-            curves.sampleGold += e.sampleGold
-            log(String(format: "ppo eval step %d: kl %.3f (k2 %.3f, k3 %.3f) proxy %.3f gold %.3f length %.1f entropy %.3f (%.1fs)",
-                       step, e.kl.k1, e.kl.k2, e.kl.k3, e.proxy, e.gold, e.length, e.entropy, monotonicSeconds() - t0))
+            curves.record(e, step: step)
+            log(e.logLine(stage: "ppo", step: step, seconds: monotonicSeconds() - t0))
             for s in e.samples.prefix(2) { log("  sample: \(s)") }
-            evaluations?(step, [("kl", e.kl.k1), ("kl_k2", e.kl.k2), ("kl_k3", e.kl.k3), ("proxy", e.proxy), ("gold", e.gold)]
-                         + zip(GoldScore.componentNames, e.goldComponents).map { ("gold_" + $0, $1) }
-                         + [("length", e.length), ("entropy", e.entropy)])
+            evaluations?(step, e.metrics)
         }
         record(0)
         var lastLog = monotonicSeconds()
