@@ -22,7 +22,8 @@
 //       <curve>_per_seed [seeds, n]   each seed's curve
 //       @seeds, @count, @<c>_alpha, @<c>_beta, @<c>_r2   Gao fit d(α − βd) of the mean of
 //                                     <c>_shifted for c in proxy, gold, gold_oracle
-//     ppo/<variant>/                  PPO on a common KL grid
+//     ppo/<variant>/                  PPO on a common KL grid (grpo/<variant>, rloo/<variant>
+//                                     the same for GRPO and RLOO)
 //       kl                            `kl_points` points from 0 to the smallest max KL over seeds
 //       seed, <curve>, <curve>_std_over_seeds, _sem_over_seeds, _per_seed [seeds, kl]
 //                                     each seed's curve vs its KL (k1), sorted by KL and
@@ -69,7 +70,12 @@ public struct CollectedRun: Sendable {
     /// The config JSON without `seed`, canonical (sorted keys).
     public var groupConfig: String
     public var bon: [String: RunCurves] = [:]
-    public var ppo: [String: RunCurves] = [:]
+    /// Per policy optimizer ("ppo", "grpo", "rloo"), its curves per variant.
+    public var optimizers: [String: [String: RunCurves]] = [:]
+    public var ppo: [String: RunCurves] {
+        get { optimizers["ppo"] ?? [:] }
+        set { optimizers["ppo"] = newValue }
+    }
     /// Scalars per variant, e.g. "id_accuracy", "ood_accuracy/hot_samples".
     public var rm: [String: [String: Double]] = [:]
     /// Parameters of the language model each variant's proxy was fine-tuned from
@@ -130,10 +136,10 @@ public func readCollectedRun(path: String) throws -> CollectedRun {
             run.bon[v] = c
         }
     }
-    if root.contains("ppo") {
-        let ppo = try root.group("ppo")
-        for v in try ppo.children() where ppo.isGroup(v) {
-            let g = try ppo.group(v)
+    for stage in policyOptimizerStages where root.contains(stage) {
+        let section = try root.group(stage)
+        for v in try section.children() where section.isGroup(v) {
+            let g = try section.group(v)
             var c = RunCurves(x: try g.readInt64s("step").values, kl: try g.readDoubles("kl").values, curves: [:])
             guard !c.x.isEmpty, c.kl.count == c.x.count else { continue }
             for name in try g.children() where ppoEvalCurves.contains(name) || name.hasPrefix("gold_") {
@@ -144,7 +150,7 @@ public func readCollectedRun(path: String) throws -> CollectedRun {
             for base in ["proxy", "gold"] {
                 if let y = c.curves[base] { c.curves["\(base)_shifted"] = y.map { $0 - y[start] } }
             }
-            run.ppo[v] = c
+            run.optimizers[stage, default: [:]][v] = c
         }
     }
     if root.contains("rm") {
@@ -351,16 +357,18 @@ func writeGroup(_ runs: [CollectedRun], to g: H5Group, klPoints: Int, log: (Stri
         try vg.setAttribute("count", Int64(members.count))
         try writeFits(s, .bestOfN, ["proxy", "gold", "gold_oracle"], to: vg, label: "bon/\(v)")
     }
-    for v in variants(\.ppo) {
-        let members = runs.filter { $0.ppo[v] != nil }
-        let s = summarizePPO(members.map { $0.ppo[v]! }, points: klPoints)
-        let vg = try g.createGroup("ppo/\(v)")
-        try vg.write("kl", s.kl)
-        try writeStats(s, seeds: members.map(\.seed), to: vg)
-        try annotateSummaryCurves(vg, grid: "kl", coordinate: nil, stage: "ppo")
-        try vg.setAttribute("seeds", members.map(\.seed))
-        try vg.setAttribute("count", Int64(members.count))
-        try writeFits(s, .rl, ["proxy", "gold"], to: vg, label: "ppo/\(v)")
+    for stage in policyOptimizerStages {
+        for v in Set(runs.flatMap { ($0.optimizers[stage] ?? [:]).keys }).sorted() {
+            let members = runs.filter { $0.optimizers[stage]?[v] != nil }
+            let s = summarizePPO(members.map { $0.optimizers[stage]![v]! }, points: klPoints)
+            let vg = try g.createGroup("\(stage)/\(v)")
+            try vg.write("kl", s.kl)
+            try writeStats(s, seeds: members.map(\.seed), to: vg)
+            try annotateSummaryCurves(vg, grid: "kl", coordinate: nil, stage: stage)
+            try vg.setAttribute("seeds", members.map(\.seed))
+            try vg.setAttribute("count", Int64(members.count))
+            try writeFits(s, .rl, ["proxy", "gold"], to: vg, label: "\(stage)/\(v)")
+        }
     }
     for v in variants(\.rm) {
         let members = runs.filter { $0.rm[v] != nil }

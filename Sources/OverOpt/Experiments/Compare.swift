@@ -61,8 +61,9 @@ public struct GroupComparison: Sendable, Codable {
 }
 
 /// The metrics of `variant` in `run`; `ppoCommonKL` is the KL up to which PPO gold areas are
-/// taken (the group's smallest final KL).
-public func comparisonMetrics(_ run: CollectedRun, variant: String, klPoints: [Double], ppoCommonKL: Double?) -> [String: Double] {
+/// taken (the group's smallest final KL), `commonKL` the same for the other policy optimizers.
+public func comparisonMetrics(_ run: CollectedRun, variant: String, klPoints: [Double], ppoCommonKL: Double?,
+                              commonKL: [String: Double] = [:]) -> [String: Double] {
     var m: [String: Double] = [:]
     // The base model's own accuracies (base_lm_…) are the same for every variant.
     for (key, value) in run.rm[variant] ?? [:] where key.contains("accuracy") && !key.hasPrefix("base_") { m["rm/\(key)"] = value }
@@ -70,13 +71,14 @@ public func comparisonMetrics(_ run: CollectedRun, variant: String, klPoints: [D
         for (n, g) in zip(bon.x, gold) where n > 1 { m["bon/gold@n=\(n)"] = g }   // n = 1 is 0 by construction
         m.merge(overOptimizationSummary(kl: bon.kl, gold: gold, upTo: bon.kl.max() ?? 0, prefix: "bon/", areaName: "gold_area")) { a, _ in a }
     }
-    if let ppo = run.ppo[variant], let gold = ppo.curves["gold_shifted"], gold.count == ppo.kl.count, !gold.isEmpty {
-        let reached = ppo.kl.max() ?? 0
+    for stage in policyOptimizerStages {
+        guard let c = run.optimizers[stage]?[variant], let gold = c.curves["gold_shifted"], gold.count == c.kl.count, !gold.isEmpty else { continue }
+        let reached = c.kl.max() ?? 0
         for k in klPoints where reached >= k {
-            m["ppo/gold@kl=\(formatKL(k))"] = interpolateLinear(x: ppo.kl, y: gold, at: [k])[0]
+            m["\(stage)/gold@kl=\(formatKL(k))"] = interpolateLinear(x: c.kl, y: gold, at: [k])[0]
         }
-        if let K = ppoCommonKL {
-            m.merge(overOptimizationSummary(kl: ppo.kl, gold: gold, upTo: K, prefix: "ppo/", areaName: "gold_area@kl<=\(formatKL(K))")) { a, _ in a }
+        if let K = stage == "ppo" ? ppoCommonKL : commonKL[stage] {
+            m.merge(overOptimizationSummary(kl: c.kl, gold: gold, upTo: K, prefix: "\(stage)/", areaName: "gold_area@kl<=\(formatKL(K))")) { a, _ in a }
         }
     }
     return m
@@ -125,22 +127,28 @@ public func compareRuns(_ runs: [CollectedRun], options: CompareOptions) throws 
             throw CollectError("group \(name) has no variant '\(v)' (variants: \(present.sorted().joined(separator: ", ")))")
         }
         let compared = [options.baseline] + variants
-        let finalKLs = members.flatMap { run in compared.compactMap { run.ppo[$0]?.kl.max() } }
-        // The smallest final KL, rounded down to 3 significant digits (so the metric's name is exact).
-        let commonKL = finalKLs.min().map { k -> Double in
-            guard k > 0 else { return k }
-            let scale = pow(10, 2 - floor(log10(k)))
-            return floor(k * scale) / scale
+        // Per optimizer, the smallest final KL, rounded down to 3 significant digits (so the
+        // metric's name is exact).
+        var commonKL: [String: Double] = [:]
+        for stage in policyOptimizerStages {
+            let finalKLs = members.flatMap { run in compared.compactMap { run.optimizers[stage]?[$0]?.kl.max() } }
+            if let k = finalKLs.min() {
+                guard k > 0 else { commonKL[stage] = k; continue }
+                let scale = pow(10, 2 - floor(log10(k)))
+                commonKL[stage] = floor(k * scale) / scale
+            }
         }
         let metrics: [[String: [String: Double]]] = members.map { run in
             Dictionary(uniqueKeysWithValues: compared.map {
-                ($0, comparisonMetrics(run, variant: $0, klPoints: options.klPoints, ppoCommonKL: commonKL))
+                ($0, comparisonMetrics(run, variant: $0, klPoints: options.klPoints, ppoCommonKL: commonKL["ppo"], commonKL: commonKL))
             })
         }
         var names = Set<String>()
         for seedMetrics in metrics { for (_, m) in seedMetrics { names.formUnion(m.keys) } }
         // PPO gold at a KL point is listed whenever any run reached it, so that a row can say how many did.
-        for k in options.klPoints where names.contains(where: { $0.hasPrefix("ppo/") }) { names.insert("ppo/gold@kl=\(formatKL(k))") }
+        for stage in policyOptimizerStages where names.contains(where: { $0.hasPrefix("\(stage)/") }) {
+            for k in options.klPoints { names.insert("\(stage)/gold@kl=\(formatKL(k))") }
+        }
         if let keep = options.metrics { names = names.filter { n in keep.contains { n.hasPrefix($0) } } }
         var rows: [MetricComparison] = []
         for metric in names.sorted(by: metricOrder) {
@@ -153,8 +161,8 @@ public func compareRuns(_ runs: [CollectedRun], options: CompareOptions) throws 
                 if complete == members.count {
                     row.difference = pairedDifference(zip(a, b).map { $0! - $1! })
                     family.append(rows.count)
-                } else if metric.hasPrefix("ppo/gold@kl=") {
-                    row.note = "KL \(metric.dropFirst("ppo/gold@kl=".count)) reached by \(complete) of \(members.count) seeds"
+                } else if let r = metric.range(of: "/gold@kl=") {
+                    row.note = "KL \(metric[r.upperBound...]) reached by \(complete) of \(members.count) seeds"
                 } else if a.contains(where: { $0 != nil }) || b.contains(where: { $0 != nil }) {
                     row.note = "available for \(complete) of \(members.count) seeds"
                 } else {
@@ -173,7 +181,8 @@ public func compareRuns(_ runs: [CollectedRun], options: CompareOptions) throws 
 /// Metric order for tables: rm, bon, ppo; numbers within a name by value (n=2 before n=16).
 func metricOrder(_ a: String, _ b: String) -> Bool {
     func key(_ s: String) -> (Int, String, Double) {
-        let stage = s.hasPrefix("rm/") ? 0 : s.hasPrefix("bon/") ? 1 : 2
+        let stage = s.hasPrefix("rm/") ? 0 : s.hasPrefix("bon/") ? 1
+            : 2 + (policyOptimizerStages.firstIndex { s.hasPrefix("\($0)/") } ?? policyOptimizerStages.count)
         if let eq = s.lastIndex(of: "="), let v = Double(s[s.index(after: eq)...]) { return (stage, String(s[..<eq]), v) }
         return (stage, s, 0)
     }

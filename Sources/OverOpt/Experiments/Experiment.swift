@@ -29,8 +29,19 @@ public struct VariantSummary: Sendable {
     public var oodAccuracy = Double.nan
     public var bonKL = Double.nan, bonProxy = Double.nan, bonGold = Double.nan
     public var bonPeakGold = Double.nan, bonPeakKL = Double.nan
-    public var ppoKL = Double.nan, ppoProxy = Double.nan, ppoGold = Double.nan
-    public var ppoPeakGold = Double.nan, ppoPeakKL = Double.nan
+    /// Per policy optimizer ("ppo", "grpo", "rloo") that ran.
+    public var optimizers: [String: OptimizerSummary] = [:]
+    public var ppoKL: Double { optimizers["ppo"]?.kl ?? .nan }
+    public var ppoProxy: Double { optimizers["ppo"]?.proxy ?? .nan }
+    public var ppoGold: Double { optimizers["ppo"]?.gold ?? .nan }
+    public var ppoPeakGold: Double { optimizers["ppo"]?.peakGold ?? .nan }
+    public var ppoPeakKL: Double { optimizers["ppo"]?.peakKL ?? .nan }
+}
+
+/// A policy optimizer's curve in the summary table: KL, proxy and gold (changes from the
+/// initial policy) at the last evaluation, the peak gold and its KL.
+public struct OptimizerSummary: Sendable {
+    public var kl = Double.nan, proxy = Double.nan, gold = Double.nan, peakGold = Double.nan, peakKL = Double.nan
 }
 
 /// What a run produced.
@@ -50,8 +61,17 @@ public struct RunSummary: Sendable {
             let name = v.name.padding(toLength: 15, withPad: " ", startingAt: 0)
             lines.append("\(name) \(f(v.idAccuracy, 7, 3))  \(f(v.oodAccuracy, 7, 3)) │ \(f(v.bonKL, 6, 2)) \(f(v.bonProxy, 7)) \(f(v.bonGold)) \(f(v.bonPeakGold)) @\(f(v.bonPeakKL, 5, 2)) │ \(f(v.ppoKL, 6, 2)) \(f(v.ppoProxy, 7)) \(f(v.ppoGold)) \(f(v.ppoPeakGold)) @\(f(v.ppoPeakKL, 5, 2))")
         }
+        for stage in policyOptimizerStages where stage != "ppo" && variants.contains(where: { $0.optimizers[stage] != nil }) {
+            let title = stage.uppercased().padding(toLength: 4, withPad: " ", startingAt: 0)
+            lines.append("                                   │ \(title) KL   proxy   gold  peak@KL")
+            for v in variants {
+                guard let o = v.optimizers[stage] else { continue }
+                let name = v.name.padding(toLength: 15, withPad: " ", startingAt: 0)
+                lines.append("\(name)                    │ \(f(o.kl, 6, 2)) \(f(o.proxy, 7)) \(f(o.gold)) \(f(o.peakGold)) @\(f(o.peakKL, 5, 2))")
+            }
+        }
         let base = baseGold.isNaN ? "" : String(format: "; base policy gold %.2f", baseGold)   // known when best-of-n ran
-        lines.append("BoN/PPO columns: value at the largest KL (nats), peak gold and the KL of the peak\(base)")
+        lines.append("BoN/PPO/GRPO/RLOO columns: value at the largest KL (nats), peak gold and the KL of the peak\(base)")
         lines.append(String(format: "result file: %@ (%.0f s)", path, seconds))
         return lines.joined(separator: "\n")
     }
@@ -224,33 +244,61 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
             writers.append { try curves.write(to: $0.createGroup("bon/\(name)")) }
         }
 
-        if config.stages.contains("ppo") {
-            let key = StageCache.key(["rm": rmKey, "base": baseKey, "ppo": StageCache.key(config.ppo), "seed": "\(config.seed)", "code": "ppo-v1"])
+        // Policy optimizers (PPO, GRPO, RLOO): each one unit of work per proxy, the same
+        // evaluation datasets under /<optimizer>/<variant>.
+        for stage in policyOptimizerStages where config.stages.contains(stage) {
+            let settingsKey: String
+            let readSettings: (H5Group) throws -> PolicyCurves
+            switch stage {
+            case "grpo":
+                settingsKey = StageCache.key(config.grpo)
+                readSettings = { try PolicyCurves.read(from: $0, settings: config.grpo.attributes, omitted: ["value_loss"]) }
+            case "rloo":
+                settingsKey = StageCache.key(config.rloo)
+                readSettings = { try PolicyCurves.read(from: $0, settings: config.rloo.attributes, omitted: ["value_loss", "clip_fraction"]) }
+            default:
+                settingsKey = StageCache.key(config.ppo)
+                readSettings = { try PPOCurves.read(from: $0, config: config.ppo) }
+            }
+            let key = StageCache.key(["rm": rmKey, "base": baseKey, stage: settingsKey, "seed": "\(config.seed)", "code": "\(stage)-v1"])
             built = false
-            let curves = try timed("ppo/\(name)") {
-                try units.entry(stage: "ppo", key: key, log: log, read: { try PPOCurves.read(from: $0.group("ppo"), config: config.ppo) }, build: {
+            let curves = try timed("\(stage)/\(name)") {
+                try units.entry(stage: stage, key: key, log: log, read: { try readSettings($0.group(stage)) }, build: {
                     built = true
                     let proxy = rm.proxy
-                    let trainer = try PPOTrainer(config: config.ppo, world: world, basePolicy: base.model,
-                                                 scorer: { proxy.score(world: world, prompts: $0, responses: $1) },
-                                                 seed: RNG.stableHash("ppo|\(config.seed)|\(name)"))
-                    let c = trainer.run(log: { log("ppo \(name): " + $0) }, metrics: metrics.observer(stage: "ppo", variant: name),
-                                        evaluations: metrics.observer(stage: "ppo-eval", variant: name))
+                    let scorer: PolicyScorer = { proxy.score(world: world, prompts: $0, responses: $1) }
+                    let seed = RNG.stableHash("\(stage)|\(config.seed)|\(name)")
+                    let observe = (metrics.observer(stage: stage, variant: name), metrics.observer(stage: "\(stage)-eval", variant: name))
+                    let logLine = { (line: String) in log("\(stage) \(name): " + line) }
+                    let c: PolicyCurves
+                    switch stage {
+                    case "grpo":
+                        c = try CriticFreeTrainer(config: config.grpo, world: world, basePolicy: base.model, scorer: scorer, seed: seed)
+                            .run(log: logLine, metrics: observe.0, evaluations: observe.1)
+                    case "rloo":
+                        c = try CriticFreeTrainer(config: config.rloo, world: world, basePolicy: base.model, scorer: scorer, seed: seed)
+                            .run(log: logLine, metrics: observe.0, evaluations: observe.1)
+                    default:
+                        c = try PPOTrainer(config: config.ppo, world: world, basePolicy: base.model, scorer: scorer, seed: seed)
+                            .run(log: logLine, metrics: observe.0, evaluations: observe.1)
+                    }
                     if let bad = c.nonFiniteStep {
-                        throw ExperimentError("ppo \(name): non-finite loss at step \(bad); try a lower ppo.learning_rate")
+                        throw ExperimentError("\(stage) \(name): non-finite loss at step \(bad); try a lower \(stage).learning_rate")
                     }
                     return c
-                }, write: { try $0.write(to: $1.createGroup("ppo")) })
+                }, write: { try $0.write(to: $1.createGroup(stage)) })
             }
-            if !built { metrics.emit(stage: "ppo", variant: name, fields: [("event", "cached")]) }
+            if !built { metrics.emit(stage: stage, variant: name, fields: [("event", "cached")]) }
+            var o = OptimizerSummary()
             let g0 = curves.gold.first ?? 0, p0 = curves.proxy.first ?? 0
-            summary.ppoKL = curves.kl.last ?? .nan
-            summary.ppoProxy = (curves.proxy.last ?? .nan) - p0
-            summary.ppoGold = (curves.gold.last ?? .nan) - g0
+            o.kl = curves.kl.last ?? .nan
+            o.proxy = (curves.proxy.last ?? .nan) - p0
+            o.gold = (curves.gold.last ?? .nan) - g0
             if let i = curves.gold.indices.max(by: { curves.gold[$0] < curves.gold[$1] }) {
-                summary.ppoPeakGold = curves.gold[i] - g0; summary.ppoPeakKL = curves.kl[i]
+                o.peakGold = curves.gold[i] - g0; o.peakKL = curves.kl[i]
             }
-            writers.append { try curves.write(to: $0.createGroup("ppo/\(name)")) }
+            summary.optimizers[stage] = o
+            writers.append { try curves.write(to: $0.createGroup("\(stage)/\(name)")) }
         }
         summaries.append(summary)
     }

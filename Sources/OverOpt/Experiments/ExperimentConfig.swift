@@ -21,7 +21,7 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
     public var seed: UInt64 = 0
     /// Proxy variants to train, by name (built-in or defined in `[variants.NAME]`).
     public var proxies = ["bt", "ensemble", "grm-sft"]
-    /// Optimization stages run against every proxy: "bon", "ppo".
+    /// Optimization stages run against every proxy: "bon", "ppo", "grpo", "rloo".
     public var stages = ["bon", "ppo"]
     /// Store each trained proxy's weights under `/rm/<variant>/checkpoint`.
     public var saveCheckpoints = false
@@ -34,11 +34,13 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
     public var variants: [String: RewardModelConfig] = [:]
     public var bon = BestOfNConfig()
     public var ppo = PPOConfig()
+    public var grpo = GRPOConfig()
+    public var rloo = RLOOConfig()
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case name, seed, proxies, stages, world, base, data, rm, variants, bon, ppo
+        case name, seed, proxies, stages, world, base, data, rm, variants, bon, ppo, grpo, rloo
         case saveCheckpoints = "save_checkpoints"
     }
 
@@ -136,16 +138,28 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
         try validateName(name)
         if proxies.isEmpty { throw ConfigError.invalid(key: "proxies", "needs at least one proxy variant") }
         if Set(proxies).count != proxies.count { throw ConfigError.invalid(key: "proxies", "lists a variant twice: \(proxies)") }
-        for s in stages where !["bon", "ppo"].contains(s) {
-            throw ConfigError.invalid(key: "stages", "unknown stage '\(s)'; valid stages: bon, ppo")
+        let validStages = ["bon"] + policyOptimizerStages
+        for s in stages where !validStages.contains(s) {
+            throw ConfigError.invalid(key: "stages", "unknown stage '\(s)'; valid stages: \(validStages.joined(separator: ", "))")
         }
+        if Set(stages).count != stages.count { throw ConfigError.invalid(key: "stages", "lists a stage twice: \(stages)") }
         try base.validate()
         try data.validate()
         try rm.validate()
         try bon.validate()
         try ppo.validate()
+        do {
+            try grpo.validate()
+            try rloo.validate()
+        } catch let e as CriticFreeConfigError {
+            throw ConfigError.invalid(key: "\(e.section).\(e.key)", e.message)
+        }
         if bon.prompts < 1 { throw ConfigError.invalid(key: "bon.prompts", "must be positive") }
         try checkMemory(limit: Double(ProcessInfo.processInfo.physicalMemory))
+        for (section, tokens) in [("grpo", grpo.maxNewTokens), ("rloo", rloo.maxNewTokens)] where tokens > world.maxResponseTokens {
+            throw ConfigError.invalid(key: "\(section).max_new_tokens",
+                                      "must be ≤ the world's max response tokens (\(world.maxResponseTokens)), got \(tokens)")
+        }
         if ppo.maxNewTokens > world.maxResponseTokens {
             throw ConfigError.invalid(key: "ppo.max_new_tokens",
                                       "must be ≤ the world's max response tokens (\(world.maxResponseTokens)), got \(ppo.maxNewTokens)")
@@ -176,6 +190,8 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
             ("rm.batch_size", Double(rm.batchSize) * 2 * T * rmPerToken),
             ("ppo.prompts_per_step", Double(ppo.promptsPerStep) * (sequence + T * perToken(base.preset) / 4)),
             ("ppo.eval_prompts", Double(ppo.evalPrompts) * (sequence + T * perToken(base.preset) / 4)),
+            ("grpo.prompts_per_step × grpo.group_size", Double(grpo.promptsPerStep) * Double(grpo.groupSize) * (sequence + T * perToken(base.preset) / 4)),
+            ("rloo.prompts_per_step × rloo.k", Double(rloo.promptsPerStep) * Double(rloo.k) * (sequence + T * perToken(base.preset) / 4)),
         ]
         out.sort { $0.1 > $1.1 }
         return out.map { (key: $0.0, bytes: $0.1) }

@@ -9,8 +9,9 @@
 //   /bon/<v>       every curve on `n`, with `kl` as its coordinate (attribute
 //                  coordinates = "kl"); sample_proxy, sample_gold on (`prompt`, `sample`),
 //                  both index datasets written here; picks/* on picks/n
-//   /ppo/<v>       evaluation curves on `step` with coordinate `kl`; training curves
-//                  (PPOCurves.trainingCurveNames) on `train_step`; sample_* on `sample_step`
+//   /ppo/<v>, /grpo/<v>, /rloo/<v>
+//                  evaluation curves on `step` with coordinate `kl`; training curves
+//                  (PolicyCurves.trainingCurveNames) on `train_step`; sample_* on `sample_step`
 // Summary files (annotateSummaryGroup): best-of-n on `n` (coordinate `kl`), PPO on `kl`
 // (its common grid), per-seed curves on (`seed`, …) with `seed` written per variant.
 import OverOptHDF5
@@ -22,6 +23,18 @@ public let resultSchemaVersion: Int64 = 2
 /// Units and a readable name of a run-file dataset, from its section ("base", "data", "rm",
 /// "bon", "ppo", "picks") and name. Scores are in the gold reward's units ("reward").
 public func datasetDescription(section: String, name: String) -> (units: String, longName: String) {
+    // GRPO and RLOO write PPO's datasets; their descriptions name the optimizer.
+    if section != "ppo", policyOptimizerStages.contains(section) {
+        let title = section.uppercased()
+        switch name {
+        case "policy_loss": return ("1", section == "grpo" ? "GRPO loss (clipped ratio with group-relative advantages, plus β·KL estimator)"
+                                                             : "RLOO loss (REINFORCE with the leave-one-out baseline)")
+        case "kl_coef": return ("1", section == "grpo" ? "coefficient β of the KL term in the loss" : "coefficient β of the KL penalty in the reward")
+        default:
+            let d = datasetDescription(section: "ppo", name: name)
+            return (d.units, d.longName.replacingOccurrences(of: "PPO", with: title))
+        }
+    }
     let component = GoldScore.componentNames.first { name == "gold_\($0)" }
     switch (section, name) {
     case ("base", "curve_step"): return ("1", "pretraining step")
@@ -150,7 +163,7 @@ public func annotateRunFile(_ root: H5Group) throws {
         try describeDatasets(in: g, section: "base")
     }
     if root.contains("data") { try describeDatasets(in: try root.group("data"), section: "data") }
-    for section in ["rm", "bon", "ppo"] where root.contains(section) {
+    for section in ["rm", "bon"] + policyOptimizerStages where root.contains(section) {
         let s = try root.group(section)
         for v in try s.children() where s.isGroup(v) {
             let g = try s.group(v)
@@ -198,7 +211,7 @@ func annotatePPO(_ g: H5Group) throws {
     guard g.contains("step"), g.contains("train_step") else { return }
     let all = try g.children().filter { !g.isGroup($0) }
     let samples = all.filter { $0.hasPrefix("sample_") }
-    let training = all.filter { PPOCurves.trainingCurveNames.contains($0) || $0 == "train_step" }
+    let training = all.filter { PolicyCurves.trainingCurveNames.contains($0) || $0 == "train_step" }
     let evaluation = try datasets(in: g, ofShape: try g.datasetInfo("step").shape, except: Set(samples + training))
     try attachScale("step", in: g, to: evaluation, coordinate: "kl")
     try attachScale("train_step", in: g, to: training)
@@ -217,7 +230,7 @@ let summaryStatistics: [(suffix: String, words: String)] = [
 public func summaryDatasetDescription(section: String, name: String) -> (units: String, longName: String) {
     switch name {
     case "seed": return ("1", "seed of the run")
-    case "kl" where section == "ppo": return ("nats", "common KL grid, KL(policy || initial policy) (k1)")
+    case "kl" where policyOptimizerStages.contains(section): return ("nats", "common KL grid, KL(policy || initial policy) (k1)")
     case "n", "kl": return datasetDescription(section: section, name: name)
     default: break
     }

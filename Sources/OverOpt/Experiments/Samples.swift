@@ -109,33 +109,35 @@ public func describeSamples(file path: String, variant: String? = nil) throws ->
             lines.append("           → " + (p.response[i].isEmpty ? "(empty response)" : p.response[i]))
         }
     }
-    for v in try variants("ppo") {
-        let g = try root.group("ppo/\(v)")
-        guard g.contains("sample_text") else { continue }
-        let steps = try g.readInt64s("sample_step").values
-        let texts = try g.readStrings("sample_text")
-        guard !texts.isEmpty else { continue }
-        guard steps.count == texts.count else {
-            throw ExperimentError("\(g.path): sample_step has \(steps.count) entries and sample_text \(texts.count); the file is damaged")
-        }
-        found = true
-        // Gold and proxy are recorded per evaluation (means over the held-out prompts).
-        let evalSteps = g.contains("step") ? try g.readInt64s("step").values : []
-        let gold = g.contains("gold") ? try g.readDoubles("gold").values : []
-        let proxy = g.contains("proxy") ? try g.readDoubles("proxy").values : []
-        let kl = g.contains("kl") ? try g.readDoubles("kl").values : []
-        lines.append("PPO · \(v): evaluation samples by step")
-        var last: Int64 = -1
-        for (s, t) in zip(steps, texts) {
-            if s != last {
-                var head = "  step \(s)"
-                if let e = evalSteps.firstIndex(of: s), e < gold.count, e < proxy.count, e < kl.count {
-                    head += String(format: " (mean over evaluation prompts: KL %.2f, proxy %+.3f, gold %+.3f)", kl[e], proxy[e], gold[e])
-                }
-                lines.append(head)
-                last = s
+    for stage in policyOptimizerStages {
+        for v in try variants(stage) {
+            let g = try root.group("\(stage)/\(v)")
+            guard g.contains("sample_text") else { continue }
+            let steps = try g.readInt64s("sample_step").values
+            let texts = try g.readStrings("sample_text")
+            guard !texts.isEmpty else { continue }
+            guard steps.count == texts.count else {
+                throw ExperimentError("\(g.path): sample_step has \(steps.count) entries and sample_text \(texts.count); the file is damaged")
             }
-            lines.append("    \(t)")
+            found = true
+            // Gold and proxy are recorded per evaluation (means over the held-out prompts).
+            let evalSteps = g.contains("step") ? try g.readInt64s("step").values : []
+            let gold = g.contains("gold") ? try g.readDoubles("gold").values : []
+            let proxy = g.contains("proxy") ? try g.readDoubles("proxy").values : []
+            let kl = g.contains("kl") ? try g.readDoubles("kl").values : []
+            lines.append("\(stage.uppercased()) · \(v): evaluation samples by step")
+            var last: Int64 = -1
+            for (s, t) in zip(steps, texts) {
+                if s != last {
+                    var head = "  step \(s)"
+                    if let e = evalSteps.firstIndex(of: s), e < gold.count, e < proxy.count, e < kl.count {
+                        head += String(format: " (mean over evaluation prompts: KL %.2f, proxy %+.3f, gold %+.3f)", kl[e], proxy[e], gold[e])
+                    }
+                    lines.append(head)
+                    last = s
+                }
+                lines.append("    \(t)")
+            }
         }
     }
     if !found {

@@ -138,7 +138,7 @@ func availableVariants(_ root: H5Group) throws -> Set<String> {
     var out: Set<String> = []
     let holders = root.contains("groups") ? try root.group("groups").children().map { try root.group("groups/\($0)") } : [root]
     for g in holders {
-        for section in ["bon", "ppo", "rm"] where g.contains(section) {
+        for section in ["bon", "rm"] + policyOptimizerStages where g.contains(section) {
             let sg = try g.group(section)
             out.formUnion(try sg.children().filter { sg.isGroup($0) })
         }
@@ -149,7 +149,7 @@ func availableVariants(_ root: H5Group) throws -> Set<String> {
 /// The best-of-n and PPO panels of a run's root or a summary's group (those present).
 func panels(_ g: H5Group, summary: Bool, suffix: String, options: FigureOptions = FigureOptions()) throws -> [PlotPanel] {
     var out: [PlotPanel] = []
-    for (section, title) in [("bon", "Best-of-n"), ("ppo", "PPO")] where g.contains(section) {
+    for (section, title) in [("bon", "Best-of-n")] + policyOptimizerStages.map({ ($0, $0.uppercased()) }) where g.contains(section) {
         let sg = try g.group(section)
         var series: [PlotSeries] = []
         let variants = try sg.children().filter { sg.isGroup($0) }
@@ -167,7 +167,7 @@ func panels(_ g: H5Group, summary: Bool, suffix: String, options: FigureOptions 
                     let raw = try vg.readDoubles(curve).values
                     // The initial policy: n = 1 (the first grid point) or step 0.
                     var start = 0
-                    if section == "ppo", vg.contains("step") { start = try vg.readInt64s("step").values.firstIndex(of: 0) ?? 0 }
+                    if section != "bon", vg.contains("step") { start = try vg.readInt64s("step").values.firstIndex(of: 0) ?? 0 }
                     guard start < raw.count else { continue }
                     line = PlotSeries(variant: v, curve: curve, x: kl, y: raw.map { $0 - raw[start] })
                 }
