@@ -27,7 +27,7 @@ except ImportError:  # run from a checkout without installing the package
     import overopt
 
 FORMATS = {".png", ".pdf", ".svg"}
-STAGE_TITLES = {"bon": "Best-of-n", "ppo": "PPO"}
+STAGE_TITLES = {"bon": "Best-of-n", "ppo": "PPO", "grpo": "GRPO", "rloo": "RLOO"}
 
 
 def group_labels(frame, keys):
@@ -51,7 +51,7 @@ def summary_rows(path, variants):
     rows = []
     for group, g in df.groupby("group", sort=False):
         stages = {}
-        for stage in ("bon", "ppo"):
+        for stage in STAGE_TITLES:
             lines = []
             for variant in variants or sorted(g.loc[g["stage"] == stage, "variant"].unique()):
                 for curve in ("gold", "proxy"):
@@ -75,7 +75,7 @@ def run_rows(path, variants):
     """The same for a run file (one seed): no bands; fits computed from the curve itself."""
     df = overopt.load_runs(path)
     stages = {}
-    for stage in ("bon", "ppo"):
+    for stage in STAGE_TITLES:
         lines = []
         s = df[df["stage"] == stage]
         for variant in variants or sorted(s["variant"].unique()):

@@ -23,7 +23,9 @@ Paths = Union[PathLike, Iterable[PathLike]]
 #: The schema versions this reader understands. Files without ``@schema_version`` are 1.
 SCHEMA_VERSIONS = (1, 2)
 
-STAGES = ("bon", "ppo")
+#: Policy optimizers: each writes the same evaluation datasets under /<stage>/<variant>.
+POLICY_STAGES = ("ppo", "grpo", "rloo")
+STAGES = ("bon", *POLICY_STAGES)
 
 
 class OverOptFileError(ValueError):
@@ -208,7 +210,7 @@ def _stage_frames(f: h5py.File, stage: str, training: bool) -> Iterator[pd.DataF
             if training and "train_step" in g:
                 train_step = g["train_step"][()].astype(np.int64)
                 for name, y in _curve_datasets(g, len(train_step), ()):
-                    yield pd.DataFrame({"variant": variant, "stage": "ppo_train", "n": pd.NA,
+                    yield pd.DataFrame({"variant": variant, "stage": f"{stage}_train", "n": pd.NA,
                                         "step": train_step, "kl": np.nan, "quantity": name, "value": y})
 
 
@@ -216,9 +218,9 @@ def load_runs(paths: Paths, stages: Sequence[str] = STAGES, training: bool = Fal
     """Best-of-n and PPO curves of run files as one long DataFrame.
 
     Columns: ``file``, ``name``, ``seed``, one column per config key whose value differs
-    between the files (e.g. ``data.label_noise``), ``variant``, ``stage`` ("bon" or "ppo";
-    "ppo_train" with ``training=True``), ``n`` (best-of-n) or ``step`` (PPO evaluation
-    step), ``kl`` (nats), ``quantity`` (the dataset name: "gold", "proxy", "gold_shifted",
+    between the files (e.g. ``data.label_noise``), ``variant``, ``stage`` ("bon", "ppo",
+    "grpo" or "rloo"; "ppo_train" etc. with ``training=True``), ``n`` (best-of-n) or ``step``
+    (evaluation step of a policy optimizer), ``kl`` (nats), ``quantity`` (the dataset name: "gold", "proxy", "gold_shifted",
     "gold_tone", "entropy", ...) and ``value``.
 
     ``paths``: a run file, a folder of run files, or a list of either.
@@ -339,7 +341,7 @@ def load_summary(path: PathLike) -> pd.DataFrame:
     """A ``collect`` summary as one long DataFrame.
 
     Columns: ``group``, ``name``, one column per config key that differs between the
-    summary's groups, ``stage`` ("bon", "ppo" or "rm"), ``variant``, ``n`` (best-of-n),
+    summary's groups, ``stage`` ("bon", "ppo", "grpo", "rloo" or "rm"), ``variant``, ``n`` (best-of-n),
     ``kl`` (best-of-n and PPO), ``quantity`` (e.g. "gold_shifted", "id_accuracy",
     "ood_accuracy/hot_samples"), ``statistic`` ("mean", "std", "sem" over seeds, or "seed"
     for one seed's value), ``seed`` (for "seed" rows) and ``value``.
@@ -353,7 +355,7 @@ def load_summary(path: PathLike) -> pd.DataFrame:
         for gname, g in sorted(groups.items()):
             flat = _flatten(configs[gname])
             head = {"group": gname, "name": _text(g.attrs.get("name", "")), **{k: flat.get(k) for k in keys}}
-            for stage in ("bon", "ppo", "rm"):
+            for stage in ("bon", *POLICY_STAGES, "rm"):
                 for variant, vg in sorted(g.get(stage, {}).items()):
                     seeds = [int(s) for s in np.atleast_1d(vg.attrs.get("seeds", g.attrs.get("seeds", [])))]
                     for frame in _summary_variant(vg, stage, version, seeds):
@@ -422,7 +424,8 @@ def load_fits(path: PathLike) -> pd.DataFrame:
                             q = attr[: -len("_alpha")]
                             rows.append({"group": gname, "stage": stage, "variant": variant, "quantity": q,
                                          "alpha": float(vg.attrs[attr]), "beta": float(vg.attrs[f"{q}_beta"]),
-                                         "r2": float(vg.attrs.get(f"{q}_r2", np.nan)), "form": stage,
+                                         "r2": float(vg.attrs.get(f"{q}_r2", np.nan)),
+                                         "form": "bon" if stage == "bon" else "ppo",
                                          **{k: float(vg.attrs.get(f"{q}_{k}", np.nan)) for k in INTERVAL_COLUMNS}})
     return pd.DataFrame(rows, columns=["group", "stage", "variant", "quantity", "alpha", "beta", "r2", "form", *INTERVAL_COLUMNS])
 
@@ -492,13 +495,13 @@ def samples(paths: Paths) -> pd.DataFrame:
                     if name == "proxy" or name.startswith("gold"):
                         data[name] = picks[name][()]
                 frames.append(pd.DataFrame(data).assign(file=p.name, seed=seed))
-            for variant, g in sorted(f.get("ppo", {}).items()):
+            for stage, variant, g in [(s, v, g) for s in POLICY_STAGES for v, g in sorted(f.get(s, {}).items())]:
                 if "sample_text" not in g:
                     continue
                 raw = [_text(s) for s in g["sample_text"][()]]
                 texts = [_SCORES_SUFFIX.sub("", t) for t in raw]
                 parts = [t.split(" → ", 1) if " → " in t else ["", t] for t in texts]
-                data = {"variant": variant, "stage": "ppo", "n": pd.NA,
+                data = {"variant": variant, "stage": stage, "n": pd.NA,
                         "step": g["sample_step"][()].astype(np.int64), "prompt_id": pd.NA,
                         "prompt": [a for a, _ in parts], "response": [b for _, b in parts]}
                 if "sample_prompt_id" in g:
