@@ -42,6 +42,19 @@ public struct VariantSummary: Sendable {
 /// initial policy) at the last evaluation, the peak gold and its KL.
 public struct OptimizerSummary: Sendable {
     public var kl = Double.nan, proxy = Double.nan, gold = Double.nan, peakGold = Double.nan, peakKL = Double.nan
+
+    public init() {}
+
+    /// From an optimizer's evaluation curves.
+    public init(curves: PolicyCurves) {
+        let g0 = curves.gold.first ?? 0, p0 = curves.proxy.first ?? 0
+        kl = curves.kl.last ?? .nan
+        proxy = (curves.proxy.last ?? .nan) - p0
+        gold = (curves.gold.last ?? .nan) - g0
+        if let i = curves.gold.indices.max(by: { curves.gold[$0] < curves.gold[$1] }) {
+            peakGold = curves.gold[i] - g0; peakKL = curves.kl[i]
+        }
+    }
 }
 
 /// What a run produced.
@@ -50,6 +63,8 @@ public struct RunSummary: Sendable {
     public var seconds: Double
     public var variants: [VariantSummary]
     public var baseGold = Double.nan
+    /// Direct alignment's curve ("dpo/<loss>"), when it ran.
+    public var direct: (name: String, summary: OptimizerSummary)?
 
     /// The summary table printed at the end of `overopt run`.
     public var table: String {
@@ -70,8 +85,12 @@ public struct RunSummary: Sendable {
                 lines.append("\(name)                    │ \(f(o.kl, 6, 2)) \(f(o.proxy, 7)) \(f(o.gold)) \(f(o.peakGold)) @\(f(o.peakKL, 5, 2))")
             }
         }
+        if let (name, o) = direct {
+            lines.append("                                   │ DPO  KL   proxy   gold  peak@KL")
+            lines.append("\(name.padding(toLength: 15, withPad: " ", startingAt: 0))                    │ \(f(o.kl, 6, 2)) \(f(o.proxy, 7)) \(f(o.gold)) \(f(o.peakGold)) @\(f(o.peakKL, 5, 2))")
+        }
         let base = baseGold.isNaN ? "" : String(format: "; base policy gold %.2f", baseGold)   // known when best-of-n ran
-        lines.append("BoN/PPO/GRPO/RLOO columns: value at the largest KL (nats), peak gold and the KL of the peak\(base)")
+        lines.append("BoN/PPO columns: value at the largest KL (nats), peak gold and the KL of the peak\(base)")
         lines.append(String(format: "result file: %@ (%.0f s)", path, seconds))
         return lines.joined(separator: "\n")
     }
@@ -104,7 +123,9 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
     var timings: [(String, Double)] = []
     // Base models of other sizes than the policy's, one per `rm.base` preset the proxies name.
     let rmPresets = Set(config.proxies.compactMap { config.variants[$0]?.base }).subtracting([config.base.preset]).sorted()
-    let stageCount = 2 + rmPresets.count + (config.stages.contains("bon") ? 1 : 0) + config.proxies.count * (1 + config.stages.count)
+    let perProxy = config.stages.filter { $0 != "dpo" }.count
+    let stageCount = 2 + rmPresets.count + (config.stages.contains("bon") ? 1 : 0) + config.proxies.count * (1 + perProxy)
+        + (config.stages.contains("dpo") ? 1 : 0)
     var stageIndex = 0
     func timed<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {
         stageIndex += 1
@@ -174,6 +195,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
     // 4. Proxies, then best-of-n and PPO against each: each one unit of work kept in its
     // own cache entry as soon as it is done (layouts: `rm` and `checkpoint`; `bon`; `ppo`).
     var writers: [(H5Group) throws -> Void] = []
+    var firstProxy: (proxy: ProxyRewardModel, key: String)?
     var summaries: [VariantSummary] = []
     let oodSets = data.oodEval.map(\.name)
     for name in config.proxies {
@@ -210,6 +232,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
             })
         }
         if !built { metrics.emit(stage: "rm", variant: name, fields: [("event", "cached")]) }
+        if firstProxy == nil { firstProxy = (rm.proxy, rmKey) }
         summary.idAccuracy = rm.idAccuracy
         summary.oodAccuracy = rm.oodAccuracyMean
         let saveCheckpoint = config.saveCheckpoints || loadedFrom != nil
@@ -246,7 +269,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
 
         // Policy optimizers (PPO, GRPO, RLOO): each one unit of work per proxy, the same
         // evaluation datasets under /<optimizer>/<variant>.
-        for stage in policyOptimizerStages where config.stages.contains(stage) {
+        for stage in proxyOptimizerStages where config.stages.contains(stage) {
             let settingsKey: String
             let readSettings: (H5Group) throws -> PolicyCurves
             switch stage {
@@ -289,18 +312,40 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
                 }, write: { try $0.write(to: $1.createGroup(stage)) })
             }
             if !built { metrics.emit(stage: stage, variant: name, fields: [("event", "cached")]) }
-            var o = OptimizerSummary()
-            let g0 = curves.gold.first ?? 0, p0 = curves.proxy.first ?? 0
-            o.kl = curves.kl.last ?? .nan
-            o.proxy = (curves.proxy.last ?? .nan) - p0
-            o.gold = (curves.gold.last ?? .nan) - g0
-            if let i = curves.gold.indices.max(by: { curves.gold[$0] < curves.gold[$1] }) {
-                o.peakGold = curves.gold[i] - g0; o.peakKL = curves.kl[i]
-            }
-            summary.optimizers[stage] = o
+            summary.optimizers[stage] = OptimizerSummary(curves: curves)
             writers.append { try curves.write(to: $0.createGroup("\(stage)/\(name)")) }
         }
         summaries.append(summary)
+    }
+
+    // 5. Direct alignment on the preference data (no proxy; the first proxy's score is
+    // reported as `proxy` for comparison with the RL optimizers).
+    var directSummary: (String, OptimizerSummary)?
+    if config.stages.contains("dpo") {
+        let loss = config.dpo.loss.rawValue
+        let proxy = firstProxy
+        let key = StageCache.key(["data": dataKey, "base": baseKey, "dpo": StageCache.key(config.dpo), "seed": "\(config.seed)",
+                                  "scorer": proxy?.key ?? "none", "code": "dpo-v1"])
+        var built = false
+        let curves = try timed("dpo/\(loss)") {
+            try units.entry(stage: "dpo", key: key, log: log, read: {
+                try PolicyCurves.read(from: $0.group("dpo"), settings: config.dpo.attributes,
+                                      omitted: ["value_loss", "train_kl", "clip_fraction", "approx_kl", "kl_coef"])
+            }, build: {
+                built = true
+                let scorer: PolicyScorer = proxy.map { p in { p.proxy.score(world: world, prompts: $0, responses: $1) } }
+                    ?? { prompts, _ in prompts.map { _ in Double.nan } }
+                let c = try DPOTrainer(config: config.dpo, world: world, basePolicy: base.model, pairs: data.train, scorer: scorer,
+                                       seed: RNG.stableHash("dpo|\(config.seed)|\(loss)"))
+                    .run(log: { log("dpo \(loss): " + $0) }, metrics: metrics.observer(stage: "dpo", variant: loss),
+                         evaluations: metrics.observer(stage: "dpo-eval", variant: loss))
+                if let bad = c.nonFiniteStep { throw ExperimentError("dpo \(loss): non-finite loss at step \(bad); try a lower dpo.learning_rate") }
+                return c
+            }, write: { try $0.write(to: $1.createGroup("dpo")) })
+        }
+        if !built { metrics.emit(stage: "dpo", variant: loss, fields: [("event", "cached")]) }
+        directSummary = ("dpo/\(loss)", OptimizerSummary(curves: curves))
+        writers.append { try curves.write(to: $0.createGroup("dpo/\(loss)")) }
     }
 
     // 5. The result file, written atomically.
@@ -340,7 +385,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
         try root.setAttribute("complete", true)
     }
     metrics.emit(stage: "run", [("seconds", seconds)], fields: [("event", "end"), ("result", outputPath)])
-    return RunSummary(path: outputPath, seconds: seconds, variants: summaries, baseGold: baseGold)
+    return RunSummary(path: outputPath, seconds: seconds, variants: summaries, baseGold: baseGold, direct: directSummary)
 }
 
 /// Removes the scratch folders (`overopt-units-<pid>-…` in the temporary folder) of

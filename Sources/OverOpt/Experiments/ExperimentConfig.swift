@@ -21,7 +21,8 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
     public var seed: UInt64 = 0
     /// Proxy variants to train, by name (built-in or defined in `[variants.NAME]`).
     public var proxies = ["bt", "ensemble", "grm-sft"]
-    /// Optimization stages run against every proxy: "bon", "ppo", "grpo", "rloo".
+    /// Optimization stages: "bon", "ppo", "grpo", "rloo" (each against every proxy) and "dpo"
+    /// (once, on the preference data).
     public var stages = ["bon", "ppo"]
     /// Store each trained proxy's weights under `/rm/<variant>/checkpoint`.
     public var saveCheckpoints = false
@@ -36,11 +37,12 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
     public var ppo = PPOConfig()
     public var grpo = GRPOConfig()
     public var rloo = RLOOConfig()
+    public var dpo = DPOConfig()
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case name, seed, proxies, stages, world, base, data, rm, variants, bon, ppo, grpo, rloo
+        case name, seed, proxies, stages, world, base, data, rm, variants, bon, ppo, grpo, rloo, dpo
         case saveCheckpoints = "save_checkpoints"
     }
 
@@ -151,12 +153,13 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
         do {
             try grpo.validate()
             try rloo.validate()
+            try dpo.validate()
         } catch let e as CriticFreeConfigError {
             throw ConfigError.invalid(key: "\(e.section).\(e.key)", e.message)
         }
         if bon.prompts < 1 { throw ConfigError.invalid(key: "bon.prompts", "must be positive") }
         try checkMemory(limit: Double(ProcessInfo.processInfo.physicalMemory))
-        for (section, tokens) in [("grpo", grpo.maxNewTokens), ("rloo", rloo.maxNewTokens)] where tokens > world.maxResponseTokens {
+        for (section, tokens) in [("grpo", grpo.maxNewTokens), ("rloo", rloo.maxNewTokens), ("dpo", dpo.maxNewTokens)] where tokens > world.maxResponseTokens {
             throw ConfigError.invalid(key: "\(section).max_new_tokens",
                                       "must be ≤ the world's max response tokens (\(world.maxResponseTokens)), got \(tokens)")
         }
@@ -192,6 +195,7 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
             ("ppo.eval_prompts", Double(ppo.evalPrompts) * (sequence + T * perToken(base.preset) / 4)),
             ("grpo.prompts_per_step × grpo.group_size", Double(grpo.promptsPerStep) * Double(grpo.groupSize) * (sequence + T * perToken(base.preset) / 4)),
             ("rloo.prompts_per_step × rloo.k", Double(rloo.promptsPerStep) * Double(rloo.k) * (sequence + T * perToken(base.preset) / 4)),
+            ("dpo.batch_size", Double(dpo.batchSize) * 2 * T * perToken(base.preset)),
         ]
         out.sort { $0.1 > $1.1 }
         return out.map { (key: $0.0, bytes: $0.1) }

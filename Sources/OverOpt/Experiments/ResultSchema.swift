@@ -9,7 +9,7 @@
 //   /bon/<v>       every curve on `n`, with `kl` as its coordinate (attribute
 //                  coordinates = "kl"); sample_proxy, sample_gold on (`prompt`, `sample`),
 //                  both index datasets written here; picks/* on picks/n
-//   /ppo/<v>, /grpo/<v>, /rloo/<v>
+//   /ppo/<v>, /grpo/<v>, /rloo/<v>, /dpo/<loss>
 //                  evaluation curves on `step` with coordinate `kl`; training curves
 //                  (PolicyCurves.trainingCurveNames) on `train_step`; sample_* on `sample_step`
 // Summary files (annotateSummaryGroup): best-of-n on `n` (coordinate `kl`), PPO on `kl`
@@ -27,6 +27,10 @@ public func datasetDescription(section: String, name: String) -> (units: String,
     if section != "ppo", policyOptimizerStages.contains(section) {
         let title = section.uppercased()
         switch name {
+        case "policy_loss" where section == "dpo": return ("nats", "direct-alignment loss (DPO or IPO, the group's @loss), mean over the batch's pairs")
+        case "train_reward" where section == "dpo": return ("1", "share of the batch's pairs whose chosen response the policy prefers more than the reference does")
+        case "step" where section == "dpo": return ("1", "DPO step of the evaluation")
+        case "proxy" where section == "dpo": return ("proxy reward", "the run's first proxy's score on held-out prompts (not used in training)")
         case "policy_loss": return ("1", section == "grpo" ? "GRPO loss (clipped ratio with group-relative advantages, plus β·KL estimator)"
                                                              : "RLOO loss (REINFORCE with the leave-one-out baseline)")
         case "kl_coef": return ("1", section == "grpo" ? "coefficient β of the KL term in the loss" : "coefficient β of the KL penalty in the reward")

@@ -15,9 +15,12 @@ import Foundation
 import OverOptEngine
 import OverOptHDF5
 
-/// The result-file sections of policy optimizers, in the order a run writes them. Each holds
-/// one group per proxy variant with the same evaluation datasets.
-public let policyOptimizerStages = ["ppo", "grpo", "rloo"]
+/// The policy optimizers that run against every proxy (`/<stage>/<variant>`).
+public let proxyOptimizerStages = ["ppo", "grpo", "rloo"]
+/// The result-file sections of policy optimizers, in the order a run writes them, each with
+/// the same evaluation datasets per group: the proxy optimizers', then direct alignment's
+/// (`/dpo/<loss>`, one per run).
+public let policyOptimizerStages = proxyOptimizerStages + ["dpo"]
 
 /// The reward a policy optimizer maximizes: one score per (prompt, response). Pass a proxy's
 /// score (`{ proxy.score(world: world, prompts: $0, responses: $1) }`) or any toy reward.

@@ -1,0 +1,162 @@
+// DPOTrainer.swift — direct alignment (DPO or IPO) of a copy of the base policy on the run's
+// preference pairs, evaluated with the evaluation every policy optimizer shares.
+//
+// Each step takes `batch_size` training pairs (shuffled passes; the pairs keep their label
+// noise), reads the sequence log-probabilities of chosen and rejected responses under the
+// policy (training forward, raw model) and under the reference (the frozen base policy, read
+// once for all pairs through the lean forward), and steps on the mean pair loss
+// (DirectAlignmentMath.swift). Pairs run data-parallel in two halves on two replicas.
+// Every `eval_every` steps the held-out evaluation measures gold, KL to the base policy,
+// length, entropy and — for comparison with the RL optimizers — the score of the run's
+// first proxy (DPO itself uses no proxy).
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif
+import OverOptEngine
+import OverOptHDF5
+
+public final class DPOTrainer {
+    public let config: DPOConfig
+    public let world: World
+    public let policy: Transformer
+    public let reference: Transformer
+    let pairs: [PreferencePair]
+    let optimizer: AdamW
+    let sampler: Sampler
+    var rng: RNG
+    let evaluator: PolicyEvaluator
+    /// Reference sequence log-probabilities of each pair's chosen and rejected response.
+    var referenceChosen: [Double] = []
+    var referenceRejected: [Double] = []
+
+    /// - Parameter scorer: the score reported as `proxy` in the evaluations (no effect on training).
+    public init(config: DPOConfig, world: World, basePolicy: Transformer, pairs: [PreferencePair],
+                scorer: @escaping PolicyScorer, seed: UInt64) throws {
+        try config.validate()
+        guard config.maxNewTokens <= world.config.maxResponseTokens else {
+            throw CriticFreeConfigError(section: "dpo", key: "max_new_tokens",
+                                        message: "must be ≤ the world's max response tokens (\(world.config.maxResponseTokens)), got \(config.maxNewTokens)")
+        }
+        guard !pairs.isEmpty else { throw CriticFreeConfigError(section: "dpo", key: "pairs", message: "needs training pairs") }
+        self.config = config
+        self.world = world
+        self.pairs = pairs
+        policy = Transformer(config: basePolicy.config, heads: .languageModel)
+        policy.copyParameters(from: basePolicy)
+        reference = Transformer(config: basePolicy.config, heads: .languageModel)
+        reference.copyParameters(from: basePolicy)
+        reference.frozen = Set(reference.layout.tensors.map(\.group))
+        optimizer = AdamW(model: policy, config: AdamWConfig(learningRate: Float(config.learningRate),
+                                                             weightDecay: Float(config.weightDecay)))
+        sampler = Sampler(model: policy)
+        rng = RNG(seed: seed)
+        let sampling = SamplingConfig(temperature: config.temperature, topP: config.topP, maxNewTokens: config.maxNewTokens,
+                                      eosToken: Tokenizer.eos)
+        evaluator = PolicyEvaluator(world: world, reference: reference, scorer: scorer, sampling: sampling,
+                                    reading: LogprobReading(temperature: config.temperature, tempered: config.temperedLogprobs,
+                                                            chunkSize: config.forwardBatchSize),
+                                    rng: rng.split("dpo-eval"), evalPrompts: config.evalPrompts, sampleTexts: config.sampleTexts)
+        // The preference model's log-probabilities are those of the raw model (temperature 1).
+        let raw = LogprobReading(temperature: 1, tempered: false, chunkSize: config.forwardBatchSize)
+        let (seqs, starts) = sequences(pairs.indices.map { $0 })
+        let logp = raw.readout(reference, sequences: seqs, responseStart: starts, values: false, entropy: false).logp
+        for i in pairs.indices {
+            referenceChosen.append(logp[2 * i].reduce(0, +))
+            referenceRejected.append(logp[2 * i + 1].reduce(0, +))
+        }
+    }
+
+    /// Chosen and rejected sequences of `rows`, interleaved, with their response starts.
+    func sequences(_ rows: [Int]) -> ([[Int32]], [Int]) {
+        var seqs: [[Int32]] = [], starts: [Int] = []
+        for i in rows {
+            let context = world.context(for: pairs[i].prompt)
+            seqs.append(context + pairs[i].chosen); seqs.append(context + pairs[i].rejected)
+            starts.append(context.count); starts.append(context.count)
+        }
+        return (seqs, starts)
+    }
+
+    public func evaluate() -> PolicyEvaluation { evaluator.evaluate(policy: policy, sampler: sampler) }
+
+    /// Loss and accuracy sums of `rows` on `model`, with the backward of loss/`count`.
+    func part(model: Transformer, rows: [Int], count: Int) -> (loss: Double, correct: Double) {
+        let (seqs, starts) = sequences(rows)
+        let batch = TokenBatch(sequences: seqs)
+        let mask = responseLossMask(B: batch.B, T: batch.T, responseStart: starts, lengths: batch.lengths)
+        let lp = model.tokenLogProbs(batch, mask: mask)
+        var dlogp = [Float](repeating: 0, count: batch.B * batch.T)
+        var loss = 0.0, correct = 0.0
+        func positions(_ b: Int) -> Range<Int> { (b * batch.T + starts[b] - 1)..<(b * batch.T + seqs[b].count - 1) }
+        for (j, i) in rows.enumerated() {
+            let c = positions(2 * j), r = positions(2 * j + 1)
+            let pc = c.reduce(0.0) { $0 + Double(lp.logp[$1]) }, pr = r.reduce(0.0) { $0 + Double(lp.logp[$1]) }
+            let l = directAlignmentLoss(config.loss, beta: config.beta, policyChosen: pc, policyRejected: pr,
+                                        referenceChosen: referenceChosen[i], referenceRejected: referenceRejected[i])
+            loss += l.loss
+            if l.margin > 0 { correct += 1 }
+            for p in c { dlogp[p] = Float(l.gradChosen / Double(count)) }
+            for p in r { dlogp[p] = Float(l.gradRejected / Double(count)) }
+        }
+        model.backwardTokenLogProbs(dlogp: dlogp)
+        return (loss, correct)
+    }
+
+    /// Runs `config.steps` steps with evaluations at 0, every `eval_every` and at the end.
+    /// Training curves: `policy_loss` (the mean pair loss) and `train_reward` (the share of
+    /// the batch's pairs whose chosen response the policy prefers more than the reference does).
+    public func run(log: (String) -> Void = { _ in }, metrics: StepMetrics? = nil,
+                    evaluations: StepMetrics? = nil) -> PolicyCurves {
+        var curves = PolicyCurves(settings: config.attributes,
+                                  omitted: ["value_loss", "train_kl", "clip_fraction", "approx_kl", "kl_coef"])
+        let start = monotonicSeconds()
+        var seconds = ["update": 0.0, "eval": 0.0]
+        func record(_ step: Int) {
+            let t0 = monotonicSeconds()
+            let e = evaluate()
+            seconds["eval", default: 0] += monotonicSeconds() - t0
+            curves.record(e, step: step)
+            log(e.logLine(stage: "dpo", step: step, seconds: monotonicSeconds() - t0))
+            for s in e.samples.prefix(2) { log("  sample: \(s)") }
+            evaluations?(step, e.metrics)
+        }
+        record(0)
+        var order: [Int] = [], cursor = 0
+        var lastLog = monotonicSeconds()
+        for step in stride(from: 1, through: config.steps, by: 1) {
+            let t0 = monotonicSeconds()
+            var rows: [Int] = []
+            while rows.count < config.batchSize {
+                if cursor >= order.count { order = Array(pairs.indices); rng.shuffle(&order); cursor = 0 }
+                rows.append(order[cursor]); cursor += 1
+            }
+            policy.zeroGrad()
+            let halves = Transformer.dataParallelParts(rows, replicas: policy.replicas)
+            let parts = halves.count == 2
+                ? policy.runOnReplicas(policy.replicas) { r, h in self.part(model: r, rows: halves[h], count: rows.count) }
+                : [part(model: policy, rows: rows, count: rows.count)]
+            clipGradientNorm(policy, maxNorm: Float(config.maxGradNorm))
+            optimizer.update(policy)
+            seconds["update", default: 0] += monotonicSeconds() - t0
+            let loss = parts.reduce(0) { $0 + $1.loss } / Double(rows.count)
+            let accuracy = parts.reduce(0) { $0 + $1.correct } / Double(rows.count)
+            if !loss.isFinite {
+                curves.nonFiniteStep = step
+                log("dpo step \(step): non-finite loss; stopping")
+                break
+            }
+            curves.trainStep.append(Int64(step)); curves.policyLoss.append(loss); curves.trainReward.append(accuracy)
+            metrics?(step, [("policy_loss", loss), ("accuracy", accuracy)])
+            if monotonicSeconds() - lastLog > 3 || step == config.steps {
+                lastLog = monotonicSeconds()
+                log(String(format: "dpo step %d/%d: %@ loss %.4f, pairs preferred %.3f", step, config.steps, config.loss.rawValue, loss, accuracy)
+                    + etaSuffix(elapsed: lastLog - start, done: Double(step), total: Double(config.steps)))
+            }
+            if step % config.evalEvery == 0 || step == config.steps { record(step) }
+        }
+        curves.seconds = seconds
+        return curves
+    }
+}
