@@ -27,7 +27,7 @@ except ImportError:  # run from a checkout without installing the package
     import overopt
 
 FORMATS = {".png", ".pdf", ".svg"}
-STAGE_TITLES = {"bon": "Best-of-n", "ppo": "PPO", "grpo": "GRPO", "rloo": "RLOO"}
+STAGE_TITLES = {"bon": "Best-of-n", "ppo": "PPO", "grpo": "GRPO", "rloo": "RLOO", "dpo": "DPO / IPO"}
 
 
 def group_labels(frame, keys):

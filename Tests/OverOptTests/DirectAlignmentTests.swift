@@ -62,12 +62,17 @@ func toyDPOConfig(_ loss: DirectAlignmentLoss) -> DPOConfig {
         #expect(trainer.evaluate().kl == KLEstimates(k1: 0, k2: 0, k3: 0))
         let curves = trainer.run()
         #expect(curves.step == [0, 8, 16] && curves.trainStep.count == 16)
-        // Step 1's batch is judged before its update (h = 0: no preference yet).
-        #expect(curves.trainReward[0] == 0 && curves.trainReward.suffix(4).allSatisfy { $0 == 1 }, "\(loss): \(curves.trainReward)")
+        #expect(curves.trainReward.suffix(4).allSatisfy { $0 == 1 }, "\(loss): \(curves.trainReward)")
         #expect(curves.policyLoss.last! < curves.policyLoss[0], "\(loss): \(curves.policyLoss)")
         #expect(curves.kl.last! > 0.05, "\(loss): KL \(curves.kl)")
-        // The sampled responses now carry the chosen responses' token (the toy scorer counts it).
-        #expect(curves.proxy.last! > curves.proxy[0], "\(loss): \(curves.proxy)")
+        // On a held-out prompt too, the policy prefers the chosen response more than the reference does.
+        let context = testWorld.context(for: testWorld.heldOutPrompts[0])
+        let seqs = [context + [40, 40, 41, Tokenizer.eos], context + [42, 43, 41, Tokenizer.eos]]
+        let raw = LogprobReading(temperature: 1, tempered: false, chunkSize: 8)
+        let pol = raw.readout(trainer.policy, sequences: seqs, responseStart: [context.count, context.count], values: false, entropy: false)
+        let ref = raw.readout(trainer.reference, sequences: seqs, responseStart: [context.count, context.count], values: false, entropy: false)
+        let h = (pol.logp[0].reduce(0, +) - ref.logp[0].reduce(0, +)) - (pol.logp[1].reduce(0, +) - ref.logp[1].reduce(0, +))
+        #expect(h > 1, "\(loss): held-out margin \(h)")
     }
 }
 

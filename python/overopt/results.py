@@ -24,7 +24,7 @@ Paths = Union[PathLike, Iterable[PathLike]]
 SCHEMA_VERSIONS = (1, 2)
 
 #: Policy optimizers: each writes the same evaluation datasets under /<stage>/<variant>.
-POLICY_STAGES = ("ppo", "grpo", "rloo")
+POLICY_STAGES = ("ppo", "grpo", "rloo", "dpo")
 STAGES = ("bon", *POLICY_STAGES)
 
 
