@@ -113,8 +113,9 @@ public final class CriticFreeTrainer {
                     l = grpoTokenLoss(logp: logp, oldLogp: oldLogp[row][t], refLogp: refLogp[row][t], advantage: advantages[row],
                                       clipRange: settings.clipRange, klCoef: settings.klCoef, estimator: settings.klEstimator)
                 case .rloo:
-                    // REINFORCE: −A·logπ_t per token (reinforceLoss summed over the response).
-                    l = (-advantages[row] * logp, -advantages[row], false)
+                    // REINFORCE's loss −A·Σ_t logπ_t, one token's term at a time.
+                    let r = reinforceLoss(logps: [logp], advantage: advantages[row])
+                    l = (r.loss, r.gradLogp, false)
                 }
                 out.policyLoss += w * l.loss
                 if l.clipped { out.clipped += 1 }
