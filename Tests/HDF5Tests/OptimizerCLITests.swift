@@ -32,6 +32,9 @@ import OverOptHDF5
             }
             #expect(try g.readInt64s("step").values == [0, 2])
             #expect(try g.readDoubles("kl").values[0] == 0)
+            // Evaluated with PPO's sampling stream: the same step-0 samples and scores.
+            #expect(try g.readDoubles("gold").values[0] == ppo.readDoubles("gold").values[0], "\(stage)")
+            #expect(try g.readStrings("sample_text")[0] == ppo.readStrings("sample_text")[0], "\(stage)")
             #expect(try g.stringAttribute("long_name", on: "gold").contains(stage.uppercased()))
             #expect(!g.contains("value_loss"))
         }

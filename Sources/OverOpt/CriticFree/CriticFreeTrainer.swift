@@ -37,18 +37,26 @@ public final class CriticFreeTrainer {
     /// The attributes written with the curves.
     let attributes: [OptimizerSetting]
 
-    public convenience init(config: GRPOConfig, world: World, basePolicy: Transformer, scorer: @escaping PolicyScorer, seed: UInt64) throws {
+    /// `evaluationRNG`: the evaluation's sampling stream (default: split from `seed`); a run
+    /// passes PPO's, so that every optimizer is evaluated on the same sampling noise.
+    public convenience init(config: GRPOConfig, world: World, basePolicy: Transformer, scorer: @escaping PolicyScorer, seed: UInt64,
+                            evaluationRNG: RNG? = nil) throws {
         try config.validate()
-        try self.init(settings: config.settings, attributes: config.attributes, world: world, basePolicy: basePolicy, scorer: scorer, seed: seed)
+        try self.init(settings: config.settings, attributes: config.attributes, world: world, basePolicy: basePolicy, scorer: scorer,
+                      seed: seed, evaluationRNG: evaluationRNG)
     }
 
-    public convenience init(config: RLOOConfig, world: World, basePolicy: Transformer, scorer: @escaping PolicyScorer, seed: UInt64) throws {
+    /// `evaluationRNG`: the evaluation's sampling stream (default: split from `seed`); a run
+    /// passes PPO's, so that every optimizer is evaluated on the same sampling noise.
+    public convenience init(config: RLOOConfig, world: World, basePolicy: Transformer, scorer: @escaping PolicyScorer, seed: UInt64,
+                            evaluationRNG: RNG? = nil) throws {
         try config.validate()
-        try self.init(settings: config.settings, attributes: config.attributes, world: world, basePolicy: basePolicy, scorer: scorer, seed: seed)
+        try self.init(settings: config.settings, attributes: config.attributes, world: world, basePolicy: basePolicy, scorer: scorer,
+                      seed: seed, evaluationRNG: evaluationRNG)
     }
 
     init(settings: CriticFreeSettings, attributes: [OptimizerSetting], world: World, basePolicy: Transformer,
-         scorer: @escaping PolicyScorer, seed: UInt64) throws {
+         scorer: @escaping PolicyScorer, seed: UInt64, evaluationRNG: RNG? = nil) throws {
         guard settings.maxNewTokens <= world.config.maxResponseTokens else {
             throw CriticFreeConfigError(section: settings.section, key: "max_new_tokens",
                                         message: "must be ≤ the world's max response tokens (\(world.config.maxResponseTokens)), got \(settings.maxNewTokens)")
@@ -69,7 +77,7 @@ public final class CriticFreeTrainer {
                                                              weightDecay: Float(settings.weightDecay)))
         sampler = Sampler(model: policy)
         rng = RNG(seed: seed)
-        let evalRNG = rng.split("\(settings.algorithm.rawValue)-eval")
+        let evalRNG = evaluationRNG ?? rng.split("\(settings.algorithm.rawValue)-eval")
         let sampling = SamplingConfig(temperature: settings.temperature, topP: settings.topP, maxNewTokens: settings.maxNewTokens,
                                       eosToken: Tokenizer.eos)
         let reading = LogprobReading(temperature: settings.temperature, tempered: settings.temperedLogprobs,

@@ -31,9 +31,11 @@ public final class DPOTrainer {
     var referenceChosen: [Double] = []
     var referenceRejected: [Double] = []
 
-    /// - Parameter scorer: the score reported as `proxy` in the evaluations (no effect on training).
+    /// - Parameters:
+    ///   - scorer: the score reported as `proxy` in the evaluations (no effect on training).
+    ///   - evaluationRNG: the evaluation's sampling stream (default: split from `seed`).
     public init(config: DPOConfig, world: World, basePolicy: Transformer, pairs: [PreferencePair],
-                scorer: @escaping PolicyScorer, seed: UInt64) throws {
+                scorer: @escaping PolicyScorer, seed: UInt64, evaluationRNG: RNG? = nil) throws {
         try config.validate()
         guard config.maxNewTokens <= world.config.maxResponseTokens else {
             throw CriticFreeConfigError(section: "dpo", key: "max_new_tokens",
@@ -57,7 +59,7 @@ public final class DPOTrainer {
         evaluator = PolicyEvaluator(world: world, reference: reference, scorer: scorer, sampling: sampling,
                                     reading: LogprobReading(temperature: config.temperature, tempered: config.temperedLogprobs,
                                                             chunkSize: config.forwardBatchSize),
-                                    rng: rng.split("dpo-eval"), evalPrompts: config.evalPrompts, sampleTexts: config.sampleTexts)
+                                    rng: evaluationRNG ?? rng.split("dpo-eval"), evalPrompts: config.evalPrompts, sampleTexts: config.sampleTexts)
         // The preference model's log-probabilities are those of the raw model (temperature 1).
         let raw = LogprobReading(temperature: 1, tempered: false, chunkSize: config.forwardBatchSize)
         let (seqs, starts) = sequences(pairs.indices.map { $0 })

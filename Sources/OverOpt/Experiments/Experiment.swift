@@ -195,7 +195,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
     // 4. Proxies, then best-of-n and PPO against each: each one unit of work kept in its
     // own cache entry as soon as it is done (layouts: `rm` and `checkpoint`; `bon`; `ppo`).
     var writers: [(H5Group) throws -> Void] = []
-    var firstProxy: (proxy: ProxyRewardModel, key: String)?
+    var firstProxy: (proxy: ProxyRewardModel, key: String, name: String)?
     var summaries: [VariantSummary] = []
     let oodSets = data.oodEval.map(\.name)
     for name in config.proxies {
@@ -232,7 +232,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
             })
         }
         if !built { metrics.emit(stage: "rm", variant: name, fields: [("event", "cached")]) }
-        if firstProxy == nil { firstProxy = (rm.proxy, rmKey) }
+        if firstProxy == nil { firstProxy = (rm.proxy, rmKey, name) }
         summary.idAccuracy = rm.idAccuracy
         summary.oodAccuracy = rm.oodAccuracyMean
         let saveCheckpoint = config.saveCheckpoints || loadedFrom != nil
@@ -291,15 +291,21 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
                     let proxy = rm.proxy
                     let scorer: PolicyScorer = { proxy.score(world: world, prompts: $0, responses: $1) }
                     let seed = RNG.stableHash("\(stage)|\(config.seed)|\(name)")
+                    // Every optimizer is evaluated with PPO's sampling stream for this proxy (the
+                    // same held-out noise, so their step-0 points coincide).
+                    let ppoRNG = RNG(seed: RNG.stableHash("ppo|\(config.seed)|\(name)"))
+                    let evaluationRNG = ppoRNG.split("ppo-eval")
                     let observe = (metrics.observer(stage: stage, variant: name), metrics.observer(stage: "\(stage)-eval", variant: name))
                     let logLine = { (line: String) in log("\(stage) \(name): " + line) }
                     let c: PolicyCurves
                     switch stage {
                     case "grpo":
-                        c = try CriticFreeTrainer(config: config.grpo, world: world, basePolicy: base.model, scorer: scorer, seed: seed)
+                        c = try CriticFreeTrainer(config: config.grpo, world: world, basePolicy: base.model, scorer: scorer, seed: seed,
+                                                  evaluationRNG: evaluationRNG)
                             .run(log: logLine, metrics: observe.0, evaluations: observe.1)
                     case "rloo":
-                        c = try CriticFreeTrainer(config: config.rloo, world: world, basePolicy: base.model, scorer: scorer, seed: seed)
+                        c = try CriticFreeTrainer(config: config.rloo, world: world, basePolicy: base.model, scorer: scorer, seed: seed,
+                                                  evaluationRNG: evaluationRNG)
                             .run(log: logLine, metrics: observe.0, evaluations: observe.1)
                     default:
                         c = try PPOTrainer(config: config.ppo, world: world, basePolicy: base.model, scorer: scorer, seed: seed)
@@ -335,8 +341,10 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
                 built = true
                 let scorer: PolicyScorer = proxy.map { p in { p.proxy.score(world: world, prompts: $0, responses: $1) } }
                     ?? { prompts, _ in prompts.map { _ in Double.nan } }
+                // PPO's evaluation stream against the first proxy (the same held-out noise).
+                let ppoRNG = RNG(seed: RNG.stableHash("ppo|\(config.seed)|\(proxy?.name ?? "")"))
                 let c = try DPOTrainer(config: config.dpo, world: world, basePolicy: base.model, pairs: data.train, scorer: scorer,
-                                       seed: RNG.stableHash("dpo|\(config.seed)|\(loss)"))
+                                       seed: RNG.stableHash("dpo|\(config.seed)|\(loss)"), evaluationRNG: ppoRNG.split("ppo-eval"))
                     .run(log: { log("dpo \(loss): " + $0) }, metrics: metrics.observer(stage: "dpo", variant: loss),
                          evaluations: metrics.observer(stage: "dpo-eval", variant: loss))
                 if let bad = c.nonFiniteStep { throw ExperimentError("dpo \(loss): non-finite loss at step \(bad); try a lower dpo.learning_rate") }
