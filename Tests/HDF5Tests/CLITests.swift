@@ -156,7 +156,7 @@ with h5py.File(sys.argv[1], 'w') as f:
         #expect(html.hasPrefix("<!DOCTYPE html>") && html.hasSuffix("</html>\n"))
         #expect(html.components(separatedBy: "<svg").count - 1 == 4, "the mean figure and one per seed")
         #expect(html.contains("paired by seed") && html.contains("rm/id_accuracy") && html.contains("bon/gold@n=256"))
-        #expect(html.contains("ppo/gold@kl=5") && html.contains("What the PPO policies wrote"))
+        #expect(html.contains("ppo/gold@kl=5") && html.contains("What the optimized policies wrote"))
         #expect(!html.contains("<script") && !html.contains("src=\"http"), "the page stands alone")
         let missing = try runProcess(binary, ["report", folder.file("absent"), "-o", folder.file("x.html")])
         #expect(missing.status == 2 && missing.stderr.contains("no such file or folder"))

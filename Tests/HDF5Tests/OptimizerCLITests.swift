@@ -48,6 +48,13 @@ import OverOptHDF5
         for path in ["ppo/bt", "grpo/bt", "rloo/bt", "dpo/dpo"] {
             #expect(summary.root.contains("groups/\(group)/\(path)/gold_shifted"), "summary \(path)")
         }
+        // The report shows every optimizer's samples and compares at matched KL for each.
+        let report = try runProcess(binary, ["report", folder.file("out"), "-o", folder.file("report.html"), "--baseline", "bt"])
+        #expect(report.status == 0, "stderr: \(report.stderr)")
+        let html = try String(contentsOfFile: folder.file("report.html"), encoding: .utf8)
+        for label in ["<td>bt</td>", "<td>grpo bt</td>", "<td>rloo bt</td>", "<td>dpo dpo</td>"] {
+            #expect(html.contains(label), "report samples: \(label)")
+        }
         // A second run takes every optimizer unit from the cache.
         let again = try runProcess(binary, ["run", "--out", folder.file("out2"), "--cache", folder.file("cache")] + args)
         #expect(again.status == 0)

@@ -4,9 +4,10 @@
 // The page holds, in order: the mean figure of every group (the folder collected into a
 // temporary summary, drawn as `overopt plot` draws it, with Gao et al.'s fits), the paired
 // comparison of every variant with the baseline (`compareRuns`), one small figure per seed
-// so that a seed lottery is visible, and a few PPO sample texts per variant at the first and
-// the last evaluation (lowest and highest KL) with their gold and proxy scores. The
-// comparison shows best-of-n gold at n = 4, 16, 64, … and the largest n. Figures are
+// so that a seed lottery is visible, and a few sample texts of each policy optimizer (PPO,
+// GRPO, RLOO, DPO) per variant at the first and the last evaluation (lowest and highest KL)
+// with their gold and proxy scores. The comparison shows best-of-n gold at n = 4, 16, 64, …
+// and the largest n. Figures are
 // inline SVG; the page needs no other file and no script.
 import Foundation
 import OverOptEngine
@@ -36,28 +37,31 @@ public struct ReportSample: Sendable, Equatable {
     public var proxy: Double?
 }
 
-/// The PPO sample texts of a run file at its first and last evaluation, `perEnd` of each,
-/// per variant (scores from `sample_gold`/`sample_proxy` where the file has them).
+/// The sample texts of a run file's policy optimizers (PPO, GRPO, RLOO, DPO) at their first
+/// and last evaluation, `perEnd` of each, per optimizer and variant (scores from
+/// `sample_gold`/`sample_proxy` where the file has them).
 public func reportSamples(path: String, perEnd: Int) throws -> [ReportSample] {
     let file = try H5File.open(path)
     defer { file.close() }
-    guard file.root.contains("ppo") else { return [] }
-    let ppo = try file.root.group("ppo")
     var out: [ReportSample] = []
-    for v in try ppo.children() where ppo.isGroup(v) {
-        let g = try ppo.group(v)
-        guard g.contains("sample_step"), g.contains("sample_text") else { continue }
-        let steps = try g.readInt64s("sample_step").values, texts = try g.readStrings("sample_text")
-        let evalSteps = try g.readInt64s("step").values, kl = try g.readDoubles("kl").values
-        guard steps.count == texts.count, evalSteps.count == kl.count, let first = steps.min(), let last = steps.max() else { continue }
-        let gold = g.contains("sample_gold") ? try g.readDoubles("sample_gold").values : nil
-        let proxy = g.contains("sample_proxy") ? try g.readDoubles("sample_proxy").values : nil
-        for step in Set([first, last]).sorted() {
-            let klAt = evalSteps.firstIndex(of: step).map { kl[$0] } ?? .nan
-            for i in steps.indices.filter({ steps[$0] == step }).prefix(perEnd) {
-                out.append(ReportSample(variant: v, kl: klAt, text: texts[i],
-                                        gold: gold.flatMap { $0.count == texts.count ? $0[i] : nil },
-                                        proxy: proxy.flatMap { $0.count == texts.count ? $0[i] : nil }))
+    for stage in policyOptimizerStages where file.root.contains(stage) {
+        let section = try file.root.group(stage)
+        for v in try section.children() where section.isGroup(v) {
+            let g = try section.group(v)
+            guard g.contains("sample_step"), g.contains("sample_text"), g.contains("step"), g.contains("kl") else { continue }
+            let steps = try g.readInt64s("sample_step").values, texts = try g.readStrings("sample_text")
+            let evalSteps = try g.readInt64s("step").values, kl = try g.readDoubles("kl").values
+            guard steps.count == texts.count, evalSteps.count == kl.count, let first = steps.min(), let last = steps.max() else { continue }
+            let gold = g.contains("sample_gold") ? try g.readDoubles("sample_gold").values : nil
+            let proxy = g.contains("sample_proxy") ? try g.readDoubles("sample_proxy").values : nil
+            let label = stage == "ppo" ? v : "\(stage) \(v)"
+            for step in Set([first, last]).sorted() {
+                let klAt = evalSteps.firstIndex(of: step).map { kl[$0] } ?? .nan
+                for i in steps.indices.filter({ steps[$0] == step }).prefix(perEnd) {
+                    out.append(ReportSample(variant: label, kl: klAt, text: texts[i],
+                                            gold: gold.flatMap { $0.count == texts.count ? $0[i] : nil },
+                                            proxy: proxy.flatMap { $0.count == texts.count ? $0[i] : nil }))
+                }
             }
         }
     }
@@ -112,11 +116,11 @@ public func renderReport(directory: String, options: ReportOptions = ReportOptio
     html.append("</div>")
 
     // Sample texts.
-    html.append("<h2>What the PPO policies wrote, at the lowest and the highest KL</h2>")
+    html.append("<h2>What the optimized policies wrote, at the lowest and the highest KL</h2>")
     for run in runs.sorted(by: { ($0.groupName, $0.seed) < ($1.groupName, $1.seed) }) {
         let samples = try reportSamples(path: run.path, perEnd: options.samplesPerEnd)
         guard !samples.isEmpty else { continue }
-        html.append("<h3>\(escapeHTML(run.groupName)), seed \(run.seed)</h3><table><tr><th>variant</th><th>KL</th>"
+        html.append("<h3>\(escapeHTML(run.groupName)), seed \(run.seed)</h3><table><tr><th>optimizer · variant</th><th>KL</th>"
                     + "<th>gold</th><th>proxy</th><th>prompt → response</th></tr>")
         for s in samples {
             let number = { (x: Double?) in x.map { String(format: "%+.2f", $0) } ?? "–" }
