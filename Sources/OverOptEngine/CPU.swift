@@ -212,13 +212,14 @@ public struct ComputeEnvironment: Sendable, Codable, Equatable {
     public var blasCore: String
     public var kernels: String
 
-    public static var current: ComputeEnvironment {
+    /// Read once: the CLI settles OpenBLAS's environment before any work.
+    public static let current: ComputeEnvironment = {
         let core = openBLASCoreName()
         let chosen = getenv("OVEROPT_OPENBLAS_CORE").map { String(cString: $0) }
         let user = getenv("OPENBLAS_CORETYPE").map { String(cString: $0) }
         let source = chosen != nil && chosen == user ? " (chosen by overopt)" : user != nil ? " (OPENBLAS_CORETYPE)" : ""
         return ComputeEnvironment(cpu: CPUFeatures.host.summary, blasCore: core + source, kernels: engineKernels)
-    }
+    }()
 
     /// "cpu AMD EPYC 7B13 (family 25, model 1, avx2) · OpenBLAS Zen · kernels avx2+fma"
     public var line: String { "cpu \(cpu) · OpenBLAS \(blasCore) · kernels \(kernels)" }

@@ -240,7 +240,16 @@ public struct CollectReport: Sendable {
 /// minus seed and writes the summary (schema in the file header) atomically to `outputPath`.
 public func collectResults(directory: String, outputPath: String, klPoints: Int = 50,
                            log: (String) -> Void = { _ in }) throws -> CollectReport {
-    var report = CollectReport()
+    let (runs, skipped) = try readRunFolder(directory, excluding: outputPath, log: log)
+    var report = try writeSummary(of: runs, source: directory, outputPath: outputPath, klPoints: klPoints, log: log)
+    report.skipped = skipped
+    return report
+}
+
+/// Every complete run file directly in `directory` (except `excluding`, the output being
+/// written there), and the files skipped with their reason.
+public func readRunFolder(_ directory: String, excluding: String? = nil,
+                          log: (String) -> Void = { _ in }) throws -> (runs: [CollectedRun], skipped: [(path: String, reason: String)]) {
     var isFolder: ObjCBool = false
     guard FileManager.default.fileExists(atPath: directory, isDirectory: &isFolder) else {
         throw CollectError("\(directory): no such folder (expected a folder of run files)")
@@ -250,17 +259,25 @@ public func collectResults(directory: String, outputPath: String, klPoints: Int 
     do { names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted() } catch {
         throw CollectError("\(directory): cannot list the folder (is it readable?)")
     }
-    let outAbs = absolutePath(outputPath)
-    var runs: [CollectedRun] = []
+    let excluded = excluding.map(absolutePath)
+    var runs: [CollectedRun] = [], skipped: [(path: String, reason: String)] = []
     for name in names where name.hasSuffix(".h5") && !name.hasPrefix(".") {
         let path = (directory as NSString).appendingPathComponent(name)
-        if absolutePath(path) == outAbs { continue }
+        if absolutePath(path) == excluded { continue }
         do { runs.append(try readCollectedRun(path: path)) } catch {
-            report.skipped.append((path, "\(error)"))
+            skipped.append((path, "\(error)"))
             log("skipping \(path): \(error)")
         }
     }
     guard !runs.isEmpty else { throw CollectError("no complete run files in \(directory)") }
+    return (runs, skipped)
+}
+
+/// Writes the summary of `runs` (read from the folder `source`) atomically to `outputPath`
+/// (schema in the file header).
+public func writeSummary(of runs: [CollectedRun], source directory: String, outputPath: String, klPoints: Int = 50,
+                         log: (String) -> Void = { _ in }) throws -> CollectReport {
+    var report = CollectReport()
     report.runs = runs.count
     let groups = Dictionary(grouping: runs, by: \.groupName).sorted { $0.key < $1.key }
 

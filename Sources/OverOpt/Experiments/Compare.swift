@@ -190,25 +190,22 @@ func metricOrder(_ a: String, _ b: String) -> Bool {
     return (ka.0, ka.1, ka.2) < (kb.0, kb.1, kb.2)
 }
 
-/// Complete run files directly in `directory` (like `collect`), or the given files; files
-/// that are not complete run files are skipped with their reason.
+/// Complete run files directly in folders (as `collect` reads them, `readRunFolder`) or given
+/// as files; files that are not complete run files are skipped with their reason.
 public func readComparedRuns(_ paths: [String]) throws -> (runs: [CollectedRun], skipped: [(path: String, reason: String)]) {
-    var files: [String] = []
+    var runs: [CollectedRun] = [], skipped: [(path: String, reason: String)] = []
     for path in paths {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw CollectError("no such file or folder: '\(path)'")
         }
         if isDirectory.boolValue {
-            let names = try FileManager.default.contentsOfDirectory(atPath: path).sorted()
-            files += names.filter { $0.hasSuffix(".h5") && !$0.hasPrefix(".") }.map { (path as NSString).appendingPathComponent($0) }
+            let folder = try readRunFolder(path)
+            runs += folder.runs
+            skipped += folder.skipped
         } else {
-            files.append(path)
+            do { runs.append(try readCollectedRun(path: path)) } catch { skipped.append((path, "\(error)")) }
         }
-    }
-    var runs: [CollectedRun] = [], skipped: [(String, String)] = []
-    for f in files {
-        do { runs.append(try readCollectedRun(path: f)) } catch { skipped.append((f, "\(error)")) }
     }
     guard !runs.isEmpty else { throw CollectError("no complete run files in \(paths.joined(separator: ", "))") }
     return (runs, skipped)

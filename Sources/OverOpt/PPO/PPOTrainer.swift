@@ -226,13 +226,7 @@ public final class PPOTrainer {
         let start = monotonicSeconds()
         var seconds = ["rollout": 0.0, "scoring": 0.0, "update": 0.0, "eval": 0.0]
         func record(_ step: Int) {
-            let t0 = monotonicSeconds()
-            let e = evaluate()
-            seconds["eval", default: 0] += monotonicSeconds() - t0
-            curves.record(e, step: step)
-            log(e.logLine(stage: "ppo", step: step, seconds: monotonicSeconds() - t0))
-            for s in e.samples.prefix(2) { log("  sample: \(s)") }
-            evaluations?(step, e.metrics)
+            curves.evaluate(step: step, stage: "ppo", seconds: &seconds, log: log, evaluations: evaluations, evaluate)
         }
         record(0)
         var lastLog = monotonicSeconds()

@@ -78,11 +78,11 @@ public func renderReport(directory: String, options: ReportOptions = ReportOptio
                 "<p>\(runs.count) run file(s) in \(escapeHTML(directory))" + (skipped.isEmpty ? "" : ", \(skipped.count) skipped")
                     + "; written by overopt \(overOptVersion).</p>"]
 
-    // Mean figures: the folder collected into a temporary summary.
+    // Mean figures: the runs summarized into a temporary file.
     html.append("<h2>Gold and proxy against KL, mean over seeds</h2>")
     let scratch = NSTemporaryDirectory() + "overopt-report-\(getpid())-\(UInt64(monotonicSeconds() * 1e6)).h5"
     defer { unlink(scratch) }
-    _ = try collectResults(directory: directory, outputPath: scratch)
+    _ = try writeSummary(of: runs, source: directory, outputPath: scratch)
     let mean = try figure(file: scratch, options: FigureOptions(fits: true, title: "mean ± sem over seeds"))
     html.append(mean.rows.isEmpty ? "<p>No best-of-n or PPO curves.</p>" : inlineSVG(renderSVG(mean)))
 

@@ -109,6 +109,20 @@ public struct PolicyCurves: Sendable, Equatable {
         sampleGold += e.sampleGold
     }
 
+    /// Runs one held-out evaluation at iteration `step` and records it: its time is added to
+    /// `seconds["eval"]`, its line and two samples go to `log`, its metrics to `evaluations`.
+    /// Every policy optimizer's loop calls this at step 0 and at each `eval_every`.
+    public mutating func evaluate(step: Int, stage: String, seconds: inout [String: Double],
+                                  log: (String) -> Void, evaluations: StepMetrics?, _ evaluate: () -> PolicyEvaluation) {
+        let t0 = monotonicSeconds()
+        let e = evaluate()
+        seconds["eval", default: 0] += monotonicSeconds() - t0
+        record(e, step: step)
+        log(e.logLine(stage: stage, step: step, seconds: monotonicSeconds() - t0))
+        for s in e.samples.prefix(2) { log("  sample: \(s)") }
+        evaluations?(step, e.metrics)
+    }
+
     /// Writes every curve as a dataset and the settings as attributes of `group`.
     public func write(to group: H5Group) throws {
         try group.write("step", step)
