@@ -91,3 +91,59 @@ func toyDPOConfig(_ loss: DirectAlignmentLoss) -> DPOConfig {
         #expect(runs[0].policyLoss == runs[1].policyLoss && runs[0].kl == runs[1].kl && runs[0].gold == runs[1].gold)
     }
 }
+
+/// Tests/Fixtures/dpo.h5 (written by make_dpo_fixture.py with PyTorch): a policy, a perturbed
+/// reference, two pairs; the summed response log-probabilities of both models, and the mean
+/// DPO and IPO losses with their gradients for every policy parameter.
+@Test(arguments: [DirectAlignmentLoss.dpo, .ipo])
+func directAlignmentLossesAndGradientsMatchPyTorch(loss: DirectAlignmentLoss) throws {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/dpo.h5")
+    let file = try H5File.open(url.path)
+    let root = file.root
+    func attr(_ n: String) throws -> Int { Int(try root.intAttribute(n)) }
+    let config = TransformerConfig(vocabSize: try attr("V"), contextLength: try attr("maxT"), width: try attr("C"),
+                                   layers: try attr("L"), heads: try attr("NH"))
+    func model(_ group: String) throws -> Transformer {
+        let m = Transformer(config: config, heads: .languageModel)
+        let params = try root.group(group)
+        for t in m.layout.tensors { m.setTensor(t.name, try params.readFloats(t.name).values) }
+        return m
+    }
+    let policy = try model("params_policy"), reference = try model("params_reference")
+    let inputs = try root.group("inputs"), outputs = try root.group("outputs")
+    let tokens = try inputs.readInt64s("tokens")
+    let lengths = try inputs.readInt64s("lengths").values.map { Int($0) }
+    let starts = try inputs.readInt64s("response_start").values.map { Int($0) }
+    let T = tokens.shape[1]
+    let seqs = lengths.indices.map { b in (0..<lengths[b]).map { Int32(tokens.values[b * T + $0]) } }
+
+    // The reference's log-probabilities through the read-out the trainer uses for it.
+    let raw = LogprobReading(temperature: 1, tempered: false, chunkSize: 8)
+    let referenceLogp = raw.readout(reference, sequences: seqs, responseStart: starts, values: false, entropy: false)
+        .logp.map { $0.reduce(0, +) }
+    let expectedReference = try outputs.readFloats("reference_logp").values.map(Double.init)
+    for (a, b) in zip(referenceLogp, expectedReference) { #expect(abs(a - b) < 1e-4, "reference logp \(a) vs \(b)") }
+
+    policy.zeroGrad()
+    let pairs = seqs.count / 2
+    let result = directAlignmentBackward(model: policy, sequences: seqs, responseStarts: starts,
+                                         referenceChosen: (0..<pairs).map { expectedReference[2 * $0] },
+                                         referenceRejected: (0..<pairs).map { expectedReference[2 * $0 + 1] },
+                                         loss: loss, beta: try root.doubleAttribute("beta"), count: pairs)
+    let expectedLoss = try outputs.readDoubles("\(loss.rawValue)_loss").values[0]
+    #expect(abs(result.loss / Double(pairs) - expectedLoss) < 1e-5 * max(1, abs(expectedLoss)),
+            "\(loss): loss \(result.loss / Double(pairs)) vs PyTorch \(expectedLoss)")
+    let grads = try root.group("grads_\(loss.rawValue)")
+    var worst: Float = 0
+    for t in policy.layout.tensors {
+        let expected = try grads.readFloats(t.name).values
+        let got = Array(UnsafeBufferPointer(start: policy.grads.ptr + t.offset, count: t.count))
+        let scale = max(1e-3, expected.map(abs).max() ?? 0)
+        let err = zip(got, expected).map { abs($0 - $1) }.max() ?? 0
+        worst = max(worst, err / scale)
+        #expect(err <= 2e-4 * scale, "\(loss) gradient of \(t.name): max abs error \(err), scale \(scale)")
+    }
+    print(String(format: "parity %@: loss %.6f vs %.6f, worst scaled gradient error %.2e", loss.rawValue,
+                 result.loss / Double(pairs), expectedLoss, worst))
+}

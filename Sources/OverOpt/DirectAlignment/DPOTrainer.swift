@@ -86,24 +86,10 @@ public final class DPOTrainer {
     /// Loss and accuracy sums of `rows` on `model`, with the backward of loss/`count`.
     func part(model: Transformer, rows: [Int], count: Int) -> (loss: Double, correct: Double) {
         let (seqs, starts) = sequences(rows)
-        let batch = TokenBatch(sequences: seqs)
-        let mask = responseLossMask(B: batch.B, T: batch.T, responseStart: starts, lengths: batch.lengths)
-        let lp = model.tokenLogProbs(batch, mask: mask)
-        var dlogp = [Float](repeating: 0, count: batch.B * batch.T)
-        var loss = 0.0, correct = 0.0
-        func positions(_ b: Int) -> Range<Int> { (b * batch.T + starts[b] - 1)..<(b * batch.T + seqs[b].count - 1) }
-        for (j, i) in rows.enumerated() {
-            let c = positions(2 * j), r = positions(2 * j + 1)
-            let pc = c.reduce(0.0) { $0 + Double(lp.logp[$1]) }, pr = r.reduce(0.0) { $0 + Double(lp.logp[$1]) }
-            let l = directAlignmentLoss(config.loss, beta: config.beta, policyChosen: pc, policyRejected: pr,
-                                        referenceChosen: referenceChosen[i], referenceRejected: referenceRejected[i])
-            loss += l.loss
-            if l.margin > 0 { correct += 1 }
-            for p in c { dlogp[p] = Float(l.gradChosen / Double(count)) }
-            for p in r { dlogp[p] = Float(l.gradRejected / Double(count)) }
-        }
-        model.backwardTokenLogProbs(dlogp: dlogp)
-        return (loss, correct)
+        return directAlignmentBackward(model: model, sequences: seqs, responseStarts: starts,
+                                       referenceChosen: rows.map { referenceChosen[$0] },
+                                       referenceRejected: rows.map { referenceRejected[$0] },
+                                       loss: config.loss, beta: config.beta, count: count)
     }
 
     /// Runs `config.steps` steps with evaluations at 0, every `eval_every` and at the end.
@@ -155,4 +141,34 @@ public final class DPOTrainer {
         curves.seconds = seconds
         return curves
     }
+}
+
+/// The direct-alignment loss of pairs on `model`, with its backward: `sequences` holds each
+/// pair's chosen and rejected sequence, interleaved, `responseStarts` where their responses
+/// begin, `referenceChosen`/`referenceRejected` the reference's summed response
+/// log-probabilities per pair. Accumulates the gradient of (sum of pair losses)/`count` into
+/// `model`'s gradients and returns the loss sum and the number of pairs whose implicit reward
+/// margin is positive.
+func directAlignmentBackward(model: Transformer, sequences seqs: [[Int32]], responseStarts starts: [Int],
+                             referenceChosen: [Double], referenceRejected: [Double],
+                             loss kind: DirectAlignmentLoss, beta: Double, count: Int) -> (loss: Double, correct: Double) {
+    precondition(seqs.count == 2 * referenceChosen.count && referenceChosen.count == referenceRejected.count)
+    let batch = TokenBatch(sequences: seqs)
+    let mask = responseLossMask(B: batch.B, T: batch.T, responseStart: starts, lengths: batch.lengths)
+    let lp = model.tokenLogProbs(batch, mask: mask)
+    var dlogp = [Float](repeating: 0, count: batch.B * batch.T)
+    var loss = 0.0, correct = 0.0
+    func positions(_ b: Int) -> Range<Int> { (b * batch.T + starts[b] - 1)..<(b * batch.T + seqs[b].count - 1) }
+    for j in referenceChosen.indices {
+        let c = positions(2 * j), r = positions(2 * j + 1)
+        let pc = c.reduce(0.0) { $0 + Double(lp.logp[$1]) }, pr = r.reduce(0.0) { $0 + Double(lp.logp[$1]) }
+        let l = directAlignmentLoss(kind, beta: beta, policyChosen: pc, policyRejected: pr,
+                                    referenceChosen: referenceChosen[j], referenceRejected: referenceRejected[j])
+        loss += l.loss
+        if l.margin > 0 { correct += 1 }
+        for p in c { dlogp[p] = Float(l.gradChosen / Double(count)) }
+        for p in r { dlogp[p] = Float(l.gradRejected / Double(count)) }
+    }
+    model.backwardTokenLogProbs(dlogp: dlogp)
+    return (loss, correct)
 }
