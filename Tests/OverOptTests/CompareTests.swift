@@ -129,6 +129,25 @@ struct CompareRunsTests {
         #expect(rows.allSatisfy { $0.difference!.pValue == 0.25 && $0.difference!.pHolm == 0.5 })
     }
 
+    @Test func groupsNameTheSettingsThatSetThemApart() throws {
+        var runs: [CollectedRun] = []
+        for (noise, shift) in [(0.0, 0.1), (0.25, 0.3)] {
+            for seed in Int64(0)...1 {
+                var r = run(seed: seed, grmShift: shift)
+                r.groupConfig = "{\"name\":\"exp\",\"data\":{\"label_noise\":\(noise),\"train_pairs\":6000},\"proxies\":[\"bt\",\"grm\"]}"
+                runs.append(r)
+            }
+        }
+        let groups = try compareRuns(runs, options: CompareOptions(baseline: "bt", metrics: ["rm/id_accuracy"]))
+        #expect(groups.count == 2)
+        #expect(Set(groups.map(\.settings)) == [["data.label_noise": "0"], ["data.label_noise": "0.25"]])
+        let noisy = groups.first { $0.settings["data.label_noise"] == "0.25" }!
+        #expect(abs(noisy.rows[0].difference!.mean - 0.3) < 1e-12)
+        #expect(comparisonTable(groups).contains("(data.label_noise=0.25)"))
+        // One group: nothing sets it apart.
+        #expect(try compareRuns(Array(runs.prefix(2)), options: CompareOptions(baseline: "bt"))[0].settings.isEmpty)
+    }
+
     @Test func unknownVariantsAreClearErrors() {
         let runs = [run(seed: 0, grmShift: 0.1)]
         #expect(throws: CollectError.self) { try compareRuns(runs, options: CompareOptions(baseline: "margin")) }

@@ -54,10 +54,20 @@ public struct MetricComparison: Sendable, Codable, Equatable {
 /// The comparisons of one group of runs.
 public struct GroupComparison: Sendable, Codable {
     public var group: String
+    /// The config keys in which this group differs from the other groups compared, with this
+    /// group's values as JSON text (e.g. "data.label_noise": "0.25"); empty for one group.
+    public var settings: [String: String]
     public var seeds: [Int64]
     public var baseline: String
     public var variants: [String]
     public var rows: [MetricComparison]
+}
+
+extension GroupComparison {
+    /// "data.label_noise=0.25, rm.base=\"xl\"": the settings that set this group apart.
+    public var settingsLabel: String {
+        settings.keys.sorted().map { "\($0)=\(settings[$0]!)" }.joined(separator: ", ")
+    }
 }
 
 /// The metrics of `variant` in `run`; `ppoCommonKL` is the KL up to which PPO gold areas are
@@ -111,8 +121,10 @@ func formatKL(_ k: Double) -> String {
 /// Compares every group of `runs` (see the header).
 public func compareRuns(_ runs: [CollectedRun], options: CompareOptions) throws -> [GroupComparison] {
     let groups = Dictionary(grouping: runs, by: \.groupName)
+    let groupNames = groups.keys.sorted()
+    let settings = Dictionary(uniqueKeysWithValues: zip(groupNames, differingSettings(groupNames.map { groups[$0]![0].groupConfig })))
     var out: [GroupComparison] = []
-    for name in groups.keys.sorted() {
+    for name in groupNames {
         let members = groups[name]!.sorted { $0.seed < $1.seed }
         let seeds = members.map(\.seed)
         if Set(seeds).count != seeds.count {
@@ -173,7 +185,7 @@ public func compareRuns(_ runs: [CollectedRun], options: CompareOptions) throws 
             let adjusted = holmAdjusted(family.map { rows[$0].difference!.pValue })
             for (i, r) in family.enumerated() { rows[r].difference!.pHolm = adjusted[i] }
         }
-        out.append(GroupComparison(group: name, seeds: seeds, baseline: options.baseline, variants: variants, rows: rows))
+        out.append(GroupComparison(group: name, settings: settings[name] ?? [:], seeds: seeds, baseline: options.baseline, variants: variants, rows: rows))
     }
     return out
 }
@@ -221,7 +233,7 @@ private func pValue(_ p: Double) -> String { p.isNaN ? "–" : String(format: "%
 public func comparisonTable(_ groups: [GroupComparison], markdown: Bool = false) -> String {
     var lines: [String] = []
     for g in groups {
-        let header = "\(g.group): \(g.variants.joined(separator: ", ")) against \(g.baseline), paired over seeds \(g.seeds.map(String.init).joined(separator: ", "))"
+        let header = "\(g.group)\(g.settingsLabel.isEmpty ? "" : " (\(g.settingsLabel))"): \(g.variants.joined(separator: ", ")) against \(g.baseline), paired over seeds \(g.seeds.map(String.init).joined(separator: ", "))"
         let columns = ["metric", "variant", "Δ mean", "95% t interval", "95% bootstrap", "wins", "p", "p (Holm)"]
         var body: [[String]] = []
         for r in g.rows {
@@ -260,6 +272,7 @@ public func writeComparison(_ groups: [GroupComparison], to parent: H5Group) thr
     for g in groups {
         let gg = try parent.createGroup(g.group)
         try gg.setAttribute("baseline", g.baseline)
+        try gg.setAttribute("settings", g.settingsLabel)
         try gg.write("seeds", g.seeds)
         for v in g.variants {
             let rows = g.rows.filter { $0.variant == v && $0.difference != nil }

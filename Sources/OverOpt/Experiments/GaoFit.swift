@@ -166,16 +166,28 @@ public let scalingKeys = ["rm.base", "data.train_pairs", "ppo.kl_coef"]
 /// leaf key outside `variants` differs (a variant's settings follow `[rm]`, so they move
 /// with it); a key absent from some configs counts as differing. nil otherwise.
 public func singleDifferingKey(_ configs: [String]) -> String? {
+    let differing = differingSettings(configs)
+    return configs.count > 1 && differing.first?.count == 1 ? differing.first?.keys.first : nil
+}
+
+/// For each config JSON of `configs`, the dotted keys (outside `variants.`) whose values
+/// differ among them, with this config's value as canonical JSON text ("0.25", "\"xl\"",
+/// "∅" where the key is absent). Empty dictionaries for fewer than two configs.
+public func differingSettings(_ configs: [String]) -> [[String: String]] {
     let flat = configs.map { text -> [String: String] in
         guard let tree = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return [:] }
         var out: [String: String] = [:]
         flattenConfig(tree, prefix: "", into: &out)
         return out
     }
-    guard flat.count > 1 else { return nil }
+    guard flat.count > 1 else { return flat.map { _ in [:] } }
     let keys = Set(flat.flatMap(\.keys)).filter { !$0.hasPrefix("variants.") }
     let differing = keys.filter { k in Set(flat.map { $0[k] ?? "∅" }).count > 1 }
-    return differing.count == 1 ? differing.first : nil
+    return flat.map { f in
+        Dictionary(uniqueKeysWithValues: differing.map { k in
+            (k, f[k].map { String($0.dropFirst().dropLast()) } ?? "∅")
+        })
+    }
 }
 
 /// Dotted leaf keys of a JSON tree with their values as canonical text.
