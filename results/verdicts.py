@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""The claims table of results/README.md, computed from `overopt compare --json` output.
+
+Usage:
+    python3 results/verdicts.py COMPARE.json [COMPARE.json ...]            # print the table
+    python3 results/verdicts.py COMPARE.json ... --write results/README.md  # replace its block
+
+Each claim below names an experiment (the `name` of its runs), the settings of the group it
+is tested in (e.g. label noise 0.25), a variant compared with the baseline `bt`, a metric of
+`overopt compare` and the direction the claim predicts (+1: the variant is higher, −1: lower).
+The verdict of a claim comes from the paired difference variant − bt over seeds:
+
+    supported     the 95 % t interval lies on the predicted side of zero and the
+                  Holm-corrected sign-flip p-value is below 0.05
+    contradicted  the 95 % t interval lies on the other side of zero
+    not decided   otherwise (the interval straddles zero, or p after Holm is ≥ 0.05)
+
+A claim whose experiment is absent from the given files is listed as "not run". `--write`
+replaces the text between the markers `<!-- verdicts:begin -->` and `<!-- verdicts:end -->`.
+Needs the Python standard library only.
+"""
+import argparse
+import json
+import math
+import sys
+
+BEGIN, END = "<!-- verdicts:begin -->", "<!-- verdicts:end -->"
+CLEAN, NOISY = {"data.label_noise": "0"}, {"data.label_noise": "0.25"}
+GRM = ["grm-sft", "grm-dpo-noref", "grm-dpo"]
+
+# (claim, experiment, settings, variants, metric, direction)
+CLAIMS = [
+    ("GRM keeps more gold under PPO at matched KL (clean)", "claims-small", CLEAN, GRM, "ppo/gold@kl=5", +1),
+    ("GRM keeps more gold under PPO at matched KL (clean)", "claims-small", CLEAN, GRM, "ppo/gold@kl=10", +1),
+    ("GRM's PPO gold declines less from its peak (clean)", "claims-small", CLEAN, GRM, "ppo/drop_from_peak", -1),
+    ("GRM keeps more gold under PPO at matched KL (25 % noise)", "claims-small", NOISY, GRM, "ppo/gold@kl=5", +1),
+    ("GRM's PPO gold declines less from its peak (25 % noise)", "claims-small", NOISY, GRM, "ppo/drop_from_peak", -1),
+    ("GRM reaches more gold under best-of-n (clean)", "claims-small", CLEAN, GRM, "bon/gold@n=256", +1),
+    ("GRM reaches more gold under best-of-n (25 % noise)", "claims-small", NOISY, GRM, "bon/gold@n=256", +1),
+    ("GRM generalizes better out of distribution (clean)", "claims-small", CLEAN, GRM, "rm/ood_accuracy/heldout_prompts", +1),
+    ("GRM generalizes better out of distribution (clean)", "claims-small", CLEAN, GRM, "rm/ood_accuracy/ood_writer", +1),
+    ("GRM is robust to 25 % label noise (OOD accuracy)", "claims-small", NOISY, GRM, "rm/ood_accuracy/heldout_prompts", +1),
+    ("GRM keeps the LM head's preference accuracy (clean)", "claims-small", CLEAN, GRM, "rm/lm_preference_accuracy", +1),
+    ("An ensemble over-optimizes less under PPO (clean)", "claims-small", CLEAN, ["ensemble"], "ppo/gold@kl=5", +1),
+    ("An ensemble reaches more gold under best-of-n (clean)", "claims-small", CLEAN, ["ensemble"], "bon/gold@n=256", +1),
+    ("A margin loss helps little (ID accuracy, clean)", "claims-small", CLEAN, ["margin"], "rm/id_accuracy", +1),
+    ("At the large preset GRM keeps more gold under PPO (clean)", "claims-large", CLEAN, ["grm-sft", "grm-dpo-noref"], "ppo/gold@kl=5", +1),
+    ("At the large preset GRM keeps more gold under PPO (25 % noise)", "claims-large", NOISY, ["grm-sft", "grm-dpo-noref"], "ppo/gold@kl=5", +1),
+    ("At the large preset GRM reaches more gold under best-of-n (clean)", "claims-large", CLEAN, ["grm-sft", "grm-dpo-noref"], "bon/gold@n=256", +1),
+]
+
+
+def verdict(d, direction):
+    """'supported', 'contradicted' or 'not decided' for a paired difference (see the header)."""
+    low, high = d["tLow"] * direction, d["tHigh"] * direction
+    if direction < 0:
+        low, high = high, low
+    if low > 0 and d["pHolm"] < 0.05:
+        return "supported"
+    if high < 0:
+        return "contradicted"
+    return "not decided"
+
+
+def number(x):
+    """JSON numbers; `overopt compare` writes non-finite values as strings."""
+    return float(x) if not isinstance(x, str) else float(x.replace("inf", "Infinity"))
+
+
+def find_group(groups, experiment, settings):
+    for g in groups:
+        if g["group"].rsplit("-", 1)[0] != experiment:
+            continue
+        if all(g.get("settings", {}).get(k) == v for k, v in settings.items()):
+            return g
+    return None
+
+
+def table(groups, claims=CLAIMS):
+    lines = ["| claim | variant − bt | metric | Δ mean | 95 % t interval | 95 % bootstrap | wins | p (Holm) | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for claim, experiment, settings, variants, metric, direction in claims:
+        group = find_group(groups, experiment, settings)
+        for variant in variants:
+            cells = [claim, variant, f"`{metric}`"]
+            row = None
+            if group is not None:
+                row = next((r for r in group["rows"] if r["metric"] == metric and r["variant"] == variant), None)
+            if group is None:
+                cells += ["–"] * 5 + [f"not run ({experiment})"]
+            elif row is None or row.get("difference") is None:
+                note = (row or {}).get("note") or "no such metric"
+                cells += ["–"] * 5 + [f"not decided ({note})"]
+            else:
+                d = {k: number(v) if k not in ("seeds", "wins", "losses", "ties") else v for k, v in row["difference"].items()}
+                cells += [f"{d['mean']:+.3f}", f"[{d['tLow']:+.3f}, {d['tHigh']:+.3f}]",
+                          f"[{d['bootstrapLow']:+.3f}, {d['bootstrapHigh']:+.3f}]",
+                          f"{d['wins']}/{d['seeds']}", f"{d['pHolm']:.3g}", f"**{verdict(d, direction)}**"]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def replace_block(text, block):
+    if BEGIN not in text or END not in text or text.index(BEGIN) > text.index(END):
+        raise SystemExit(f"error: the file has no {BEGIN} … {END} block to replace")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{block}\n{END}{tail}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("compare_json", nargs="+", help="output of `overopt compare … --json`")
+    parser.add_argument("--write", metavar="README", help="replace the verdicts block of this Markdown file")
+    args = parser.parse_args(argv)
+    groups = []
+    for path in args.compare_json:
+        try:
+            with open(path) as f:
+                groups += json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise SystemExit(f"error: cannot read {path}: {e}")
+    block = table(groups)
+    if args.write:
+        with open(args.write) as f:
+            text = f.read()
+        with open(args.write, "w") as f:
+            f.write(replace_block(text, block))
+    else:
+        print(block)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
