@@ -2,7 +2,7 @@
 """Tables and a figure of the policy-optimizer experiment (experiments/optimizers.toml).
 
 Usage:
-    python3 results/optimizers.py results/runs/optimizers [--figure results/optimizers.png]
+    python3 results/optimizers.py results/runs/optimizers [MORE_FOLDERS] [--figure results/optimizers.png]
 
 Reads the run files with the project's Python reader (python/overopt). Every curve is gold
 (or proxy) minus its value at step 0, against the k1 KL to the base policy. Per run, seed,
@@ -83,10 +83,10 @@ def paired(d):
     return f"{d.mean():+.2f} [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}] ({int((d > 0).sum())}/{len(d)})"
 
 
-def load(folder):
-    df = overopt.load_runs(folder, stages=RL + ["dpo"])
+def load(folders):
+    df = overopt.load_runs(folders, stages=RL + ["dpo"])
     df = df[df.quantity == "gold"]
-    for key, default in (("data.label_noise", 0.0), ("dpo.loss", "dpo"), ("dpo.beta", math.nan)):
+    for key, default in (("data.label_noise", 0.0), ("dpo.loss", "dpo"), ("dpo.beta", math.nan), ("dpo.steps", 240)):
         if key not in df.columns:
             df[key] = default
     curves = []
@@ -94,7 +94,7 @@ def load(folder):
         g = g.sort_values("step")
         row = {"file": file, "seed": int(g.seed.iloc[0]), "stage": stage, "variant": variant,
                "noise": float(g["data.label_noise"].iloc[0]), "loss": g["dpo.loss"].iloc[0],
-               "beta": float(g["dpo.beta"].iloc[0]), "kl": g.kl.to_numpy(), "gold": g.value.to_numpy()}
+               "beta": float(g["dpo.beta"].iloc[0]), "steps": int(g["dpo.steps"].iloc[0]), "kl": g.kl.to_numpy(), "gold": g.value.to_numpy()}
         row.update(curve_metrics(row["kl"], row["gold"]))
         curves.append(row)
     c = pd.DataFrame(curves)
@@ -145,17 +145,17 @@ def tables(rl, dpo):
         print("\n### Direct alignment (DPO, IPO): gold gain at the end of training against PPO (`bt`) at the same KL\n")
         ppo_bt = rl[(rl.stage == "ppo") & (rl.variant == "bt")].set_index(["noise", "seed"])
         rows = []
-        for (noise, loss, beta), x in dpo.groupby(["noise", "loss", "beta"], dropna=False):
+        for (noise, steps, loss, beta), x in dpo.groupby(["noise", "steps", "loss", "beta"], dropna=False):
             at_kl = []
             for _, r in x.iterrows():
                 if (noise, r.seed) in ppo_bt.index:
                     p = ppo_bt.loc[(noise, r.seed)]
                     at_kl.append(r["end"] - interpolate(p.kl, np.asarray(p.gold) - p.gold[0], r["final KL"]))
-            rows.append({"noise": f"{noise:g}", "loss": loss.upper(), "β": f"{beta:g}", "seeds": len(x),
+            rows.append({"noise": f"{noise:g}", "steps": steps, "loss": loss.upper(), "β": f"{beta:g}", "seeds": len(x),
                          "final KL": mean_sem(x["final KL"], signed=False), "gold gain at end": mean_sem(x["end"]),
                          "peak": mean_sem(x["peak"]), "KL@peak": mean_sem(x["KL@peak"], signed=False),
                          "minus PPO (bt) at that KL": paired(at_kl)})
-        print(markdown(rows, ["noise", "loss", "β", "seeds", "final KL", "gold gain at end", "peak", "KL@peak",
+        print(markdown(rows, ["noise", "steps", "loss", "β", "seeds", "final KL", "gold gain at end", "peak", "KL@peak",
                               "minus PPO (bt) at that KL"]))
 
 
@@ -192,12 +192,13 @@ def figure(rl, dpo, path):
             ax.legend(fontsize=8)
         ax = axes[i][2]
         d = dpo[dpo.noise == noise]
+        d = d[d.steps == d.steps.max()]
         for (loss, beta), g in d.groupby(["loss", "beta"], dropna=False):
             grid = np.linspace(0, min(r.kl.max() for _, r in g.iterrows()), 40)
             m, s = mean_curve(g, grid)
             ax.plot(grid, m, ls="-" if loss == "dpo" else "--", label=f"{loss.upper()} β={beta:g}")
         ax.axhline(0, color="grey", lw=0.5)
-        ax.set_title(f"DPO / IPO, label noise {noise:g}")
+        ax.set_title(f"DPO / IPO ({d.steps.max() if len(d) else 0} steps), label noise {noise:g}")
         ax.set_xlabel("KL to the base policy (nats)")
         ax.legend(fontsize=7)
         axes[i][0].set_ylabel("gold gain over the base policy")
@@ -208,10 +209,10 @@ def figure(rl, dpo, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("folder", help="the sweep's output folder")
+    parser.add_argument("folders", nargs="+", help="the sweeps' output folders")
     parser.add_argument("--figure", help="also draw the mean curves (PNG, SVG or PDF)")
     args = parser.parse_args(argv)
-    rl, dpo = load(args.folder)
+    rl, dpo = load(args.folders)
     tables(rl, dpo)
     if args.figure:
         figure(rl, dpo, args.figure)
