@@ -331,6 +331,14 @@ public final class Transformer: @unchecked Sendable {
         return Array(UnsafeBufferPointer(start: out, count: B))
     }
 
+    /// Final hidden states (after the last LayerNorm) at the last token of each sequence, the
+    /// input of the reward head: sequences × width, row-major, by the same lean forward as
+    /// `rewardScores`. The model must have no unmerged LoRA adapters.
+    public func lastTokenStates(_ sequences: [[Int32]], chunkSize: Int = 256) -> [Float] {
+        let states = Sampler(model: self, work: scoringWork).finalStatesAtLastTokens(sequences, chunkSize: chunkSize)
+        return Array(UnsafeBufferPointer(start: states, count: sequences.count * config.width))
+    }
+
     /// Σ_t log p(x_t | x_<t) over the response tokens t ≥ responseStart[i] of each sequence,
     /// by the decoder's lean forward (`responseReadouts`).
     public func responseLogProbs(_ sequences: [[Int32]], responseStart: [Int], chunkSize: Int = 256) -> [Double] {

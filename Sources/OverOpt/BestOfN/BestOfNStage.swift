@@ -53,6 +53,28 @@ public struct BestOfNConfig: Codable, Sendable, Equatable {
     /// `score_batch_size`: sequences per proxy forward pass (default 32: the fastest of 16–128
     /// measured for the large model on two cores, and its activations stay ~80 MB).
     public var scoreBatchSize = 32
+    /// `select`: selection rules besides the plain argmax, each with its own curves under
+    /// `/bon/<variant>/select/<rule>/` (SelectionRules.swift): `soft`, `caution`, `lcb`.
+    /// Absent = none (default). `lcb` is skipped, with a log line, for single-model proxies.
+    public var select: [SelectionRule]? = nil
+    /// `soft_temperature`: λ of soft best-of-n, in proxy-reward units (absent = 1).
+    public var softTemperature: Double? = nil
+    /// `caution_coef`: c of caution, proxy reward per unit of relative prediction error (absent = 1).
+    public var cautionCoef: Double? = nil
+    /// `lcb_k`: k of the ensemble lower confidence bound mean − k·std (absent = 1).
+    public var lcbK: Double? = nil
+
+    /// The strengths used when their keys are absent.
+    public static let defaultSoftTemperature = 1.0, defaultCautionCoef = 1.0, defaultLCBK = 1.0
+
+    /// The strength of `rule` (its key's value, or the default).
+    public func strength(of rule: SelectionRule) -> Double {
+        switch rule {
+        case .soft: softTemperature ?? Self.defaultSoftTemperature
+        case .caution: cautionCoef ?? Self.defaultCautionCoef
+        case .lcb: lcbK ?? Self.defaultLCBK
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case prompts
@@ -66,6 +88,10 @@ public struct BestOfNConfig: Codable, Sendable, Equatable {
         case saveSamples = "save_samples"
         case batchSize = "batch_size"
         case scoreBatchSize = "score_batch_size"
+        case select
+        case softTemperature = "soft_temperature"
+        case cautionCoef = "caution_coef"
+        case lcbK = "lcb_k"
     }
 
     public init() {}
@@ -84,6 +110,10 @@ public struct BestOfNConfig: Codable, Sendable, Equatable {
         saveSamples = try c.decodeIfPresent(Bool.self, forKey: .saveSamples) ?? d.saveSamples
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
         scoreBatchSize = try c.decodeIfPresent(Int.self, forKey: .scoreBatchSize) ?? d.scoreBatchSize
+        select = try c.decodeIfPresent([SelectionRule].self, forKey: .select)
+        softTemperature = try c.decodeIfPresent(Double.self, forKey: .softTemperature)
+        cautionCoef = try c.decodeIfPresent(Double.self, forKey: .cautionCoef)
+        lcbK = try c.decodeIfPresent(Double.self, forKey: .lcbK)
     }
 
     /// Throws a message naming the offending key.
@@ -102,6 +132,16 @@ public struct BestOfNConfig: Codable, Sendable, Equatable {
         if gridPerDoubling < 1 { try fail("bon.grid_per_doubling must be ≥ 1 (got \(gridPerDoubling))") }
         if batchSize < 1 { try fail("bon.batch_size must be ≥ 1 (got \(batchSize))") }
         if scoreBatchSize < 1 { try fail("bon.score_batch_size must be ≥ 1 (got \(scoreBatchSize))") }
+        let rules = select ?? []
+        if Set(rules).count != rules.count { try fail("bon.select lists a rule twice: \(rules.map(\.rawValue))") }
+        for (key, rule, value) in [("soft_temperature", SelectionRule.soft, softTemperature), ("caution_coef", .caution, cautionCoef),
+                                   ("lcb_k", .lcb, lcbK)] {
+            guard let v = value else { continue }
+            if !rules.contains(rule) { try fail("bon.\(key) is set but bon.select has no \"\(rule.rawValue)\"") }
+            if rule == .soft ? !(v > 0 && v.isFinite) : !(v >= 0 && v.isFinite) {
+                try fail("bon.\(key) must be \(rule == .soft ? "> 0" : "≥ 0") and finite (got \(v))")
+            }
+        }
     }
 
     /// The n at which curves are evaluated (see `bestOfNGrid`), up to `max_n` (default N).
@@ -298,6 +338,8 @@ public struct BestOfNCurves: Sendable, Equatable {
     public var sampleGold: [Double]?
     /// Example responses selected by the proxy at a few n (written to `picks/`; Samples.swift).
     public var picks: BestOfNPicks? = nil
+    /// Curves of the other selection rules of `bon.select` (written to `select/<rule>/`).
+    public var selections: [BestOfNSelection] = []
 
     /// `proxy` minus its n = 1 value.
     public var proxyShifted: [Double] { proxy.map { $0 - proxy[0] } }
@@ -340,6 +382,51 @@ public struct BestOfNCurves: Sendable, Equatable {
         sampleGold = keepSamples ? samples.gold : nil
     }
 
+    /// Curves of a selection rule given, for each prompt p, the probability that each of its
+    /// samples is selected at each n of `grid` (`selection(p).probabilities[n index][sample]`)
+    /// and, for rules whose KL is not the analytic log n − (n−1)/n, its KL at each n
+    /// (`selection(p).kl`; the curve's `kl` is then the mean over prompts). `proxy` and the
+    /// gold series are Σ_i p_i v_i; the oracle is the plain one (selection by gold).
+    public init(name: String, proxyScores: [Double], samples: BestOfNSamples, grid: [Int],
+                selection: (Int) -> (probabilities: [[Double]], kl: [Double]?)) {
+        let P = samples.promptCount, N = samples.samplesPerPrompt
+        precondition(proxyScores.count == P * N, "one proxy score per sample (\(P * N)), got \(proxyScores.count)")
+        precondition(grid.first == 1 && grid.allSatisfy { $0 <= N }, "the grid must start at n = 1 and stay ≤ N = \(N)")
+        let weights = grid.map { bestOfNWeights(N: N, n: $0) }
+        let C = samples.goldComponents.count
+        var perPrompt = [[[Double]]](repeating: [], count: 3 + C)
+        var klPerPrompt: [[Double]] = []
+        for p in 0..<P {
+            let r = samples.range(ofPrompt: p)
+            let values = [Array(proxyScores[r]), Array(samples.gold[r])] + samples.goldComponents.map { Array($0[r]) }
+            let sel = selection(p)
+            precondition(sel.probabilities.count == grid.count, "one selection distribution per n")
+            var series = [[Double]](repeating: [Double](repeating: 0, count: grid.count), count: values.count)
+            for (j, prob) in sel.probabilities.enumerated() {
+                for (k, v) in values.enumerated() {
+                    var e = 0.0
+                    for i in 0..<N where prob[i] != 0 { e += prob[i] * v[i] }
+                    series[k][j] = e
+                }
+            }
+            let oracle = BestOfNRanking(selectBy: values[1]).expected(values: [values[1]], rankWeights: weights)[0]
+            perPrompt[0].append(series[0]); perPrompt[1].append(series[1]); perPrompt[2].append(oracle)
+            for k in 0..<C { perPrompt[3 + k].append(series[2 + k]) }
+            if let kl = sel.kl { klPerPrompt.append(kl) }
+        }
+        let stats = perPrompt.map { series in grid.indices.map { j in meanAndStandardError(series.map { $0[j] }) } }
+        self.name = name
+        n = grid
+        kl = klPerPrompt.count == P ? grid.indices.map { j in klPerPrompt.reduce(0) { $0 + $1[j] } / Double(P) } : grid.map(klBestOfN(n:))
+        proxy = stats[0].map(\.mean); proxySEM = stats[0].map(\.sem)
+        gold = stats[1].map(\.mean); goldSEM = stats[1].map(\.sem)
+        goldOracle = stats[2].map(\.mean); goldOracleSEM = stats[2].map(\.sem)
+        goldComponents = (0..<C).map { k in stats[3 + k].map(\.mean) }
+        samplesPerPrompt = N; prompts = P
+        temperature = samples.temperature; topP = samples.topP
+        sampleProxy = nil; sampleGold = nil
+    }
+
     /// Writes `n` (int64), `kl`, `proxy`, `gold`, `proxy_sem`, `gold_sem`, `gold_oracle`,
     /// `gold_oracle_sem`, `gold_<component>`, `proxy_shifted`, `gold_shifted`,
     /// `gold_oracle_shifted`, optionally `sample_proxy` and `sample_gold` (prompts × N), the
@@ -360,6 +447,7 @@ public struct BestOfNCurves: Sendable, Equatable {
         if let sp = sampleProxy { try group.write("sample_proxy", sp, shape: [prompts, samplesPerPrompt], compress: true) }
         if let sg = sampleGold { try group.write("sample_gold", sg, shape: [prompts, samplesPerPrompt], compress: true) }
         if let p = picks { try p.write(to: group.createGroup("picks")) }
+        for sel in selections { try sel.write(to: group.createGroup("select/\(sel.rule.rawValue)")) }
         try group.setAttribute("samples_per_prompt", Int64(samplesPerPrompt))
         try group.setAttribute("prompts", Int64(prompts))
         try group.setAttribute("temperature", temperature)
@@ -386,6 +474,10 @@ public struct BestOfNCurves: Sendable, Equatable {
         if group.contains("sample_proxy") { c.sampleProxy = try group.readDoubles("sample_proxy").values }
         if group.contains("sample_gold") { c.sampleGold = try group.readDoubles("sample_gold").values }
         if group.contains("picks") { c.picks = try BestOfNPicks.read(from: group.group("picks")) }
+        if group.contains("select") {
+            let g = try group.group("select")
+            c.selections = try SelectionRule.allCases.filter { g.contains($0.rawValue) }.map { try BestOfNSelection.read(from: g.group($0.rawValue)) }
+        }
         return c
     }
 
@@ -405,18 +497,154 @@ public struct BestOfNCurves: Sendable, Equatable {
     }
 }
 
+/// The curves of one selection rule of `bon.select` at its strength (SelectionRules.swift).
+public struct BestOfNSelection: Sendable, Equatable {
+    public var rule: SelectionRule
+    /// λ (soft), c (caution) or k (lcb).
+    public var strength: Double
+    public var curves: BestOfNCurves
+    /// Caution only: the prediction-error model's training loss at its start and end, mean
+    /// over the two folds (nil otherwise).
+    public var rndInitialLoss: Double? = nil, rndFinalLoss: Double? = nil
+
+    public init(rule: SelectionRule, strength: Double, curves: BestOfNCurves) {
+        self.rule = rule; self.strength = strength; self.curves = curves
+    }
+
+    /// The config key of the rule's strength.
+    public var strengthKey: String {
+        switch rule {
+        case .soft: "soft_temperature"
+        case .caution: "caution_coef"
+        case .lcb: "lcb_k"
+        }
+    }
+
+    /// How `kl` is computed.
+    public var klMethod: String {
+        rule == .soft ? "exact KL(selection || empirical base of the N samples), n drawn with replacement"
+                      : "log n - (n - 1)/n (argmax of a fixed score of n i.i.d. samples)"
+    }
+
+    /// The plain curves' datasets (`BestOfNCurves.write`) and the attributes `rule`,
+    /// `strength`, `strength_key`, `kl_method` (and `rnd_initial_loss`, `rnd_final_loss`).
+    public func write(to group: H5Group) throws {
+        try curves.write(to: group)
+        try group.setAttribute("rule", rule.rawValue)
+        try group.setAttribute("strength", strength)
+        try group.setAttribute("strength_key", strengthKey)
+        try group.setAttribute("kl_method", klMethod)
+        if let a = rndInitialLoss, let b = rndFinalLoss {
+            try group.setAttribute("rnd_initial_loss", a)
+            try group.setAttribute("rnd_final_loss", b)
+        }
+    }
+
+    public static func read(from group: H5Group) throws -> BestOfNSelection {
+        guard let rule = SelectionRule(rawValue: try group.stringAttribute("rule")) else {
+            throw BestOfNError.badSamples("unknown selection rule in a result file")
+        }
+        var s = BestOfNSelection(rule: rule, strength: try group.doubleAttribute("strength"), curves: try BestOfNCurves.read(from: group))
+        if group.hasAttribute("rnd_initial_loss") {
+            s.rndInitialLoss = try group.doubleAttribute("rnd_initial_loss")
+            s.rndFinalLoss = try group.doubleAttribute("rnd_final_loss")
+        }
+        return s
+    }
+}
+
+/// Prediction errors of every sample for the caution rule, by cross-fitting: the samples are
+/// split in two folds (by prompt parity; by sample parity with a single prompt), a predictor
+/// is trained on the hidden states of one fold's samples and scores the other's, so that no
+/// sample's error comes from a predictor that saw it (or, with several prompts, its prompt).
+/// `states` are the proxy's last hidden states (samples × width). Deterministic for `rng`.
+public func crossFittedPredictionErrors(states: [Float], width C: Int, samples: BestOfNSamples, settings: RNDSettings = RNDSettings(),
+                                        rng: RNG) -> (errors: [Double], initialLoss: Double, finalLoss: Double) {
+    let total = samples.promptCount * samples.samplesPerPrompt
+    precondition(states.count == total * C, "one hidden state per sample")
+    let fold: (Int) -> Int = samples.promptCount >= 2 ? { ($0 / samples.samplesPerPrompt) % 2 } : { $0 % 2 }
+    var errors = [Double](repeating: 0, count: total)
+    var initial = 0.0, final = 0.0
+    for f in 0..<2 {
+        let train = (0..<total).filter { fold($0) != f }, scored = (0..<total).filter { fold($0) == f }
+        var trainStates = [Double](); trainStates.reserveCapacity(train.count * C)
+        for i in train { for j in 0..<C { trainStates.append(Double(states[i * C + j])) } }
+        var foldRNG = rng.split("fold-\(f)")
+        let model = trainRND(states: trainStates, inputs: C, settings: settings, rng: &foldRNG)
+        var x = [Double](); x.reserveCapacity(scored.count * C)
+        for i in scored { for j in 0..<C { x.append(Double(states[i * C + j])) } }
+        for (i, e) in zip(scored, model.relativeErrors(x)) { errors[i] = e }
+        initial += model.initialLoss / 2; final += model.finalLoss / 2
+    }
+    return (errors, initial, final)
+}
+
+/// The curves of each rule of `config.select` from the samples' member scores ([member][sample])
+/// and combined proxy scores; `hiddenStates` (the first member's last hidden states, samples ×
+/// width) are needed for `caution`. `lcb` is skipped, with a log line, for a single model.
+public func selectionCurves(proxyName: String, memberScores: [[Double]], proxyScores: [Double], hiddenStates: (() -> (states: [Float], width: Int))?,
+                            samples: BestOfNSamples, config: BestOfNConfig, seed: UInt64,
+                            log: (String) -> Void = { _ in }) -> [BestOfNSelection] {
+    let grid = config.grid, N = samples.samplesPerPrompt
+    let weights = grid.map { bestOfNWeights(N: N, n: $0) }
+    /// Curves of the argmax of a fixed score per sample (analytic KL).
+    func byScore(_ score: [Double]) -> BestOfNCurves {
+        BestOfNCurves(name: proxyName, proxyScores: proxyScores, samples: samples, grid: grid) { p in
+            let ranking = BestOfNRanking(selectBy: Array(score[samples.range(ofPrompt: p)]))
+            return (weights.map { ranking.selectionProbabilities(rankWeights: $0) }, nil)
+        }
+    }
+    var out: [BestOfNSelection] = []
+    for rule in config.select ?? [] {
+        let strength = config.strength(of: rule)
+        let t0 = monotonicSeconds()
+        var sel: BestOfNSelection
+        switch rule {
+        case .soft:
+            let curves = BestOfNCurves(name: proxyName, proxyScores: proxyScores, samples: samples, grid: grid) { p in
+                let probs = softBestOfNProbabilities(scores: Array(proxyScores[samples.range(ofPrompt: p)]), ns: grid, temperature: strength)
+                return (probs, probs.map(klToEmpiricalBase))
+            }
+            sel = BestOfNSelection(rule: rule, strength: strength, curves: curves)
+        case .lcb:
+            guard memberScores.count >= 2 else {
+                log("best-of-n '\(proxyName)': select \"lcb\" skipped (one model; the lower confidence bound needs an ensemble)")
+                continue
+            }
+            sel = BestOfNSelection(rule: rule, strength: strength, curves: byScore(lowerConfidenceBound(memberScores: memberScores, k: strength)))
+        case .caution:
+            guard let (states, width) = hiddenStates?() else { continue }
+            let rng = RNG(seed: RNG.stableHash("bon-caution|\(seed)|\(proxyName)"))
+            let fit = crossFittedPredictionErrors(states: states, width: width, samples: samples, rng: rng)
+            sel = BestOfNSelection(rule: rule, strength: strength,
+                                   curves: byScore(cautiousScores(proxy: proxyScores, error: fit.errors, coef: strength)))
+            sel.rndInitialLoss = fit.initialLoss; sel.rndFinalLoss = fit.finalLoss
+            log(String(format: "best-of-n '%@' caution: prediction-error model loss %.4f → %.4f (mean of two folds)",
+                       proxyName, fit.initialLoss, fit.finalLoss))
+        }
+        log(String(format: "best-of-n '%@' select %@ (%@ = %g) in %.1f s", proxyName, rule.rawValue, sel.strengthKey, strength,
+                   monotonicSeconds() - t0))
+        log(sel.curves.summary().split(separator: "\n").map { "  \(rule.rawValue): " + $0 }.joined(separator: "\n"))
+        out.append(sel)
+    }
+    return out
+}
+
 /// Scores every sample with `proxy` (batched forward passes, ensemble members combined by the
-/// proxy's combiner) and computes its best-of-n curves on `config.grid`. Logs scoring
-/// throughput. Throws if the proxy gives NaN or infinite scores.
-public func evaluateBestOfN(proxy: ProxyRewardModel, samples: BestOfNSamples, world: World, config: BestOfNConfig,
+/// proxy's combiner) and computes its best-of-n curves on `config.grid`, and those of the
+/// selection rules of `bon.select` (seeded by `seed`). Logs scoring throughput. Throws if the
+/// proxy gives NaN or infinite scores.
+public func evaluateBestOfN(proxy: ProxyRewardModel, samples: BestOfNSamples, world: World, config: BestOfNConfig, seed: UInt64 = 0,
                             log: (String) -> Void = { _ in }) throws -> BestOfNCurves {
     try config.validate()
     guard samples.samplesPerPrompt == config.samplesPerPrompt else {
         throw BestOfNError.badSamples("have N = \(samples.samplesPerPrompt), config asks samples_per_prompt = \(config.samplesPerPrompt)")
     }
     let t0 = monotonicSeconds()
-    let scores = proxy.score(world: world, prompts: samples.samplePrompts(in: world), responses: samples.responses,
-                             batchSize: config.scoreBatchSize)
+    let samplePrompts = samples.samplePrompts(in: world)
+    let memberScores = proxy.memberScores(world: world, prompts: samplePrompts, responses: samples.responses,
+                                          batchSize: config.scoreBatchSize)
+    let scores = proxy.combined(memberScores)
     let dt = monotonicSeconds() - t0
     let bad = scores.filter { !$0.isFinite }.count
     if bad > 0 { throw BestOfNError.nonFiniteScores(proxy: proxy.name, count: bad) }
@@ -426,5 +654,13 @@ public func evaluateBestOfN(proxy: ProxyRewardModel, samples: BestOfNSamples, wo
                                keepSamples: config.saveSamples)
     curves.picks = BestOfNPicks(proxyScores: scores, samples: samples, world: world)
     log(curves.summary())
+    if !(config.select ?? []).isEmpty {
+        let states = {
+            let sequences = zip(samplePrompts, samples.responses).map { world.trainingSequence(prompt: $0, response: $1) }
+            return (proxy.members[0].lastTokenStates(sequences, chunkSize: config.scoreBatchSize), proxy.members[0].config.width)
+        }
+        curves.selections = selectionCurves(proxyName: proxy.name, memberScores: memberScores, proxyScores: scores, hiddenStates: states,
+                                            samples: samples, config: config, seed: seed, log: log)
+    }
     return curves
 }

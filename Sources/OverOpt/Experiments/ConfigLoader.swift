@@ -187,4 +187,7 @@ let configEnumValues: [String: [String]] = [
     "EnsembleCombiner": EnsembleCombiner.allCases.map(\.rawValue),
     "WriterStyle": WriterStyle.allCases.map(\.rawValue),
     "Perturbation": Perturbation.allCases.map(\.rawValue),
+    "SelectionRule": SelectionRule.allCases.map(\.rawValue),
+    "KLPenaltyEstimator": KLPenaltyEstimator.allCases.map(\.rawValue),
+    "RewardShaping": RewardShaping.allCases.map(\.rawValue),
 ]

@@ -249,7 +249,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
             let curves = try timed("bon/\(name)") {
                 try units.entry(stage: "bon-curves", key: key, log: log, read: { try BestOfNCurves.read(from: $0.group("bon")) }, build: {
                     built = true
-                    let c = try evaluateBestOfN(proxy: rm.proxy, samples: samples, world: world, config: config.bon, log: log)
+                    let c = try evaluateBestOfN(proxy: rm.proxy, samples: samples, world: world, config: config.bon, seed: config.seed, log: log)
                     for i in c.n.indices {
                         metrics.emit(stage: "bon", variant: name, step: c.n[i], [("kl", c.kl[i]), ("proxy", c.proxy[i]), ("gold", c.gold[i]),
                                      ("proxy_shifted", c.proxyShifted[i]), ("gold_shifted", c.goldShifted[i]), ("gold_oracle", c.goldOracle[i])])

@@ -63,7 +63,11 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
     ]
 
     /// Keys that may appear although their default is absent (optional settings).
-    static let optionalKeys: [String: [String]] = ["bon": ["max_n"], "ppo": ["target_kl", "reward_clip"], "rm": ["base"]]
+    static let optionalKeys: [String: [String]] = [
+        "bon": ["max_n", "select", "soft_temperature", "caution_coef", "lcb_k"],
+        "ppo": ["target_kl", "reward_clip", "kl_estimator", "kl_horizon", "reward_shaping", "par_reference_samples"],
+        "rm": ["base"],
+    ]
 
     /// Resolves each proxy name to its reward-model settings.
     static func resolveVariants(_ names: [String], rm: ConfigTree, user: [String: Any], source: String) throws -> [String: RewardModelConfig] {

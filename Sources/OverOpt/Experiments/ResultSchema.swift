@@ -8,7 +8,8 @@
 //                  (`member`, `step`), `member` = 0…k−1 written here for ensembles
 //   /bon/<v>       every curve on `n`, with `kl` as its coordinate (attribute
 //                  coordinates = "kl"); sample_proxy, sample_gold on (`prompt`, `sample`),
-//                  both index datasets written here; picks/* on picks/n
+//                  both index datasets written here; picks/* on picks/n; select/<rule>/*
+//                  (selection rules) as the plain curves, `kl` described by @kl_method
 //   /ppo/<v>, /grpo/<v>, /rloo/<v>, /dpo/<loss>
 //                  evaluation curves on `step` with coordinate `kl`; training curves
 //                  (PolicyCurves.trainingCurveNames) on `train_step`; sample_* on `sample_step`
@@ -177,6 +178,22 @@ public func annotateRunFile(_ root: H5Group) throws {
             default: try annotatePPO(g)
             }
             try describeDatasets(in: g, section: section)
+            if section == "bon" { try annotateSelectionRules(g) }
+        }
+    }
+}
+
+/// The curves of each selection rule, /bon/<v>/select/<rule>: laid out and described as the
+/// plain curves, with the KL the rule's own (`kl_method` attribute).
+func annotateSelectionRules(_ g: H5Group) throws {
+    guard g.contains("select") else { return }
+    let select = try g.group("select")
+    for rule in try select.children() where select.isGroup(rule) {
+        let r = try select.group(rule)
+        try annotateBestOfN(r)
+        try describeDatasets(in: r, section: "bon")
+        if r.contains("kl"), r.hasAttribute("kl_method") {
+            try r.setAttribute("long_name", "KL(\(rule) selection || base policy): " + (try r.stringAttribute("kl_method")), on: "kl")
         }
     }
 }

@@ -77,6 +77,21 @@ public struct PPOConfig: Codable, Sendable, Equatable {
     public var sampleTexts = 4
     /// Rows per forward pass when recomputing log-probabilities and values.
     public var forwardBatchSize = 64
+    /// `kl_estimator`: the per-token estimator k(l) of the KL penalty −β·k(log πold − log π_ref):
+    /// `k1` (absent: the default, Ziegler et al.), `k2` or `k3` (RewardShaping.swift).
+    public var klEstimator: KLPenaltyEstimator? = nil
+    /// `kl_horizon`: the adaptive controller's horizon in samples (absent: 10 000, as Ziegler
+    /// et al.); needs `target_kl`.
+    public var klHorizon: Double? = nil
+    /// `reward_shaping`: `none` (absent: the default) or `par` (RewardShaping.swift).
+    public var rewardShaping: RewardShaping? = nil
+    /// `par_reference_samples`: M reference responses per prompt for PAR (absent: 1).
+    public var parReferenceSamples: Int? = nil
+
+    /// The KL penalty's estimator (k1 unless set).
+    public var penaltyEstimator: KLPenaltyEstimator { klEstimator ?? .k1 }
+    /// The reward shaping (none unless set).
+    public var shaping: RewardShaping { rewardShaping ?? .none }
 
     public init() {}
 
@@ -107,6 +122,10 @@ public struct PPOConfig: Codable, Sendable, Equatable {
         case evalPrompts = "eval_prompts"
         case sampleTexts = "sample_texts"
         case forwardBatchSize = "forward_batch_size"
+        case klEstimator = "kl_estimator"
+        case klHorizon = "kl_horizon"
+        case rewardShaping = "reward_shaping"
+        case parReferenceSamples = "par_reference_samples"
     }
 
     /// Decodes with every missing key at its default.
@@ -140,6 +159,10 @@ public struct PPOConfig: Codable, Sendable, Equatable {
         evalPrompts = try get(.evalPrompts, d.evalPrompts)
         sampleTexts = try get(.sampleTexts, d.sampleTexts)
         forwardBatchSize = try get(.forwardBatchSize, d.forwardBatchSize)
+        klEstimator = try c.decodeIfPresent(KLPenaltyEstimator.self, forKey: .klEstimator)
+        klHorizon = try c.decodeIfPresent(Double.self, forKey: .klHorizon)
+        rewardShaping = try c.decodeIfPresent(RewardShaping.self, forKey: .rewardShaping)
+        parReferenceSamples = try c.decodeIfPresent(Int.self, forKey: .parReferenceSamples)
     }
 
     /// Throws `PPOConfigError` naming the first key out of range.
@@ -169,6 +192,17 @@ public struct PPOConfig: Codable, Sendable, Equatable {
             try check(klCoef > 0, .klCoef, "must be > 0 (the initial β) when target_kl is set")
         }
         if let c = rewardClip { try check(c > 0, .rewardClip, "must be > 0 when set, got \(c)") }
+        if let h = klHorizon {
+            try check(h > 0 && h.isFinite, .klHorizon, "must be > 0 samples when set, got \(h)")
+            try check(targetKL != nil, .klHorizon, "is the adaptive controller's horizon and needs target_kl")
+        }
+        if let m = parReferenceSamples {
+            try check(m >= 1 && m <= 64, .parReferenceSamples, "must be in 1...64 when set, got \(m)")
+            try check(shaping == .par, .parReferenceSamples, "needs reward_shaping = \"par\"")
+        }
+        if shaping == .par {
+            try check(rewardClip == nil, .rewardClip, "has no effect with reward_shaping = \"par\" (its reward is bounded in (0, 1)); unset it")
+        }
         try check(maxGradNorm > 0, .maxGradNorm, "must be > 0, got \(maxGradNorm)")
         try check(evalEvery >= 1, .evalEvery, "must be ≥ 1, got \(evalEvery)")
         try check(evalPrompts >= 1, .evalPrompts, "must be ≥ 1, got \(evalPrompts)")
@@ -194,6 +228,10 @@ public struct PPOConfig: Codable, Sendable, Equatable {
         ]
         if let t = targetKL { a.append(("target_kl", .float(t))) }
         if let c = rewardClip { a.append(("reward_clip", .float(c))) }
+        if let e = klEstimator { a.append(("kl_estimator", .string(e.rawValue))) }
+        if let h = klHorizon { a.append(("kl_horizon", .float(h))) }
+        if let r = rewardShaping { a.append(("reward_shaping", .string(r.rawValue))) }
+        if let m = parReferenceSamples { a.append(("par_reference_samples", .int(m))) }
         return a
     }
 }

@@ -34,6 +34,12 @@
 //   mean and standard deviation (fixed thereafter), optionally clipped, placed at its last
 //   token; with kl_coef > 0 each token also gets −β·(log πold − log π_ref).
 // - Responses that hit `max_new_tokens` without EOS are scored as they are.
+// - Mitigations (RewardShaping.swift): `kl_estimator` k2 or k3 replaces the penalty's per-token
+//   log-ratio by that estimator; `reward_shaping = "par"` draws `par_reference_samples`
+//   responses per rollout prompt from the reference with the rollouts' sampling settings
+//   (its own random stream, so the rollouts are those of the unshaped run up to the first
+//   update), scores them with the same proxy and replaces the normalized score by PAR's
+//   sigmoid; `kl_horizon` sets the adaptive controller's horizon.
 #if canImport(Glibc)
 import Glibc
 #else
@@ -61,6 +67,9 @@ public final class PPOTrainer {
     var trainPrompts = TrainPromptStream()
     var klController: AdaptiveKLController?
     var rewardNorm: (mean: Double, std: Double)?
+    /// PAR's reference responses: a sampler of the reference and its own random stream.
+    var parSampler: Sampler?
+    var parRNG: RNG
 
     /// - Parameters:
     ///   - basePolicy: the pretrained LM; it is copied, never modified.
@@ -91,7 +100,11 @@ public final class PPOTrainer {
         sampler = Sampler(model: policy)
         rng = RNG(seed: seed)
         let evalRNG = rng.split("ppo-eval")
-        if let target = config.targetKL { klController = AdaptiveKLController(initial: config.klCoef, target: target) }
+        parRNG = rng.split("ppo-par")
+        if config.shaping == .par { parSampler = Sampler(model: reference) }
+        if let target = config.targetKL {
+            klController = AdaptiveKLController(initial: config.klCoef, target: target, horizon: config.klHorizon ?? 10_000)
+        }
         evaluator = PolicyEvaluator(world: world, reference: reference, scorer: scorer, sampling: sampling, reading: reading,
                                     rng: evalRNG, evalPrompts: config.evalPrompts, sampleTexts: config.sampleTexts)
     }
@@ -240,6 +253,15 @@ public final class PPOTrainer {
             // Scoring with the reward (proxy).
             t0 = monotonicSeconds()
             let scores = scorer(prompts, responses)
+            // PAR: M reference responses per prompt (prompt-major) and their proxy scores.
+            var referenceScores: [[Double]] = []
+            if let refSampler = parSampler {
+                let M = config.parReferenceSamples ?? 1
+                let refPrompts = prompts.flatMap { repeatElement($0, count: M) }
+                let refResponses = refSampler.generate(prompts: contexts.flatMap { repeatElement($0, count: M) }, config: sampling, rng: &parRNG)
+                let flat = scorer(refPrompts, refResponses)
+                referenceScores = prompts.indices.map { Array(flat[($0 * M)..<(($0 + 1) * M)]) }
+            }
             let tScore = monotonicSeconds() - t0
             // Update: old log-probs and values, reference log-probs, rewards, GAE, epochs.
             t0 = monotonicSeconds()
@@ -263,8 +285,11 @@ public final class PPOTrainer {
             for i in prompts.indices {
                 let ratios = zip(old.logp[i], ref.logp[i]).map { $0 - $1 }
                 batchKL += ratios.reduce(0, +)
-                let s = normalizedScore(scores[i], mean: rewardNorm!.mean, std: rewardNorm!.std, clip: config.rewardClip)
-                let rewards = perTokenRewards(score: s, logRatios: ratios, klCoef: beta)
+                let s = config.shaping == .par
+                    ? parReward(score: scores[i], referenceScores: referenceScores[i], scale: rewardNorm!.std)
+                    : normalizedScore(scores[i], mean: rewardNorm!.mean, std: rewardNorm!.std, clip: config.rewardClip)
+                let rewards = config.klEstimator == nil ? perTokenRewards(score: s, logRatios: ratios, klCoef: beta)
+                    : perTokenRewards(score: s, logRatios: ratios, klCoef: beta, estimator: config.penaltyEstimator)
                 let g = generalizedAdvantages(rewards: rewards, values: old.values[i], gamma: config.gamma, lambda: config.lambda)
                 advantages.append(g.advantages); returns.append(g.returns)
             }

@@ -57,9 +57,13 @@ public final class ProxyRewardModel: @unchecked Sendable {
 
     /// The proxy score of each (prompt, response), members combined.
     public func score(world: World, prompts: [Prompt], responses: [[Int32]], batchSize: Int = 256) -> [Double] {
-        let ms = memberScores(world: world, prompts: prompts, responses: responses, batchSize: batchSize)
+        combined(memberScores(world: world, prompts: prompts, responses: responses, batchSize: batchSize))
+    }
+
+    /// The proxy score of each response from its members' scores ([member][response]), as `score`.
+    public func combined(_ ms: [[Double]]) -> [Double] {
         if ms.count == 1 { return ms[0] }
-        return (0..<responses.count).map { i in combineEnsemble(ms.map { $0[i] }, combiner: combiner, uwoLambda: uwoLambda) }
+        return (0..<ms[0].count).map { i in combineEnsemble(ms.map { $0[i] }, combiner: combiner, uwoLambda: uwoLambda) }
     }
 }
 
