@@ -32,8 +32,11 @@
 //         = (n/N) ∫_ℝ exp(y − e^y) φ(e^{y − u_i})^{n−1} dy,     u_i = log w_i, y = u_i + log t
 //
 // a one-dimensional integral of a smooth, doubly-exponentially decaying function, computed by
-// the trapezoid rule in log t (step 0.05, window y ∈ [−30, 3.8]: truncation below 1e−13,
-// discretization error below 1e−12, tested against enumeration of all N^n draws). The curve's
+// the trapezoid rule in log t (step 0.05, window y ∈ [−30, 3.8]: the truncated tails add at
+// most (n/N)·1e−13 per sample, so Σ_i p_i = 1 within n·1e−13; tested to 1e−10 against
+// enumeration of all N^n draws, including weights that underflow in double precision).
+// Cost: about 700 exponentials per sample and n (0.1 s per prompt of N = 256 on the
+// 32-point grid in a debug build). The curve's
 // expected value is Σ_i p_i v_i and its KL is KL(p ‖ uniform over the N samples) =
 // Σ_i p_i log(N p_i), exact for this empirical base. It approaches log n − (n−1)/n of the
 // plain rule for λ → 0 and n ≪ N, and can never exceed log N (the empirical base has N points):
