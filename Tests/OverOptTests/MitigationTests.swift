@@ -158,11 +158,15 @@ private func syntheticSamples(P: Int, N: Int, seed: UInt64) -> BestOfNSamples {
         let sel = selectionCurves(proxyName: "x", memberScores: [proxy], proxyScores: proxy, hiddenStates: nil, samples: samples, config: config, seed: 0)
         #expect(sel.count == 1 && sel[0].rule == .soft && sel[0].strength == 0.4)
         let c = sel[0].curves
+        // λ is in units of the proxy's standard deviation over all samples.
+        let mean = proxy.reduce(0, +) / 10
+        let sigma = (proxy.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 10).squareRoot()
+        #expect(abs(sel[0].scoreScale - sigma) < 1e-15)
         for (j, n) in c.n.enumerated() {
             var kl = 0.0, gold = 0.0
             for p in 0..<2 {
                 let r = samples.range(ofPrompt: p)
-                let q = enumeratedSoftBestOfN(scores: Array(proxy[r]), n: n, lambda: 0.4)
+                let q = enumeratedSoftBestOfN(scores: Array(proxy[r]), n: n, lambda: 0.4 * sigma)
                 kl += klToEmpiricalBase(q) / 2
                 gold += zip(q, samples.gold[r]).reduce(0) { $0 + $1.0 * $1.1 } / 2
             }
@@ -279,7 +283,29 @@ private func syntheticSamples(P: Int, N: Int, seed: UInt64) -> BestOfNSamples {
         }
         let caution = curves.selections[1]
         #expect(caution.rndFinalLoss! < caution.rndInitialLoss!)
-        #expect(lines.contains { $0.contains("select caution (caution_coef = 0.5)") })
+        #expect(lines.contains { $0.contains("select caution (caution_coef = 0.5, proxy std σ = ") })
+        // Caution is the argmax of r − cσ·e: rebuilt from its parts, the same curves.
+        #expect(caution.scoreScale > 0 && curves.selections[2].scoreScale == 1)
+        let sequences = zip(samples.samplePrompts(in: world), samples.responses).map { world.trainingSequence(prompt: $0, response: $1) }
+        let states = members[0].lastTokenStates(sequences)
+        let fit = crossFittedPredictionErrors(states: states, width: 16, samples: samples, rng: RNG(seed: RNG.stableHash("bon-caution|7|pair")))
+        let scores = ensemble.score(world: world, prompts: samples.samplePrompts(in: world), responses: samples.responses)
+        let rule = cautiousScores(proxy: scores, error: fit.errors, coef: 0.5 * caution.scoreScale)
+        let weights = config.grid.map { bestOfNWeights(N: 16, n: $0) }
+        let rebuilt = BestOfNCurves(name: "pair", proxyScores: scores, samples: samples, grid: config.grid) { p in
+            let ranking = BestOfNRanking(selectBy: Array(rule[samples.range(ofPrompt: p)]))
+            return (weights.map { ranking.selectionProbabilities(rankWeights: $0) }, nil)
+        }
+        #expect(rebuilt == caution.curves)
+        // Cross-fitting: a sample's error comes from the predictor of the other fold, so
+        // changing one sample's hidden state changes no other error of its own fold.
+        var moved = states
+        for j in 0..<16 { moved[3 * 16 + j] += 5 }                 // sample 3 of prompt 0 (fold 0)
+        let refit = crossFittedPredictionErrors(states: moved, width: 16, samples: samples, rng: RNG(seed: RNG.stableHash("bon-caution|7|pair")))
+        let fold0 = (0..<64).filter { ($0 / 16) % 2 == 0 && $0 != 3 }
+        #expect(fold0.allSatisfy { refit.errors[$0] == fit.errors[$0] })
+        #expect(refit.errors[3] != fit.errors[3])
+        #expect((0..<64).filter { ($0 / 16) % 2 == 1 }.contains { refit.errors[$0] != fit.errors[$0] })
         // Deterministic for the seed.
         #expect(try evaluateBestOfN(proxy: ensemble, samples: samples, world: world, config: config, seed: 7) == curves)
         // A single model has no lower confidence bound: skipped with a log line.

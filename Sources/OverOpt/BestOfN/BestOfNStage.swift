@@ -57,9 +57,11 @@ public struct BestOfNConfig: Codable, Sendable, Equatable {
     /// `/bon/<variant>/select/<rule>/` (SelectionRules.swift): `soft`, `caution`, `lcb`.
     /// Absent = none (default). `lcb` is skipped, with a log line, for single-model proxies.
     public var select: [SelectionRule]? = nil
-    /// `soft_temperature`: λ of soft best-of-n, in proxy-reward units (absent = 1).
+    /// `soft_temperature`: λ of soft best-of-n, in units of the proxy's standard deviation σ
+    /// over the samples: keep ∝ exp(r/(λσ)) (absent = 1).
     public var softTemperature: Double? = nil
-    /// `caution_coef`: c of caution, proxy reward per unit of relative prediction error (absent = 1).
+    /// `caution_coef`: c of caution, the argmax of r − cσ·e with e the prediction error
+    /// relative to its mean on base samples (absent = 1).
     public var cautionCoef: Double? = nil
     /// `lcb_k`: k of the ensemble lower confidence bound mean − k·std (absent = 1).
     public var lcbK: Double? = nil
@@ -502,6 +504,11 @@ public struct BestOfNSelection: Sendable, Equatable {
     public var rule: SelectionRule
     /// λ (soft), c (caution) or k (lcb).
     public var strength: Double
+    /// σ: the standard deviation of the proxy's scores over all best-of-n samples, the unit
+    /// of λ and c (soft keeps ∝ exp(r/(λσ)), caution takes the argmax of r − cσ·e), so that
+    /// one strength means the same for proxies of different scales. 1 for lcb (k is in units
+    /// of the members' own spread).
+    public var scoreScale = 1.0
     public var curves: BestOfNCurves
     /// Caution only: the prediction-error model's training loss at its start and end, mean
     /// over the two folds (nil otherwise).
@@ -527,11 +534,13 @@ public struct BestOfNSelection: Sendable, Equatable {
     }
 
     /// The plain curves' datasets (`BestOfNCurves.write`) and the attributes `rule`,
-    /// `strength`, `strength_key`, `kl_method` (and `rnd_initial_loss`, `rnd_final_loss`).
+    /// `strength`, `strength_key`, `score_scale`, `kl_method` (and `rnd_initial_loss`,
+    /// `rnd_final_loss`).
     public func write(to group: H5Group) throws {
         try curves.write(to: group)
         try group.setAttribute("rule", rule.rawValue)
         try group.setAttribute("strength", strength)
+        try group.setAttribute("score_scale", scoreScale)
         try group.setAttribute("strength_key", strengthKey)
         try group.setAttribute("kl_method", klMethod)
         if let a = rndInitialLoss, let b = rndFinalLoss {
@@ -545,6 +554,7 @@ public struct BestOfNSelection: Sendable, Equatable {
             throw BestOfNError.badSamples("unknown selection rule in a result file")
         }
         var s = BestOfNSelection(rule: rule, strength: try group.doubleAttribute("strength"), curves: try BestOfNCurves.read(from: group))
+        s.scoreScale = try group.doubleAttribute("score_scale")
         if group.hasAttribute("rnd_initial_loss") {
             s.rndInitialLoss = try group.doubleAttribute("rnd_initial_loss")
             s.rndFinalLoss = try group.doubleAttribute("rnd_final_loss")
@@ -594,6 +604,10 @@ public func selectionCurves(proxyName: String, memberScores: [[Double]], proxySc
             return (weights.map { ranking.selectionProbabilities(rankWeights: $0) }, nil)
         }
     }
+    // σ, the unit of λ and c: the population std of the proxy's scores over every sample.
+    let mean = proxyScores.reduce(0, +) / Double(proxyScores.count)
+    let variance = proxyScores.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(proxyScores.count)
+    let sigma = variance > 0 ? variance.squareRoot() : 1
     var out: [BestOfNSelection] = []
     for rule in config.select ?? [] {
         let strength = config.strength(of: rule)
@@ -602,10 +616,12 @@ public func selectionCurves(proxyName: String, memberScores: [[Double]], proxySc
         switch rule {
         case .soft:
             let curves = BestOfNCurves(name: proxyName, proxyScores: proxyScores, samples: samples, grid: grid) { p in
-                let probs = softBestOfNProbabilities(scores: Array(proxyScores[samples.range(ofPrompt: p)]), ns: grid, temperature: strength)
+                let probs = softBestOfNProbabilities(scores: Array(proxyScores[samples.range(ofPrompt: p)]), ns: grid,
+                                                     temperature: strength * sigma)
                 return (probs, probs.map(klToEmpiricalBase))
             }
             sel = BestOfNSelection(rule: rule, strength: strength, curves: curves)
+            sel.scoreScale = sigma
         case .lcb:
             guard memberScores.count >= 2 else {
                 log("best-of-n '\(proxyName)': select \"lcb\" skipped (one model; the lower confidence bound needs an ensemble)")
@@ -617,13 +633,14 @@ public func selectionCurves(proxyName: String, memberScores: [[Double]], proxySc
             let rng = RNG(seed: RNG.stableHash("bon-caution|\(seed)|\(proxyName)"))
             let fit = crossFittedPredictionErrors(states: states, width: width, samples: samples, rng: rng)
             sel = BestOfNSelection(rule: rule, strength: strength,
-                                   curves: byScore(cautiousScores(proxy: proxyScores, error: fit.errors, coef: strength)))
+                                   curves: byScore(cautiousScores(proxy: proxyScores, error: fit.errors, coef: strength * sigma)))
+            sel.scoreScale = sigma
             sel.rndInitialLoss = fit.initialLoss; sel.rndFinalLoss = fit.finalLoss
             log(String(format: "best-of-n '%@' caution: prediction-error model loss %.4f → %.4f (mean of two folds)",
                        proxyName, fit.initialLoss, fit.finalLoss))
         }
-        log(String(format: "best-of-n '%@' select %@ (%@ = %g) in %.1f s", proxyName, rule.rawValue, sel.strengthKey, strength,
-                   monotonicSeconds() - t0))
+        log(String(format: "best-of-n '%@' select %@ (%@ = %g, proxy std σ = %.3f) in %.1f s", proxyName, rule.rawValue, sel.strengthKey,
+                   strength, sel.scoreScale, monotonicSeconds() - t0))
         log(sel.curves.summary().split(separator: "\n").map { "  \(rule.rawValue): " + $0 }.joined(separator: "\n"))
         out.append(sel)
     }
