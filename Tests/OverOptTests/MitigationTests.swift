@@ -433,6 +433,39 @@ private func syntheticSamples(P: Int, N: Int, seed: UInt64) -> BestOfNSamples {
         #expect(k3.trainReward[0] == plain.trainReward[0] && k3.policyLoss[0] == plain.policyLoss[0] && k3.policyLoss != plain.policyLoss)
     }
 
+    @Test func parShapesGRPOAndRLOORewardsDeterministically() throws {
+        for algorithm in ["grpo", "rloo"] {
+            func run(_ shaping: RewardShaping?, _ scorer: @escaping PolicyScorer) throws -> PolicyCurves {
+                if algorithm == "grpo" {
+                    var c = toyGRPOConfig()
+                    c.steps = 3; c.rewardShaping = shaping; c.parReferenceSamples = shaping == nil ? nil : 3
+                    return try CriticFreeTrainer(config: c, world: testWorld, basePolicy: tinyPolicy(), scorer: scorer, seed: 4).run()
+                }
+                var c = toyRLOOConfig()
+                c.steps = 3; c.rewardShaping = shaping; c.parReferenceSamples = shaping == nil ? nil : 3
+                return try CriticFreeTrainer(config: c, world: testWorld, basePolicy: tinyPolicy(), scorer: scorer, seed: 4).run()
+            }
+            var calls: [Int] = []
+            let counting: PolicyScorer = { _, responses in
+                calls.append(responses.count)
+                return responses.map { Double($0.filter { $0 == 5 }.count) }
+            }
+            let a = try run(.par, counting)
+            // 8 prompts × 4 rollouts scored, then 8 prompts × 3 reference responses, each step.
+            #expect(calls.filter { $0 == 24 }.count == 3, "\(algorithm): \(calls)")
+            let b = try run(.par, tokenCountScorer(5))
+            #expect(a.trainReward == b.trainReward && a.policyLoss == b.policyLoss && a.kl == b.kl)
+            let plain = try run(nil, tokenCountScorer(5))
+            #expect(a.trainReward[0] == plain.trainReward[0] && a.policyLoss != plain.policyLoss, "\(algorithm)")
+            #expect(a.settings.contains { $0.key == "reward_shaping" } && !plain.settings.contains { $0.key == "reward_shaping" })
+        }
+        var c = toyRLOOConfig()
+        c.parReferenceSamples = 2
+        #expect(throws: CriticFreeConfigError.self) { try c.validate() }
+        let config = try ExperimentConfig.load(path: nil, overrides: ["grpo.reward_shaping=\"par\"", "rloo.reward_shaping=\"par\""])
+        #expect(config.grpo.settings.shaping == .par && config.rloo.settings.shaping == .par)
+    }
+
     @Test func parRunsDeterministicallyAndScoresTheReferenceResponses() throws {
         var config = shortConfig()
         config.rewardShaping = .par; config.parReferenceSamples = 2

@@ -42,6 +42,14 @@ public struct CriticFreeSettings: Sendable, Equatable {
     public var evalPrompts: Int
     public var sampleTexts: Int
     public var forwardBatchSize: Int
+    /// `reward_shaping`: `none` (absent) or `par`, PAR's sigmoid of the score minus reference
+    /// responses' scores (RewardShaping.swift), applied before the advantages.
+    public var rewardShaping: RewardShaping? = nil
+    /// `par_reference_samples`: M reference responses per training prompt for PAR (absent: 1).
+    public var parReferenceSamples: Int? = nil
+
+    /// The reward shaping (none unless set).
+    public var shaping: RewardShaping { rewardShaping ?? .none }
 }
 
 /// A GRPO or RLOO setting outside its valid range.
@@ -83,10 +91,14 @@ public struct GRPOConfig: Codable, Sendable, Equatable {
     public var evalPrompts = 64
     public var sampleTexts = 4
     public var forwardBatchSize = 64
+    /// `reward_shaping` and `par_reference_samples`: PAR (`CriticFreeSettings`).
+    public var rewardShaping: RewardShaping? = nil
+    public var parReferenceSamples: Int? = nil
 
     public init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
+        case rewardShaping = "reward_shaping", parReferenceSamples = "par_reference_samples"
         case steps, temperature, epochs
         case promptsPerStep = "prompts_per_step", groupSize = "group_size", topP = "top_p"
         case temperedLogprobs = "tempered_logprobs", maxNewTokens = "max_new_tokens", learningRate = "learning_rate"
@@ -118,15 +130,19 @@ public struct GRPOConfig: Codable, Sendable, Equatable {
         maxGradNorm = try get(.maxGradNorm, d.maxGradNorm); evalEvery = try get(.evalEvery, d.evalEvery)
         evalPrompts = try get(.evalPrompts, d.evalPrompts); sampleTexts = try get(.sampleTexts, d.sampleTexts)
         forwardBatchSize = try get(.forwardBatchSize, d.forwardBatchSize)
+        rewardShaping = try c.decodeIfPresent(RewardShaping.self, forKey: .rewardShaping)
+        parReferenceSamples = try c.decodeIfPresent(Int.self, forKey: .parReferenceSamples)
     }
 
     public var settings: CriticFreeSettings {
-        CriticFreeSettings(algorithm: .grpo, steps: steps, promptsPerStep: promptsPerStep, groupSize: groupSize,
+        var s = CriticFreeSettings(algorithm: .grpo, steps: steps, promptsPerStep: promptsPerStep, groupSize: groupSize,
                            temperature: temperature, topP: topP, temperedLogprobs: temperedLogprobs, maxNewTokens: maxNewTokens,
                            learningRate: learningRate, weightDecay: weightDecay, epochs: epochs, minibatchSize: minibatchSize,
                            clipRange: clipRange, klCoef: klCoef, klEstimator: klEstimator, scaleRewards: scaleRewards,
                            lengthNormalization: lengthNormalization, maxGradNorm: maxGradNorm, evalEvery: evalEvery,
                            evalPrompts: evalPrompts, sampleTexts: sampleTexts, forwardBatchSize: forwardBatchSize)
+        s.rewardShaping = rewardShaping; s.parReferenceSamples = parReferenceSamples
+        return s
     }
 
     /// Throws `CriticFreeConfigError` naming the first key out of range.
@@ -167,10 +183,14 @@ public struct RLOOConfig: Codable, Sendable, Equatable {
     public var evalPrompts = 64
     public var sampleTexts = 4
     public var forwardBatchSize = 64
+    /// `reward_shaping` and `par_reference_samples`: PAR (`CriticFreeSettings`).
+    public var rewardShaping: RewardShaping? = nil
+    public var parReferenceSamples: Int? = nil
 
     public init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
+        case rewardShaping = "reward_shaping", parReferenceSamples = "par_reference_samples"
         case steps, temperature, k
         case promptsPerStep = "prompts_per_step", topP = "top_p"
         case temperedLogprobs = "tempered_logprobs", maxNewTokens = "max_new_tokens", learningRate = "learning_rate"
@@ -191,15 +211,19 @@ public struct RLOOConfig: Codable, Sendable, Equatable {
         klCoef = try get(.klCoef, d.klCoef); maxGradNorm = try get(.maxGradNorm, d.maxGradNorm)
         evalEvery = try get(.evalEvery, d.evalEvery); evalPrompts = try get(.evalPrompts, d.evalPrompts)
         sampleTexts = try get(.sampleTexts, d.sampleTexts); forwardBatchSize = try get(.forwardBatchSize, d.forwardBatchSize)
+        rewardShaping = try c.decodeIfPresent(RewardShaping.self, forKey: .rewardShaping)
+        parReferenceSamples = try c.decodeIfPresent(Int.self, forKey: .parReferenceSamples)
     }
 
     public var settings: CriticFreeSettings {
-        CriticFreeSettings(algorithm: .rloo, steps: steps, promptsPerStep: promptsPerStep, groupSize: k,
+        var s = CriticFreeSettings(algorithm: .rloo, steps: steps, promptsPerStep: promptsPerStep, groupSize: k,
                            temperature: temperature, topP: topP, temperedLogprobs: temperedLogprobs, maxNewTokens: maxNewTokens,
                            learningRate: learningRate, weightDecay: weightDecay, epochs: 1, minibatchSize: minibatchSize,
                            clipRange: 0.2, klCoef: klCoef, klEstimator: .k1, scaleRewards: false,
                            lengthNormalization: false, maxGradNorm: maxGradNorm, evalEvery: evalEvery,
                            evalPrompts: evalPrompts, sampleTexts: sampleTexts, forwardBatchSize: forwardBatchSize)
+        s.rewardShaping = rewardShaping; s.parReferenceSamples = parReferenceSamples
+        return s
     }
 
     public func validate() throws {
@@ -238,6 +262,10 @@ extension CriticFreeSettings {
         try check(sampleTexts >= 0 && sampleTexts <= evalPrompts, "sample_texts",
                   "must be in 0...eval_prompts (\(evalPrompts)), got \(sampleTexts)")
         try check(forwardBatchSize >= 1, "forward_batch_size", "must be ≥ 1, got \(forwardBatchSize)")
+        if let m = parReferenceSamples {
+            try check(m >= 1 && m <= 64, "par_reference_samples", "must be in 1...64 when set, got \(m)")
+            try check(shaping == .par, "par_reference_samples", "needs reward_shaping = \"par\"")
+        }
     }
 
     func commonAttributes(groupKey: String, epochs withEpochs: Bool) -> [OptimizerSetting] {
@@ -251,6 +279,8 @@ extension CriticFreeSettings {
             .init("forward_batch_size", .int(forwardBatchSize)),
         ]
         if withEpochs { a.append(.init("epochs", .int(epochs))) }
+        if let r = rewardShaping { a.append(.init("reward_shaping", .string(r.rawValue))) }
+        if let m = parReferenceSamples { a.append(.init("par_reference_samples", .int(m))) }
         return a
     }
 }

@@ -11,7 +11,10 @@
 //   chunks), with the KL penalty in the reward.
 // No value head: the policy is a plain copy of the base policy. Minibatch parts run
 // data-parallel on two replicas, as PPO's do. Rewards are the raw proxy scores (GRPO's
-// normalization is within the group; RLOO's baseline removes the offset).
+// normalization is within the group; RLOO's baseline removes the offset). With
+// `reward_shaping = "par"` each score is replaced by PAR's (1/M) Σ_m σ((r − r_ref,m)/s)
+// before the advantages: M reference responses per training prompt from the reference
+// (its own random stream), s the standard deviation of the first batch's scores.
 #if canImport(Glibc)
 import Glibc
 #else
@@ -36,6 +39,10 @@ public final class CriticFreeTrainer {
     var trainPrompts = TrainPromptStream()
     /// The attributes written with the curves.
     let attributes: [OptimizerSetting]
+    /// PAR's reference responses: a sampler of the reference, its random stream, the scale s.
+    var parSampler: Sampler?
+    var parRNG: RNG
+    var parScale: Double?
 
     /// `evaluationRNG`: the evaluation's sampling stream (default: split from `seed`); a run
     /// passes PPO's, so that every optimizer is evaluated on the same sampling noise.
@@ -78,6 +85,8 @@ public final class CriticFreeTrainer {
         sampler = Sampler(model: policy)
         rng = RNG(seed: seed)
         let evalRNG = evaluationRNG ?? rng.split("\(settings.algorithm.rawValue)-eval")
+        parRNG = rng.split("\(settings.algorithm.rawValue)-par")
+        if settings.shaping == .par { parSampler = Sampler(model: reference) }
         let sampling = SamplingConfig(temperature: settings.temperature, topP: settings.topP, maxNewTokens: settings.maxNewTokens,
                                       eosToken: Tokenizer.eos)
         let reading = LogprobReading(temperature: settings.temperature, tempered: settings.temperedLogprobs,
@@ -176,6 +185,26 @@ public final class CriticFreeTrainer {
         }
     }
 
+    /// The scores as the advantages see them: unchanged, or PAR's shaped rewards with M
+    /// reference responses per prompt (the batch's prompts come in groups of G copies).
+    func parShaped(scores: [Double], prompts: [Prompt], contexts: [[Int32]]) -> [Double] {
+        guard let refSampler = parSampler else { return scores }
+        if parScale == nil {
+            let mean = scores.reduce(0, +) / Double(scores.count)
+            let sd = (scores.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(scores.count)).squareRoot()
+            parScale = sd > 1e-8 ? sd : 1
+        }
+        let G = settings.groupSize, M = settings.parReferenceSamples ?? 1
+        let firsts = Array(stride(from: 0, to: prompts.count, by: G))
+        let refPrompts = firsts.flatMap { repeatElement(prompts[$0], count: M) }
+        let refResponses = refSampler.generate(prompts: firsts.flatMap { repeatElement(contexts[$0], count: M) }, config: sampling, rng: &parRNG)
+        let refScores = scorer(refPrompts, refResponses)
+        return scores.indices.map { i in
+            let g = i / G
+            return parReward(score: scores[i], referenceScores: Array(refScores[(g * M)..<((g + 1) * M)]), scale: parScale!)
+        }
+    }
+
     /// The loss weight of each response's tokens in an optimizer step over `count` responses:
     /// GRPO's (per-response mean or a constant, over the minibatch); RLOO's 1/count (the
     /// batch mean of the sequence losses).
@@ -212,6 +241,7 @@ public final class CriticFreeTrainer {
             let tRollout = monotonicSeconds() - t0
             t0 = monotonicSeconds()
             let scores = scorer(prompts, responses)
+            let rewards = parShaped(scores: scores, prompts: prompts, contexts: contexts)
             let tScore = monotonicSeconds() - t0
             t0 = monotonicSeconds()
             let sequences = zip(contexts, responses).map { $0 + $1 }
@@ -220,7 +250,7 @@ public final class CriticFreeTrainer {
             let ref = reading.readout(reference, sequences: sequences, responseStart: starts, values: false, entropy: false)
             let logRatios = zip(old.logp, ref.logp).map { zip($0, $1).map { $0 - $1 } }
             let batchKL = logRatios.reduce(0) { $0 + $1.reduce(0, +) } / Double(prompts.count)
-            let adv = advantages(scores: scores, logRatios: logRatios)
+            let adv = advantages(scores: rewards, logRatios: logRatios)
             var stats = UpdateStats()
             var optimizerSteps = 0
             switch settings.algorithm {

@@ -66,6 +66,8 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
     static let optionalKeys: [String: [String]] = [
         "bon": ["max_n", "select", "soft_temperature", "caution_coef", "lcb_k"],
         "ppo": ["target_kl", "reward_clip", "kl_estimator", "kl_horizon", "reward_shaping", "par_reference_samples"],
+        "grpo": ["reward_shaping", "par_reference_samples"],
+        "rloo": ["reward_shaping", "par_reference_samples"],
         "rm": ["base"],
     ]
 
