@@ -339,6 +339,44 @@ private func syntheticSamples(P: Int, N: Int, seed: UInt64) -> BestOfNSamples {
     }
 }
 
+// MARK: - Collect and compare
+
+@Test func collectSummarizesSelectionRulesAndComparePairsThemWithThePlainRule() throws {
+    let dir = try temporaryFolder("select")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    // Two seeds; soft best-of-n's KL differs between them, its gold is the plain gold + δ.
+    let soft: [(kl: [Double], delta: Double)] = [([0, 0.2, 0.4], 0.5), ([0, 0.3, 0.6], 1.5)]
+    for (seed, gold) in [[0.0, 1, 2], [0.0, 2, 1]].enumerated() {
+        let path = "\(dir)/r\(seed).h5"
+        try writeToyRun(path, seed: seed, goldAtN: gold)
+        let f = try H5File.open(path, writable: true)
+        let g = try f.root.createGroup("bon/bt/select/soft")
+        try g.write("n", [1, 2, 4] as [Int64])
+        try g.write("kl", soft[seed].kl)
+        try g.write("gold", gold.map { $0 + soft[seed].delta * ($0 == 0 ? 0 : 1) })
+        try g.write("proxy", gold)
+        f.close()
+    }
+    let out = "\(dir)/summary.h5"
+    _ = try collectResults(directory: dir, outputPath: out, klPoints: 3)
+    do {
+        let f = try H5File.open(out)
+        defer { f.close() }
+        let group = try f.root.group("groups")
+        let g = try group.group(try group.children()[0])
+        let s = try g.group("bon/bt/select/soft")
+        #expect(try s.readDoubles("kl").values == [0, 0.25, 0.5])              // mean over seeds
+        #expect(try g.group("bon/bt").readDoubles("kl").values == [0, log(2) - 0.5, log(4) - 0.75])
+        #expect(try s.readDoubles("gold_shifted").values == [0, 2.5, 2.5])
+    }
+    // compare: the rule against the plain argmax, seed by seed.
+    let runs = try readRunFolder(dir).runs
+    let result = try compareRuns(runs, options: CompareOptions(baseline: "bt", variants: ["bt/select/soft"], metrics: ["bon/gold@"]))
+    let row = try #require(result[0].rows.first { $0.metric == "bon/gold@n=4" })
+    #expect(row.variantValues == [2.5, 2.5] && row.baselineValues == [2, 1])
+    #expect(abs(row.difference!.mean - 1) < 1e-12)
+}
+
 // MARK: - PPO mitigations
 
 @Suite struct PolicyMitigationTests {

@@ -14,6 +14,9 @@
 //     @config (JSON minus seed), @name, @seeds [int64], @count;  files (string, seed order)
 //     bon/<variant>/                  best-of-n; every seed must have the same n grid
 //       n (int64), kl                 the grid, KL_n = log n − (n−1)/n
+//     bon/<variant>/select/<rule>/    a selection rule's curves (bon.select), the same
+//                                     datasets; its kl the mean over seeds (soft's depends
+//                                     on the samples)
 //       seed (int64)                  the seeds, in the order of the per-seed rows
 //       <curve>                       mean over seeds, for every curve of the run files'
 //                                     /bon/<variant> (proxy, gold, gold_oracle, their
@@ -122,8 +125,7 @@ public func readCollectedRun(path: String) throws -> CollectedRun {
                            groupConfig: try configWithoutSeed(try root.stringAttribute("config")))
     if root.contains("bon") {
         let bon = try root.group("bon")
-        for v in try bon.children() where bon.isGroup(v) {
-            let g = try bon.group(v)
+        func curves(_ g: H5Group) throws -> RunCurves {
             var c = RunCurves(x: try g.readInt64s("n").values, kl: try g.readDoubles("kl").values, curves: [:])
             for name in try g.children() where !g.isGroup(name) && name != "n" && name != "kl" {
                 let info = try g.datasetInfo(name)
@@ -133,7 +135,20 @@ public func readCollectedRun(path: String) throws -> CollectedRun {
             for base in ["proxy", "gold", "gold_oracle"] where c.curves["\(base)_shifted"] == nil {
                 if let y = c.curves[base], let y0 = y.first { c.curves["\(base)_shifted"] = y.map { $0 - y0 } }
             }
-            run.bon[v] = c
+            return c
+        }
+        for v in try bon.children() where bon.isGroup(v) {
+            let g = try bon.group(v)
+            run.bon[v] = try curves(g)
+            // Selection rules (bon.select) as variants "<v>/select/<rule>": summarized under
+            // /bon/<v>/select/<rule>, and compared with the plain curve by
+            // `compare --baseline <v> --variants <v>/select/<rule>`.
+            if g.contains("select") {
+                let select = try g.group("select")
+                for rule in try select.children() where select.isGroup(rule) {
+                    run.bon["\(v)/select/\(rule)"] = try curves(try select.group(rule))
+                }
+            }
         }
     }
     for stage in policyOptimizerStages where root.contains(stage) {
@@ -204,7 +219,11 @@ public func summarizeBestOfN(_ runs: [RunCurves]) throws -> CurveStatistics {
         stats[name] = first.x.indices.map { j in SeedStatistics(runs.map { $0.curves[name]![j] }) }
         perSeed[name] = runs.map { $0.curves[name]! }
     }
-    return CurveStatistics(x: first.x, kl: first.kl, stats: stats, perSeed: perSeed)
+    // KL_n is the same for every seed (log n − (n−1)/n), except for soft best-of-n, whose KL
+    // depends on the samples: then the mean over seeds.
+    let kl = runs.allSatisfy({ $0.kl == first.kl }) ? first.kl
+        : first.x.indices.map { j in runs.reduce(0) { $0 + $1.kl[j] } / Double(runs.count) }
+    return CurveStatistics(x: first.x, kl: kl, stats: stats, perSeed: perSeed)
 }
 
 /// PPO curves across seeds on the common KL grid (`commonKLGrid`), each seed's curve
