@@ -76,6 +76,11 @@ public enum RewardHeadKind: Codable, Sendable, Equatable {
     case linear
     /// r = w₂·ReLU(W₁·dropout(h) + b₁) + b₂ with `hidden` units.
     case mlp(hidden: Int)
+    /// A variational information bottleneck (InfoRM, Miao et al. 2024): an encoder to a
+    /// Gaussian latent q(z|h) = N(μ, diag σ²), μ = W_μ·h + b_μ, log σ² = W_σ·h + b_σ, with
+    /// `latent` dimensions, and r = w·z + b. Training samples z = μ + σ·ε, ε ~ N(0, I)
+    /// (reparameterized); scoring reads z = μ.
+    case variational(latent: Int)
 }
 
 /// Which heads sit on the final hidden states besides the LM head.
@@ -170,6 +175,13 @@ public struct ParameterLayout: Sendable, Equatable {
             p.add("rh_fc_b", [hidden], .rewardHead, decay: false)
             p.add("rh_out_w", [1, hidden], .rewardHead, decay: true)
             p.add("rh_out_b", [1], .rewardHead, decay: false)
+        case .variational(let latent):
+            p.add("rh_mu_w", [latent, C], .rewardHead, decay: true)
+            p.add("rh_mu_b", [latent], .rewardHead, decay: false)
+            p.add("rh_logvar_w", [latent, C], .rewardHead, decay: true)
+            p.add("rh_logvar_b", [latent], .rewardHead, decay: false)
+            p.add("rh_w", [1, latent], .rewardHead, decay: true)
+            p.add("rh_b", [1], .rewardHead, decay: false)
         }
         if heads.value {
             p.add("vh_w", [1, C], .valueHead, decay: true)

@@ -11,7 +11,13 @@
 // The LM head is untied from the token embedding so that reward-model fine-tuning can
 // freeze it (GRM keeps the base model's LM head) without freezing the input embedding.
 //
-// Shapes: B batch, T time, C width, V vocab, N = B·T, Hh reward-MLP hidden size.
+// Shapes: B batch, T time, C width, V vocab, N = B·T, Hh reward-MLP hidden size,
+// D the variational reward head's latent dimension.
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif
 
 /// A right-padded batch of token sequences.
 public struct TokenBatch: Sendable {
@@ -56,6 +62,9 @@ public final class Activations: @unchecked Sendable {
     public let logits: FloatBuffer
     // Reward head (B,·) and value head (N).
     let rhIn, rhMask, rhDrop, rhHid, rhAct: FloatBuffer
+    /// The variational head's latent (B,D): mean μ, log-variance log σ², noise ε (0 when
+    /// not training) and the sample z = μ + σ·ε the reward reads.
+    let rhMu, rhLogVar, rhEps, rhZ: FloatBuffer
     public let rewards: FloatBuffer
     public let values: FloatBuffer
     var tokens: [Int32] = []
@@ -83,6 +92,10 @@ public final class Activations: @unchecked Sendable {
         if case .mlp(let h) = heads.reward { hh = h }
         rhIn = FloatBuffer(count: B * C); rhMask = FloatBuffer(count: B * C); rhDrop = FloatBuffer(count: B * C)
         rhHid = FloatBuffer(count: B * hh); rhAct = FloatBuffer(count: B * hh)
+        var d = 0
+        if case .variational(let latent) = heads.reward { d = latent }
+        rhMu = FloatBuffer(count: B * d); rhLogVar = FloatBuffer(count: B * d)
+        rhEps = FloatBuffer(count: B * d); rhZ = FloatBuffer(count: B * d)
         rewards = FloatBuffer(count: B)
         values = FloatBuffer(count: heads.value ? N : 0)
     }
@@ -298,8 +311,54 @@ public final class Transformer: @unchecked Sendable {
             dropoutForward(out: a.rhDrop.ptr, mask: a.rhMask.ptr, inp: a.rhIn.ptr, n: B * C, p: pd, rng: &rng)
             input = a.rhDrop.ptr
         }
-        rewardHead(input: input, B: B, hidden: a.rhHid.ptr, activated: a.rhAct.ptr, out: a.rewards.ptr)
+        if case .variational(let D) = heads.reward {
+            variationalRewardHead(input: input, B: B, D: D, mean: a.rhMu.ptr, logVariance: a.rhLogVar.ptr, noise: a.rhEps.ptr,
+                                  sample: a.rhZ.ptr, out: a.rewards.ptr, training: training, rng: &rng)
+        } else {
+            rewardHead(input: input, B: B, hidden: a.rhHid.ptr, activated: a.rhAct.ptr, out: a.rewards.ptr)
+        }
         return Array(UnsafeBufferPointer(start: a.rewards.ptr, count: B))
+    }
+
+    /// The variational head on B rows of final states (B, C): μ and log σ² (B, D); with
+    /// `training`, ε ~ N(0, I) drawn row by row from `rng` and z = μ + exp(½ log σ²)·ε, else
+    /// ε = 0 and z = μ; rewards r = w·z + b into `out` (B).
+    func variationalRewardHead(input: FPtr, B: Int, D: Int, mean: FPtr, logVariance: FPtr, noise: FPtr, sample: FPtr,
+                               out: FPtr, training: Bool, rng: inout RNG) {
+        let C = config.width
+        linearForward(out: mean, inp: input, weight: p("rh_mu_w"), bias: p("rh_mu_b"), N: B, C: C, OC: D)
+        linearForward(out: logVariance, inp: input, weight: p("rh_logvar_w"), bias: p("rh_logvar_b"), N: B, C: C, OC: D)
+        for i in 0..<(B * D) {
+            let e: Float = training ? rng.normal() : 0
+            noise[i] = e
+            sample[i] = mean[i] + expf(0.5 * logVariance[i]) * e
+        }
+        linearForward(out: out, inp: sample, weight: p("rh_w"), bias: p("rh_b"), N: B, C: D, OC: 1)
+    }
+
+    /// The latent dimension of a variational reward head, else nil.
+    public var latentDimension: Int? {
+        if case .variational(let d) = heads.reward { return d }
+        return nil
+    }
+
+    /// μ and log σ² (B·D each, row-major) of the variational head's latent in the last
+    /// `rewardForward`.
+    public func lastLatents() -> (mean: [Float], logVariance: [Float]) {
+        guard let D = latentDimension, let a = acts else { preconditionFailure("no variational reward head or no forward pass") }
+        return (Array(UnsafeBufferPointer(start: a.rhMu.ptr, count: a.B * D)),
+                Array(UnsafeBufferPointer(start: a.rhLogVar.ptr, count: a.B * D)))
+    }
+
+    /// The latent means μ (count·D, row-major) of the variational head for full sequences,
+    /// read at each sequence's last token by the decoder's lean forward (as `rewardScores`).
+    public func rewardLatentMeans(_ sequences: [[Int32]], chunkSize: Int = 256) -> [Float] {
+        guard let D = latentDimension else { preconditionFailure("this model has no variational reward head") }
+        let states = Sampler(model: self, work: scoringWork).finalStatesAtLastTokens(sequences, chunkSize: chunkSize)
+        let B = sequences.count
+        let mean = scoringWork.get("head.hidden", B * D)
+        linearForward(out: mean, inp: states, weight: p("rh_mu_w"), bias: p("rh_mu_b"), N: B, C: config.width, OC: D)
+        return Array(UnsafeBufferPointer(start: mean, count: B * D))
     }
 
     /// The reward head on B rows of final states (B, C): rewards into `out` (B); the MLP head
@@ -315,6 +374,10 @@ public final class Transformer: @unchecked Sendable {
             linearForward(out: hidden, inp: input, weight: p("rh_fc_w"), bias: p("rh_fc_b"), N: B, C: C, OC: hh)
             reluForward(out: activated, inp: hidden, n: B * hh)
             linearForward(out: out, inp: activated, weight: p("rh_out_w"), bias: p("rh_out_b"), N: B, C: hh, OC: 1)
+        case .variational(let D):
+            // Scoring reads the latent mean: r = w·μ + b (`hidden` holds μ).
+            linearForward(out: hidden, inp: input, weight: p("rh_mu_w"), bias: p("rh_mu_b"), N: B, C: C, OC: D)
+            linearForward(out: out, inp: hidden, weight: p("rh_w"), bias: p("rh_b"), N: B, C: D, OC: 1)
         }
     }
 
@@ -324,7 +387,10 @@ public final class Transformer: @unchecked Sendable {
     public func rewardScores(_ sequences: [[Int32]], chunkSize: Int = 256) -> [Float] {
         let states = Sampler(model: self, work: scoringWork).finalStatesAtLastTokens(sequences, chunkSize: chunkSize)
         let B = sequences.count, hh: Int
-        if case .mlp(let h) = heads.reward { hh = h } else { hh = 1 }
+        switch heads.reward {
+        case .mlp(let h), .variational(let h): hh = h
+        default: hh = 1
+        }
         let hidden = scoringWork.get("head.hidden", B * hh), activated = scoringWork.get("head.activated", B * hh)
         let out = scoringWork.get("head.out", B)
         rewardHead(input: states, B: B, hidden: hidden, activated: activated, out: out)
@@ -379,14 +445,20 @@ public final class Transformer: @unchecked Sendable {
     /// Back-propagates the gradients of a loss with respect to the heads' outputs of the last
     /// forward pass — dLogits (N,V), dRewards (B), dValues (N); any may be nil — into
     /// `grads` (accumulating). Frozen groups get no gradient; a frozen trunk is skipped.
-    public func backward(dLogits: FPtr? = nil, dRewards: [Float]? = nil, dValues: FPtr? = nil) {
+    /// `dLatent`: gradients of a loss term on the variational head's μ and log σ² (B·D
+    /// each, e.g. a KL regularizer), added to those that flow back from the rewards.
+    public func backward(dLogits: FPtr? = nil, dRewards: [Float]? = nil, dValues: FPtr? = nil,
+                         dLatent: (mean: [Float], logVariance: [Float])? = nil) {
         let a = acts!, B = a.B, T = a.T, N = B * T, C = config.width
         let dhf = work.zeroed("dhf", N * C)
         if let dLogits {
             linearBackward(dinp: dhf, dweight: g("lm_head_w"), dbias: nil, dout: dLogits, inp: a.hidden.ptr,
                            weight: p("lm_head_w"), N: N, C: C, OC: config.vocabSize)
         }
-        if let dRewards { rewardBackward(dRewards, dhf: dhf) }
+        precondition(dLatent == nil || latentDimension != nil, "dLatent needs a variational reward head")
+        if dRewards != nil || dLatent != nil {
+            rewardBackward(dRewards ?? [Float](repeating: 0, count: B), dLatent: dLatent, dhf: dhf)
+        }
         if let dValues {
             linearBackward(dinp: dhf, dweight: g("vh_w"), dbias: g("vh_b"), dout: dValues, inp: a.hidden.ptr,
                            weight: p("vh_w"), N: N, C: C, OC: 1)
@@ -396,7 +468,7 @@ public final class Transformer: @unchecked Sendable {
         if !frozen.contains(.trunk) || loraTrains { trunkBackward(dhf: dhf) }
     }
 
-    func rewardBackward(_ dRewards: [Float], dhf: FPtr) {
+    func rewardBackward(_ dRewards: [Float], dLatent: (mean: [Float], logVariance: [Float])? = nil, dhf: FPtr) {
         let a = acts!, B = a.B, T = a.T, C = config.width
         precondition(dRewards.count == B, "dRewards needs one value per row")
         let dr = work.get("dr", B)
@@ -417,6 +489,19 @@ public final class Transformer: @unchecked Sendable {
             linearBackward(dinp: ddrop, dweight: g("rh_fc_w"), dbias: g("rh_fc_b"), dout: dhid, inp: a.rhDrop.ptr,
                            weight: p("rh_fc_w"), N: B, C: C, OC: hh)
             dropoutBackward(dinp: dx, mask: a.rhMask.ptr, dout: ddrop, n: B * C)
+        case .variational(let D):
+            // r = w·z + b, z = μ + exp(½ log σ²)·ε: ∂r/∂μ = w, ∂r/∂log σ² = w·½·σ·ε.
+            let dz = work.zeroed("drhZ", B * D), dmu = work.get("drhMu", B * D), dlv = work.get("drhLogVar", B * D)
+            linearBackward(dinp: dz, dweight: g("rh_w"), dbias: g("rh_b"), dout: dr, inp: a.rhZ.ptr,
+                           weight: p("rh_w"), N: B, C: D, OC: 1)
+            for i in 0..<(B * D) {
+                dmu[i] = dz[i] + (dLatent?.mean[i] ?? 0)
+                dlv[i] = dz[i] * 0.5 * expf(0.5 * a.rhLogVar[i]) * a.rhEps[i] + (dLatent?.logVariance[i] ?? 0)
+            }
+            linearBackward(dinp: dx, dweight: g("rh_mu_w"), dbias: g("rh_mu_b"), dout: dmu, inp: a.rhIn.ptr,
+                           weight: p("rh_mu_w"), N: B, C: C, OC: D)
+            linearBackward(dinp: dx, dweight: g("rh_logvar_w"), dbias: g("rh_logvar_b"), dout: dlv, inp: a.rhIn.ptr,
+                           weight: p("rh_logvar_w"), N: B, C: C, OC: D)
         }
         for b in 0..<B {
             let dst = dhf + (b * T + a.lengths[b] - 1) * C, src = dx + b * C

@@ -60,6 +60,7 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
         "grm-sft-nll": ["objective": "grm", "regularizer": "sft-nll"],
         "grm-dpo": ["objective": "grm", "regularizer": "dpo"],
         "grm-dpo-noref": ["objective": "grm", "regularizer": "dpo-noref"],
+        "inform": ["objective": "inform"],
     ]
 
     /// Keys that may appear although their default is absent (optional settings).
@@ -68,7 +69,7 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
         "ppo": ["target_kl", "reward_clip", "kl_estimator", "kl_horizon", "reward_shaping", "par_reference_samples"],
         "grpo": ["reward_shaping", "par_reference_samples"],
         "rloo": ["reward_shaping", "par_reference_samples"],
-        "rm": ["base"],
+        "rm": ["base", "inform_latent_dim", "inform_beta"],
     ]
 
     /// Resolves each proxy name to its reward-model settings.
@@ -81,7 +82,7 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
             }
             var tree = deepMerge(rm, (builtinVariants[name] ?? [:]) as ConfigTree)
             tree = deepMerge(tree, user[name] as? ConfigTree ?? [:])
-            let cfg = try decodeTree(RewardModelConfig.self, from: tree, source: "\(source) [variants.\(name)]")
+            let cfg = try decodeTree(RewardModelConfig.self, from: tree, source: "\(source) [variants.\(name)]").resolvingInformKeys
             do { try cfg.validate() } catch let ConfigError.invalid(key, message) {
                 throw ConfigError.invalid(key: key.replacingOccurrences(of: "rm.", with: "variants.\(name)."), message)
             }
@@ -111,7 +112,7 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
             for k in keys where t[k] == nil { t[k] = NSNull() }
             defaults[section] = t
         }
-        try checkKeys(user, against: defaults, source: source, freeTables: ["variants": try encodeTree(RewardModelConfig()).merging(["base": NSNull()]) { a, _ in a }])
+        try checkKeys(user, against: defaults, source: source, freeTables: ["variants": try encodeTree(RewardModelConfig()).merging(["base": NSNull(), "inform_latent_dim": NSNull(), "inform_beta": NSNull()]) { a, _ in a }])
 
         let userVariants = user["variants"] as? [String: Any] ?? [:]
         /// The defaults with `user` merged over them, ready to decode.

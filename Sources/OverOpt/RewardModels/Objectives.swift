@@ -8,6 +8,11 @@
 //
 // Notation: Δr = r_c − r_r, σ the logistic function, log σ(z) computed stably.
 // d/dz [−log σ(z)] = −σ(−z).
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif
 import OverOptEngine
 
 /// A per-pair loss and its gradients with respect to the chosen and rejected inputs
@@ -51,6 +56,24 @@ public func labelSmoothingLoss(chosen: Double, rejected: Double, epsilon: Double
     let l = -(1 - epsilon) * logSigmoid(z) - epsilon * logSigmoid(-z)
     let d = -(1 - epsilon) * sigmoid(-z) + epsilon * sigmoid(z)
     return PairLoss(loss: l, dChosen: d, dRejected: -d)
+}
+
+// MARK: - InfoRM's information bottleneck (on the latent of a variational reward head)
+
+/// The KL of a diagonal Gaussian q = N(μ, diag σ²) to the standard normal, with its
+/// gradients (Kingma & Welling 2014; InfoRM's bottleneck term, Miao et al. 2024):
+/// KL(q ‖ N(0, I)) = ½ Σ_d (μ_d² + σ_d² − 1 − log σ_d²),
+/// ∂KL/∂μ_d = μ_d, ∂KL/∂log σ_d² = ½(σ_d² − 1). `logVariance` holds log σ_d².
+public func gaussianKLToStandardNormal(mean: [Double], logVariance: [Double]) -> (kl: Double, dMean: [Double], dLogVariance: [Double]) {
+    precondition(mean.count == logVariance.count, "one log-variance per latent dimension")
+    var kl = 0.0
+    var dLogVariance = [Double](repeating: 0, count: mean.count)
+    for d in mean.indices {
+        let v = exp(logVariance[d])
+        kl += 0.5 * (mean[d] * mean[d] + v - 1 - logVariance[d])
+        dLogVariance[d] = 0.5 * (v - 1)
+    }
+    return (kl, mean, dLogVariance)
 }
 
 // MARK: - GRM regularizers (on summed response log-probabilities)

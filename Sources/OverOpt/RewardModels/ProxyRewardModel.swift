@@ -55,6 +55,19 @@ public final class ProxyRewardModel: @unchecked Sendable {
         return members.map { scoreSequences($0, sequences, batchSize: batchSize) }
     }
 
+    /// The latent dimension of an InfoRM proxy (one member with a variational head), else nil.
+    public var latentDimension: Int? { members.count == 1 ? members[0].latentDimension : nil }
+
+    /// The latent means μ(h) of an InfoRM proxy for each (prompt, response), [response][D]:
+    /// the encoder's mean at the token the reward is read at.
+    public func latentMeans(world: World, prompts: [Prompt], responses: [[Int32]], batchSize: Int = 256) -> [[Double]] {
+        guard let D = latentDimension else { preconditionFailure("latentMeans needs an InfoRM proxy (a variational reward head)") }
+        precondition(prompts.count == responses.count, "one prompt per response")
+        let sequences = zip(prompts, responses).map { world.trainingSequence(prompt: $0, response: $1) }
+        let flat = members[0].rewardLatentMeans(sequences, chunkSize: batchSize)
+        return (0..<sequences.count).map { i in flat[(i * D)..<((i + 1) * D)].map(Double.init) }
+    }
+
     /// The proxy score of each (prompt, response), members combined.
     public func score(world: World, prompts: [Prompt], responses: [[Int32]], batchSize: Int = 256) -> [Double] {
         combined(memberScores(world: world, prompts: prompts, responses: responses, batchSize: batchSize))

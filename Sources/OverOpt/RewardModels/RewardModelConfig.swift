@@ -21,6 +21,10 @@ public enum RewardObjective: String, Codable, Sendable, CaseIterable {
     case warm
     /// GRM: (1−α)·Bradley–Terry + α·`regularizer` through the kept LM head.
     case grm
+    /// InfoRM (Miao et al. 2024): a variational information bottleneck between the last
+    /// hidden state and the reward: Bradley–Terry + β·KL(q(z|h) ‖ N(0, I)), the latent
+    /// `inform_latent_dim` wide, β = `inform_beta`.
+    case inform
 }
 
 /// The text-generation regularizer of GRM (docs/paper.md §2).
@@ -104,6 +108,17 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
     public var weightDecay = 0.0
     /// Sequences per forward when scoring.
     public var evalBatchSize = 256
+    /// `inform`: the bottleneck's latent dimension (nil: `defaultInformLatentDim`). Set for
+    /// inform variants and absent for the others once resolved, so that other variants'
+    /// settings (and cache keys) do not carry it.
+    public var informLatentDim: Int?
+    /// `inform`: the weight β of the KL term (nil: `defaultInformBeta`).
+    public var informBeta: Double?
+
+    /// The bottleneck's default width: ¼–½ of the small and tiny presets' widths.
+    public static let defaultInformLatentDim = 16
+    /// The KL weight's default (InfoRM sweeps β over decades; 0.01 is our middle choice).
+    public static let defaultInformBeta = 0.01
 
     public init() {}
 
@@ -114,6 +129,7 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
         case loraRank = "lora_rank", loraAlpha = "lora_alpha", loraDropout = "lora_dropout"
         case batchSize = "batch_size", learningRate = "learning_rate", warmupFraction = "warmup_fraction"
         case maxGradNorm = "max_grad_norm", weightDecay = "weight_decay", evalBatchSize = "eval_batch_size"
+        case informLatentDim = "inform_latent_dim", informBeta = "inform_beta"
     }
 
     /// Checks every key; the error names the first bad one (as `rm.<key>`).
@@ -138,6 +154,8 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
         if !(maxGradNorm > 0) { throw bad("max_grad_norm", "must be positive (got \(maxGradNorm))") }
         if !(weightDecay >= 0) { throw bad("weight_decay", "must be non-negative (got \(weightDecay))") }
         if evalBatchSize < 1 { throw bad("eval_batch_size", "must be positive (got \(evalBatchSize))") }
+        if let d = informLatentDim, !(1...4096).contains(d) { throw bad("inform_latent_dim", "must be in 1...4096 (got \(d))") }
+        if let b = informBeta, !(b >= 0 && b.isFinite) { throw bad("inform_beta", "must be non-negative and finite (got \(b))") }
         if objective == .frozen && finetune == .lora {
             throw bad("finetune", "must be \"full\" with objective = \"frozen\" (a frozen trunk has nothing for adapters to do)")
         }
@@ -148,12 +166,32 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
     /// Members trained: `ensemble_size` for ensemble and warm, else 1.
     public var memberCount: Int { objective == .ensemble || objective == .warm ? ensembleSize : 1 }
 
+    /// The settings with the InfoRM keys filled in for `inform` (defaults where unset) and
+    /// removed for every other objective, which does not use them.
+    public var resolvingInformKeys: RewardModelConfig {
+        var c = self
+        if objective == .inform {
+            c.informLatentDim = informLatentDim ?? Self.defaultInformLatentDim
+            c.informBeta = informBeta ?? Self.defaultInformBeta
+        } else {
+            c.informLatentDim = nil
+            c.informBeta = nil
+        }
+        return c
+    }
+
+    /// InfoRM's latent dimension and KL weight in effect.
+    public var informSettings: (latentDim: Int, beta: Double) {
+        (informLatentDim ?? Self.defaultInformLatentDim, informBeta ?? Self.defaultInformBeta)
+    }
+
     /// Whether training runs the LM head (GRM's regularizer).
     public var usesLanguageModel: Bool { objective == .grm && alpha > 0 }
 
     /// The reward head of every member.
     public var headKind: RewardHeadKind {
-        objective == .frozen || head == .mlp ? .mlp(hidden: headHidden) : .linear
+        if objective == .inform { return .variational(latent: informSettings.latentDim) }
+        return objective == .frozen || head == .mlp ? .mlp(hidden: headHidden) : .linear
     }
 
     /// Head configuration of every member (dropout only for the MLP head).

@@ -9,7 +9,8 @@
 //   lm_preference_accuracy, lm_nll, base_lm_preference_accuracy, base_lm_nll (scalars)
 //   reward_mean, reward_std (scalars; NaN without normalization samples)
 //   train_seconds, pairs_per_second (scalars)
-//   attributes: every config key (snake_case; `base` only when set), seed, train_pairs,
+//   attributes: every config key (snake_case; `base`, `inform_latent_dim` and `inform_beta`
+//   only when set), seed, train_pairs,
 //   variant, base_parameters (the parameters of the language model it was fine-tuned from)
 // Proxy checkpoint layout (ProxyRewardModel.save): attributes name, combiner, uwo_lambda,
 // members; members/<i> = a Transformer checkpoint (Checkpoint.swift).
@@ -164,6 +165,8 @@ extension RewardModelConfig {
         try g.setAttribute("max_grad_norm", maxGradNorm)
         try g.setAttribute("weight_decay", weightDecay)
         try g.setAttribute("eval_batch_size", Int64(evalBatchSize))
+        if let informLatentDim { try g.setAttribute("inform_latent_dim", Int64(informLatentDim)) }
+        if let informBeta { try g.setAttribute("inform_beta", informBeta) }
     }
 }
 

@@ -11,7 +11,10 @@
 //   frozen   — trunk and LM head frozen, MLP head trained (Bradley–Terry);
 //   ensemble — k members, different head init and data order, combined when scoring;
 //   warm     — k members, same head init, different data order, averaged in weight space;
-//   grm      — (1−α)·Bradley–Terry + α·regularizer through the LM head.
+//   grm      — (1−α)·Bradley–Terry + α·regularizer through the LM head;
+//   inform   — Bradley–Terry on rewards read from a Gaussian latent (a variational head,
+//              z = μ + σ·ε sampled from the step's dropout stream) + β·KL(q(z|h) ‖ N(0, I))
+//              averaged over the batch's 2P sequences (InfoRM, Miao et al. 2024).
 // With LoRA, members are merged (`mergeLoRA`) after training so scoring runs at full speed.
 // Evaluation is in RewardModelEvaluation.swift; results in RewardModelResult.swift.
 
@@ -59,9 +62,11 @@ public struct EncodedPairs: Sendable {
 
 /// Loss and statistics of one batch.
 public struct StepStatistics: Sendable {
-    /// The full objective: (1−α)·reward loss + α·regularizer for GRM, else the reward loss.
+    /// The full objective: (1−α)·reward loss + α·regularizer for GRM, reward loss +
+    /// β·regularizer for InfoRM, else the reward loss.
     public var loss: Double
     public var rewardLoss: Double
+    /// GRM's regularizer, or InfoRM's KL(q(z|h) ‖ N(0, I)) in nats (mean over sequences).
     public var regularizerLoss: Double
     /// Share of pairs with r_c > r_r (against the training labels, noise included).
     public var accuracy: Double
@@ -72,7 +77,7 @@ func rewardPairLoss(_ cfg: RewardModelConfig, chosen: Double, rejected: Double, 
     switch cfg.objective {
     case .margin: return marginLoss(chosen: chosen, rejected: rejected, margin: goldGap * cfg.marginScale)
     case .labelSmoothing: return labelSmoothingLoss(chosen: chosen, rejected: rejected, epsilon: cfg.smoothing)
-    case .bt, .frozen, .ensemble, .warm, .grm: return bradleyTerryLoss(chosen: chosen, rejected: rejected)
+    case .bt, .frozen, .ensemble, .warm, .grm, .inform: return bradleyTerryLoss(chosen: chosen, rejected: rejected)
     }
 }
 
@@ -135,6 +140,24 @@ public func pairObjectiveStep(model: Transformer, config cfg: RewardModelConfig,
             dSeq[P + j] = alpha * g.dRejected * inv
         }
     }
+    // InfoRM: β·KL(q(z|h) ‖ N(0, I)) of every sequence's latent, averaged over the 2P sequences
+    // of the whole batch.
+    var dLatent: (mean: [Float], logVariance: [Float])?
+    if cfg.objective == .inform, let D = model.latentDimension {
+        let beta = cfg.informSettings.beta, perSequence = 0.5 * inv
+        let (mu, logVar) = model.lastLatents()
+        var dMu = [Float](repeating: 0, count: 2 * P * D), dLogVar = [Float](repeating: 0, count: 2 * P * D)
+        for b in 0..<(2 * P) {
+            let k = gaussianKLToStandardNormal(mean: mu[(b * D)..<((b + 1) * D)].map(Double.init),
+                                               logVariance: logVar[(b * D)..<((b + 1) * D)].map(Double.init))
+            regLoss += k.kl * perSequence
+            for d in 0..<D {
+                dMu[b * D + d] = Float(beta * k.dMean[d] * perSequence)
+                dLogVar[b * D + d] = Float(beta * k.dLogVariance[d] * perSequence)
+            }
+        }
+        dLatent = (dMu, dLogVar)
+    }
     if backward {
         if cfg.usesLanguageModel {
             // ∂L/∂logp[b,t] = ∂L/∂log π(y_b|x) for every masked position of row b.
@@ -144,8 +167,12 @@ public func pairObjectiveStep(model: Transformer, config cfg: RewardModelConfig,
             }
             model.backwardTokenLogProbs(dlogp: dlogp, dRewards: dRewards)
         } else {
-            model.backward(dRewards: dRewards)
+            model.backward(dRewards: dRewards, dLatent: dLatent)
         }
+    }
+    if cfg.objective == .inform {
+        return StepStatistics(loss: rewardLoss + cfg.informSettings.beta * regLoss, rewardLoss: rewardLoss,
+                              regularizerLoss: regLoss, accuracy: Double(correct) * inv)
     }
     return StepStatistics(loss: grmCombined(reward: rewardLoss, regularizer: regLoss, alpha: alpha),
                           rewardLoss: rewardLoss, regularizerLoss: regLoss, accuracy: Double(correct) * inv)
