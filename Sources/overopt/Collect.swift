@@ -37,6 +37,7 @@ struct Collect: ParsableCommand {
         do {
             let r = try collectResults(directory: directory, outputPath: output, klPoints: klPoints, log: log.callAsFunction)
             for line in r.scalingLines { print(line) }
+            for line in r.detectorLines { print(line) }
             print("collected \(r.runs) run(s) into \(r.groups.count) group(s) → \(output)" + (r.skipped.isEmpty ? "" : "; skipped \(r.skipped.count) file(s)"))
         } catch let e as CollectError {
             FileHandle.standardError.write(Data("Error: \(e.description)\n".utf8))

@@ -43,27 +43,30 @@ public final class CriticFreeTrainer {
     var parSampler: Sampler?
     var parRNG: RNG
     var parScale: Double?
+    /// The detectors' settings, when they run (Detectors.swift).
+    let detectorConfig: DetectorConfig?
 
     /// `evaluationRNG`: the evaluation's sampling stream (default: split from `seed`); a run
     /// passes PPO's, so that every optimizer is evaluated on the same sampling noise.
     public convenience init(config: GRPOConfig, world: World, basePolicy: Transformer, scorer: @escaping PolicyScorer, seed: UInt64,
-                            evaluationRNG: RNG? = nil) throws {
+                            evaluationRNG: RNG? = nil, detectors: (probe: DetectorProbe, config: DetectorConfig)? = nil) throws {
         try config.validate()
         try self.init(settings: config.settings, attributes: config.attributes, world: world, basePolicy: basePolicy, scorer: scorer,
-                      seed: seed, evaluationRNG: evaluationRNG)
+                      seed: seed, evaluationRNG: evaluationRNG, detectors: detectors)
     }
 
     /// `evaluationRNG`: the evaluation's sampling stream (default: split from `seed`); a run
     /// passes PPO's, so that every optimizer is evaluated on the same sampling noise.
     public convenience init(config: RLOOConfig, world: World, basePolicy: Transformer, scorer: @escaping PolicyScorer, seed: UInt64,
-                            evaluationRNG: RNG? = nil) throws {
+                            evaluationRNG: RNG? = nil, detectors: (probe: DetectorProbe, config: DetectorConfig)? = nil) throws {
         try config.validate()
         try self.init(settings: config.settings, attributes: config.attributes, world: world, basePolicy: basePolicy, scorer: scorer,
-                      seed: seed, evaluationRNG: evaluationRNG)
+                      seed: seed, evaluationRNG: evaluationRNG, detectors: detectors)
     }
 
     init(settings: CriticFreeSettings, attributes: [OptimizerSetting], world: World, basePolicy: Transformer,
-         scorer: @escaping PolicyScorer, seed: UInt64, evaluationRNG: RNG? = nil) throws {
+         scorer: @escaping PolicyScorer, seed: UInt64, evaluationRNG: RNG? = nil,
+         detectors: (probe: DetectorProbe, config: DetectorConfig)? = nil) throws {
         guard settings.maxNewTokens <= world.config.maxResponseTokens else {
             throw CriticFreeConfigError(section: settings.section, key: "max_new_tokens",
                                         message: "must be ≤ the world's max response tokens (\(world.config.maxResponseTokens)), got \(settings.maxNewTokens)")
@@ -73,6 +76,7 @@ public final class CriticFreeTrainer {
         }
         self.settings = settings
         self.attributes = attributes
+        self.detectorConfig = detectors?.config
         self.world = world
         self.scorer = scorer
         policy = Transformer(config: basePolicy.config, heads: .languageModel)
@@ -92,7 +96,8 @@ public final class CriticFreeTrainer {
         let reading = LogprobReading(temperature: settings.temperature, tempered: settings.temperedLogprobs,
                                      chunkSize: settings.forwardBatchSize)
         evaluator = PolicyEvaluator(world: world, reference: reference, scorer: scorer, sampling: sampling, reading: reading,
-                                    rng: evalRNG, evalPrompts: settings.evalPrompts, sampleTexts: settings.sampleTexts)
+                                    rng: evalRNG, evalPrompts: settings.evalPrompts, sampleTexts: settings.sampleTexts,
+                                    detectors: detectors)
     }
 
     var sampling: SamplingConfig { evaluator.sampling }
@@ -225,6 +230,7 @@ public final class CriticFreeTrainer {
                     evaluations: StepMetrics? = nil) -> PolicyCurves {
         var curves = PolicyCurves(settings: attributes,
                                   omitted: settings.algorithm == .rloo ? ["value_loss", "clip_fraction"] : ["value_loss"])
+        curves.detectors = evaluator.detectorRecord(config: detectorConfig)
         let start = monotonicSeconds()
         var seconds = ["rollout": 0.0, "scoring": 0.0, "update": 0.0, "eval": 0.0]
         func record(_ step: Int) {

@@ -36,6 +36,10 @@
 //                                     kl_k3, length, entropy
 //       @seeds, @count, @<c>_alpha, @<c>_beta, @<c>_r2   Gao fit d(α − β log d) of the mean
 //                                     of <c>_shifted for c in proxy, gold
+//       detectors/<name>/             the run files' detector scores (Detectors.swift):
+//         seed, auroc, gold_lost      mean over seeds (auroc over the seeds where it is
+//                                     defined, @auroc_count of them), <s>_std_over_seeds,
+//                                     <s>_sem_over_seeds, <s>_per_seed [seeds] (NaN kept)
 //     rm/<variant>/                   every scalar of the run files' /rm/<variant>
 //       seed, <scalar>, <scalar>_std_over_seeds, _sem_over_seeds, _per_seed [seeds]
 //                                     e.g. id_accuracy, ood_accuracy_mean,
@@ -84,6 +88,8 @@ public struct CollectedRun: Sendable {
     /// Parameters of the language model each variant's proxy was fine-tuned from
     /// (`/rm/<variant>@base_parameters`; absent in older files).
     public var rmBaseParameters: [String: Int64] = [:]
+    /// Detector scores per policy optimizer, variant and detector: (AUROC, gold lost).
+    public var detectors: [String: [String: [String: (auroc: Double, goldLost: Double)]]] = [:]
 
     /// `<name>-<hash8>` of the config minus seed.
     public var groupName: String { "\(name)-\(String(format: "%016llx", RNG.stableHash(groupConfig)).prefix(8))" }
@@ -166,6 +172,13 @@ public func readCollectedRun(path: String) throws -> CollectedRun {
                 if let y = c.curves[base] { c.curves["\(base)_shifted"] = y.map { $0 - y[start] } }
             }
             run.optimizers[stage, default: [:]][v] = c
+            if g.contains("detectors") {
+                let d = try g.group("detectors")
+                for name in try d.children() where d.isGroup(name) {
+                    let dg = try d.group(name)
+                    run.detectors[stage, default: [:]][v, default: [:]][name] = (try dg.doubleAttribute("auroc"), try dg.doubleAttribute("gold_lost"))
+                }
+            }
         }
     }
     if root.contains("rm") {
@@ -253,6 +266,71 @@ public struct CollectReport: Sendable {
     public var scalingKey: String?
     /// The scaling summary as printable lines.
     public var scalingLines: [String] = []
+    /// The detectors' scores (mean ± sem over seeds) as printable lines.
+    public var detectorLines: [String] = []
+}
+
+/// A detector's scores over the seeds of a group.
+public struct DetectorSeedSummary: Sendable {
+    public var name: String
+    public var seeds: [Int64]
+    /// Per seed, NaN where the AUROC is undefined (gold never fell, or always had).
+    public var aurocPerSeed: [Double]
+    public var goldLostPerSeed: [Double]
+    /// Over the seeds where the AUROC is defined.
+    public var auroc: SeedStatistics
+    public var aurocCount: Int
+    public var goldLost: SeedStatistics
+}
+
+/// The detectors of `stage`/`variant` across `runs` (seed order), by detector name.
+public func summarizeDetectors(_ runs: [CollectedRun], stage: String, variant: String) -> [DetectorSeedSummary] {
+    let names = Set(runs.flatMap { ($0.detectors[stage]?[variant] ?? [:]).keys }).sorted()
+    return names.map { name in
+        let members = runs.filter { $0.detectors[stage]?[variant]?[name] != nil }
+        let scores = members.map { $0.detectors[stage]![variant]![name]! }
+        let defined = scores.map(\.auroc).filter { !$0.isNaN }
+        return DetectorSeedSummary(name: name, seeds: members.map(\.seed), aurocPerSeed: scores.map(\.auroc),
+                                   goldLostPerSeed: scores.map(\.goldLost), auroc: SeedStatistics(defined), aurocCount: defined.count,
+                                   goldLost: SeedStatistics(scores.map(\.goldLost)))
+    }
+}
+
+/// Writes `detectors/<name>/` of a summary's optimizer group (layout in the file header).
+func writeDetectorSummaries(_ summaries: [DetectorSeedSummary], to vg: H5Group) throws {
+    guard !summaries.isEmpty else { return }
+    let dg = try vg.createGroup("detectors")
+    for d in summaries {
+        let g = try dg.createGroup(d.name)
+        try g.write("seed", d.seeds)
+        try g.makeDimensionScale("seed")
+        try g.setAttribute("units", "1", on: "seed")
+        try g.setAttribute("long_name", "seed of the run", on: "seed")
+        for (key, stats, perSeed, units, what) in [
+            ("auroc", d.auroc, d.aurocPerSeed, "1", "AUROC of the detector's statistic for gold below its running peak − gold_drop"),
+            ("gold_lost", d.goldLost, d.goldLostPerSeed, "reward", "gold at the peak − gold at the first alarm (at the end without one)"),
+        ] {
+            try g.write(key, [stats.mean], shape: [])
+            try g.write("\(key)_std_over_seeds", [stats.std], shape: [])
+            try g.write("\(key)_sem_over_seeds", [stats.sem], shape: [])
+            try g.write("\(key)_per_seed", perSeed)
+            try g.attachDimensionScale("seed", to: ["\(key)_per_seed"])
+            for (suffix, words) in [("", "mean over seeds of"), ("_std_over_seeds", "standard deviation over seeds of"),
+                                    ("_sem_over_seeds", "standard error over seeds of"), ("_per_seed", "each seed's")] {
+                try g.setAttribute("units", units, on: key + suffix)
+                try g.setAttribute("long_name", "\(words) \(what)", on: key + suffix)
+            }
+        }
+        try g.setAttribute("auroc_count", Int64(d.aurocCount))
+    }
+}
+
+/// One line per detector: AUROC and gold lost, mean ± sem over seeds.
+func detectorLines(_ summaries: [DetectorSeedSummary], label: String) -> [String] {
+    summaries.map { d in
+        String(format: "%@ %@: AUROC %.3f ± %.3f (%d of %d seeds defined), gold lost %.3f ± %.3f",
+               label, d.name, d.auroc.mean, d.auroc.sem, d.aurocCount, d.seeds.count, d.goldLost.mean, d.goldLost.sem)
+    }
 }
 
 /// Reads every complete `*.h5` run file directly in `directory`, groups them by config
@@ -318,6 +396,11 @@ public func writeSummary(of runs: [CollectedRun], source directory: String, outp
             let members = members.sorted { $0.seed < $1.seed }
             let g = try root.createGroup("groups/\(gname)")
             fits[gname] = try writeGroup(members, to: g, klPoints: klPoints, log: { log("\(gname): \($0)") })
+            for stage in proxyOptimizerStages {
+                for v in Set(members.flatMap { ($0.detectors[stage] ?? [:]).keys }).sorted() {
+                    report.detectorLines += detectorLines(summarizeDetectors(members, stage: stage, variant: v), label: "\(gname) \(stage)/\(v)")
+                }
+            }
             report.groups.append((gname, members.map(\.seed)))
             log("\(gname): \(members.count) run(s), seeds \(members.map { String($0.seed) }.joined(separator: ","))")
         }
@@ -404,6 +487,7 @@ func writeGroup(_ runs: [CollectedRun], to g: H5Group, klPoints: Int, log: (Stri
             try vg.setAttribute("seeds", members.map(\.seed))
             try vg.setAttribute("count", Int64(members.count))
             try writeFits(s, .rl, ["proxy", "gold"], to: vg, label: "\(stage)/\(v)")
+            try writeDetectorSummaries(summarizeDetectors(members, stage: stage, variant: v), to: vg)
         }
     }
     for v in variants(\.rm) {

@@ -275,15 +275,20 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
             switch stage {
             case "grpo":
                 settingsKey = StageCache.key(config.grpo)
-                readSettings = { try PolicyCurves.read(from: $0, settings: config.grpo.attributes, omitted: ["value_loss"]) }
+                readSettings = { try PolicyCurves.read(from: $0, settings: config.grpo.attributes, omitted: ["value_loss"],
+                                                       detectors: config.detectors) }
             case "rloo":
                 settingsKey = StageCache.key(config.rloo)
-                readSettings = { try PolicyCurves.read(from: $0, settings: config.rloo.attributes, omitted: ["value_loss", "clip_fraction"]) }
+                readSettings = { try PolicyCurves.read(from: $0, settings: config.rloo.attributes, omitted: ["value_loss", "clip_fraction"],
+                                                       detectors: config.detectors) }
             default:
                 settingsKey = StageCache.key(config.ppo)
-                readSettings = { try PPOCurves.read(from: $0, config: config.ppo) }
+                readSettings = { try PPOCurves.read(from: $0, config: config.ppo, detectors: config.detectors) }
             }
-            let key = StageCache.key(["rm": rmKey, "base": baseKey, stage: settingsKey, "seed": "\(config.seed)", "code": "\(stage)-v1"])
+            // The detectors (Detectors.swift) are part of the unit: their statistics are
+            // measured on the evaluation's responses.
+            let key = StageCache.key(["rm": rmKey, "base": baseKey, stage: settingsKey, "seed": "\(config.seed)",
+                                      "detectors": StageCache.key(config.detectors), "code": "\(stage)-v1"])
             built = false
             let curves = try timed("\(stage)/\(name)") {
                 try units.entry(stage: stage, key: key, log: log, read: { try readSettings($0.group(stage)) }, build: {
@@ -297,18 +302,20 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
                     let evaluationRNG = ppoRNG.split("ppo-eval")
                     let observe = (metrics.observer(stage: stage, variant: name), metrics.observer(stage: "\(stage)-eval", variant: name))
                     let logLine = { (line: String) in log("\(stage) \(name): " + line) }
+                    let detectors = (probe: DetectorProbe(proxy: proxy, world: world), config: config.detectors)
                     let c: PolicyCurves
                     switch stage {
                     case "grpo":
                         c = try CriticFreeTrainer(config: config.grpo, world: world, basePolicy: base.model, scorer: scorer, seed: seed,
-                                                  evaluationRNG: evaluationRNG)
+                                                  evaluationRNG: evaluationRNG, detectors: detectors)
                             .run(log: logLine, metrics: observe.0, evaluations: observe.1)
                     case "rloo":
                         c = try CriticFreeTrainer(config: config.rloo, world: world, basePolicy: base.model, scorer: scorer, seed: seed,
-                                                  evaluationRNG: evaluationRNG)
+                                                  evaluationRNG: evaluationRNG, detectors: detectors)
                             .run(log: logLine, metrics: observe.0, evaluations: observe.1)
                     default:
-                        c = try PPOTrainer(config: config.ppo, world: world, basePolicy: base.model, scorer: scorer, seed: seed)
+                        c = try PPOTrainer(config: config.ppo, world: world, basePolicy: base.model, scorer: scorer, seed: seed,
+                                           detectors: detectors)
                             .run(log: logLine, metrics: observe.0, evaluations: observe.1)
                     }
                     if let bad = c.nonFiniteStep {

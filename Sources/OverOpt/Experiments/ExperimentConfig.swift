@@ -38,11 +38,13 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
     public var grpo = GRPOConfig()
     public var rloo = RLOOConfig()
     public var dpo = DPOConfig()
+    /// Over-optimization detectors at every evaluation of PPO, GRPO and RLOO.
+    public var detectors = DetectorConfig()
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case name, seed, proxies, stages, world, base, data, rm, variants, bon, ppo, grpo, rloo, dpo
+        case name, seed, proxies, stages, world, base, data, rm, variants, bon, ppo, grpo, rloo, dpo, detectors
         case saveCheckpoints = "save_checkpoints"
     }
 
@@ -164,6 +166,7 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
         } catch let e as CriticFreeConfigError {
             throw ConfigError.invalid(key: "\(e.section).\(e.key)", e.message)
         }
+        try detectors.validate()
         if bon.prompts < 1 { throw ConfigError.invalid(key: "bon.prompts", "must be positive") }
         try checkMemory(limit: Double(ProcessInfo.processInfo.physicalMemory))
         for (section, tokens) in [("grpo", grpo.maxNewTokens), ("rloo", rloo.maxNewTokens), ("dpo", dpo.maxNewTokens)] where tokens > world.maxResponseTokens {

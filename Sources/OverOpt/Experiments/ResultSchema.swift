@@ -12,7 +12,8 @@
 //                  (selection rules) as the plain curves, `kl` described by @kl_method
 //   /ppo/<v>, /grpo/<v>, /rloo/<v>, /dpo/<loss>
 //                  evaluation curves on `step` with coordinate `kl`; training curves
-//                  (PolicyCurves.trainingCurveNames) on `train_step`; sample_* on `sample_step`
+//                  (PolicyCurves.trainingCurveNames) on `train_step`; sample_* on `sample_step`;
+//                  detectors/<name>/statistic and alarm on the group's `step`
 // Summary files (annotateSummaryGroup): best-of-n on `n` (coordinate `kl`), PPO on `kl`
 // (its common grid), per-seed curves on (`seed`, …) with `seed` written per variant.
 import OverOptHDF5
@@ -237,6 +238,35 @@ func annotatePPO(_ g: H5Group) throws {
     try attachScale("step", in: g, to: evaluation, coordinate: "kl")
     try attachScale("train_step", in: g, to: training)
     if g.contains("sample_step") { try attachScale("sample_step", in: g, to: samples) }
+    if g.contains("detectors") { try annotateDetectors(try g.group("detectors"), step: g.path + "/step") }
+}
+
+/// Units, long names and the evaluation `step` scale of `detectors/<name>/{statistic, alarm}`.
+func annotateDetectors(_ g: H5Group, step: String) throws {
+    for name in try g.children() where g.isGroup(name) {
+        let d = try g.group(name)
+        let present = ["statistic", "alarm"].filter { d.contains($0) }
+        try d.attachDimensionScale(step, to: present)
+        let statistic = detectorStatisticDescription(name)
+        if d.contains("statistic") {
+            try d.setAttribute("units", statistic.units, on: "statistic")
+            try d.setAttribute("long_name", statistic.longName, on: "statistic")
+        }
+        if d.contains("alarm") {
+            try d.setAttribute("units", "1", on: "alarm")
+            try d.setAttribute("long_name", "1 where the statistic is above the detector's threshold (@threshold), else 0", on: "alarm")
+        }
+    }
+}
+
+/// Units and a readable name of a detector's statistic.
+func detectorStatisticDescription(_ name: String) -> (units: String, longName: String) {
+    switch name {
+    case "ensemble_disagreement": return ("proxy reward", "mean over held-out responses of the standard deviation of the ensemble members' rewards")
+    case "latent_outlier_rate": return ("1", "share of held-out responses whose InfoRM latent lies beyond the base samples' Mahalanobis distance threshold")
+    case "proxy_slope": return ("proxy reward per nat", "minus the least-squares slope of the proxy against KL over the last evaluations")
+    default: return ("1", name.replacingOccurrences(of: "_", with: " "))
+    }
 }
 
 // MARK: - Summaries

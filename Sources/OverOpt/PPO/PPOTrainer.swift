@@ -70,12 +70,16 @@ public final class PPOTrainer {
     /// PAR's reference responses: a sampler of the reference and its own random stream.
     var parSampler: Sampler?
     var parRNG: RNG
+    /// The detectors' settings, when they run (Detectors.swift).
+    let detectorConfig: DetectorConfig?
 
     /// - Parameters:
     ///   - basePolicy: the pretrained LM; it is copied, never modified.
     ///   - scorer: the reward of (prompt, response) pairs, e.g. a proxy's `score`.
     ///   - seed: seeds rollouts, minibatch order and the evaluation samples.
-    public init(config: PPOConfig, world: World, basePolicy: Transformer, scorer: @escaping PPOScorer, seed: UInt64) throws {
+    ///   - detectors: the proxy's probe and the detectors' settings, to run them at every evaluation.
+    public init(config: PPOConfig, world: World, basePolicy: Transformer, scorer: @escaping PPOScorer, seed: UInt64,
+                detectors: (probe: DetectorProbe, config: DetectorConfig)? = nil) throws {
         try config.validate()
         guard config.maxNewTokens <= world.config.maxResponseTokens else {
             throw PPOConfigError(key: "max_new_tokens",
@@ -88,6 +92,7 @@ public final class PPOTrainer {
         self.config = config
         self.world = world
         self.scorer = scorer
+        detectorConfig = detectors?.config
         policy = Transformer(config: basePolicy.config, heads: HeadConfig(value: true))
         policy.copyParameters(from: basePolicy)
         policy.setTensor("vh_w", [Float](repeating: 0, count: policy.layout["vh_w"]!.count))
@@ -106,7 +111,8 @@ public final class PPOTrainer {
             klController = AdaptiveKLController(initial: config.klCoef, target: target, horizon: config.klHorizon ?? 10_000)
         }
         evaluator = PolicyEvaluator(world: world, reference: reference, scorer: scorer, sampling: sampling, reading: reading,
-                                    rng: evalRNG, evalPrompts: config.evalPrompts, sampleTexts: config.sampleTexts)
+                                    rng: evalRNG, evalPrompts: config.evalPrompts, sampleTexts: config.sampleTexts,
+                                    detectors: detectors)
     }
 
     var sampling: SamplingConfig {
@@ -236,6 +242,7 @@ public final class PPOTrainer {
     public func run(log: (String) -> Void = { _ in }, metrics: StepMetrics? = nil,
                     evaluations: StepMetrics? = nil) -> PPOCurves {
         var curves = PPOCurves(config: config)
+        curves.detectors = evaluator.detectorRecord(config: detectorConfig)
         let start = monotonicSeconds()
         var seconds = ["rollout": 0.0, "scoring": 0.0, "update": 0.0, "eval": 0.0]
         func record(_ step: Int) {

@@ -84,6 +84,8 @@ public struct PolicyCurves: Sendable, Equatable {
 
     /// The first step whose losses or rewards were not finite (the run stopped there).
     public var nonFiniteStep: Int?
+    /// The over-optimization detectors (Detectors.swift), when the optimizer ran them.
+    public var detectors: DetectorRecord?
 
     public init(settings: [OptimizerSetting], omitted: Set<String> = []) {
         self.settings = settings
@@ -107,6 +109,9 @@ public struct PolicyCurves: Sendable, Equatable {
         samplePromptID += e.samplePromptIDs
         sampleProxy += e.sampleProxy
         sampleGold += e.sampleGold
+        if detectors != nil {
+            for (name, value) in e.detectorStatistics { detectors!.measured[name, default: []].append(value) }
+        }
     }
 
     /// Runs one held-out evaluation at iteration `step` and records it: its time is added to
@@ -143,6 +148,7 @@ public struct PolicyCurves: Sendable, Equatable {
             try group.write("sample_proxy", sampleProxy)
             try group.write("sample_gold", sampleGold)
         }
+        if let detectors { try detectors.write(to: group, steps: step, gold: gold, proxy: proxy, kl: kl) }
         for s in settings { try group.setAttribute(s.key, s.value) }
         try group.setAttribute("reward_mean", rewardMean)
         try group.setAttribute("reward_std", rewardStd)
@@ -155,8 +161,11 @@ public struct PolicyCurves: Sendable, Equatable {
     }
 
     /// Reads what `write(to:)` wrote (`settings` are the run's; the attributes are not parsed).
-    public static func read(from group: H5Group, settings: [OptimizerSetting], omitted: Set<String> = []) throws -> PolicyCurves {
+    /// `detectors`: the run's detector settings, when it ran them.
+    public static func read(from group: H5Group, settings: [OptimizerSetting], omitted: Set<String> = [],
+                            detectors: DetectorConfig? = nil) throws -> PolicyCurves {
         var c = PolicyCurves(settings: settings, omitted: omitted)
+        if let detectors { c.detectors = try DetectorRecord.read(from: group, config: detectors) }
         c.step = try group.readInt64s("step").values
         c.kl = try group.readDoubles("kl").values
         c.klK2 = try group.readDoubles("kl_k2").values
@@ -199,8 +208,8 @@ public typealias PPOCurves = PolicyCurves
 extension PolicyCurves {
     public init(config: PPOConfig) { self.init(settings: config.attributes.map { OptimizerSetting($0.key, $0.value) }) }
 
-    public static func read(from group: H5Group, config: PPOConfig) throws -> PolicyCurves {
-        try read(from: group, settings: config.attributes.map { OptimizerSetting($0.key, $0.value) })
+    public static func read(from group: H5Group, config: PPOConfig, detectors: DetectorConfig? = nil) throws -> PolicyCurves {
+        try read(from: group, settings: config.attributes.map { OptimizerSetting($0.key, $0.value) }, detectors: detectors)
     }
 }
 
@@ -217,12 +226,15 @@ public struct PolicyEvaluation: Sendable {
     public var samplePromptIDs: [Int64] = []
     public var sampleProxy: [Double] = []
     public var sampleGold: [Double] = []
+    /// The detectors' statistics measured on this evaluation's responses, by detector name.
+    public var detectorStatistics: [String: Double] = [:]
 
     /// The values streamed to the metrics file (`<optimizer>-eval`).
     public var metrics: [(String, Double)] {
         [("kl", kl.k1), ("kl_k2", kl.k2), ("kl_k3", kl.k3), ("proxy", proxy), ("gold", gold)]
             + zip(GoldScore.componentNames, goldComponents).map { ("gold_" + $0, $1) }
             + [("length", length), ("entropy", entropy)]
+            + detectorStatistics.sorted { $0.key < $1.key }.map { ("detector_" + $0.key, $0.value) }
     }
 
     /// The log line of an evaluation.
@@ -299,14 +311,42 @@ struct PolicyEvaluator {
     let rng: RNG
     let prompts: [Prompt]
     let sampleTexts: Int
+    /// The detectors' probe of the proxy and their calibration on base-policy samples.
+    let detectorProbe: DetectorProbe?
+    let calibration: DetectorCalibration?
 
+    /// With `detectors`, the detectors are calibrated here, on `config.base_samples` fresh
+    /// samples of the reference (the base policy) per evaluation prompt, drawn with the
+    /// evaluation's sampling settings from the stream `rng.split("detectors")` (the
+    /// evaluation's own stream is untouched).
     init(world: World, reference: Transformer, scorer: @escaping PolicyScorer, sampling: SamplingConfig,
-         reading: LogprobReading, rng: RNG, evalPrompts: Int, sampleTexts: Int) {
+         reading: LogprobReading, rng: RNG, evalPrompts: Int, sampleTexts: Int,
+         detectors: (probe: DetectorProbe, config: DetectorConfig)? = nil) {
         self.world = world; self.reference = reference; self.scorer = scorer
         self.sampling = sampling; self.reading = reading; self.rng = rng; self.sampleTexts = sampleTexts
         let held = world.heldOutPrompts
         let n = min(evalPrompts, held.count)
         prompts = (0..<n).map { held[$0 * held.count / n] }
+        detectorProbe = detectors?.probe
+        if let (probe, config) = detectors {
+            var responses: [[Int32]] = []
+            if probe.needsBaseSamples {
+                var r = rng.split("detectors")
+                let contexts = prompts.flatMap { Array(repeating: world.context(for: $0), count: config.baseSamples) }
+                responses = Sampler(model: reference).generate(prompts: contexts, config: sampling, rng: &r)
+            }
+            calibration = probe.needsBaseSamples
+                ? DetectorCalibration(probe: probe, prompts: prompts, responses: responses, quantile: config.outlierQuantile)
+                : DetectorCalibration()
+        } else {
+            calibration = nil
+        }
+    }
+
+    /// An empty detector record for the curves of a run with detectors (nil without).
+    func detectorRecord(config: DetectorConfig?) -> DetectorRecord? {
+        guard let config, let calibration else { return nil }
+        return DetectorRecord(config: config, calibration: calibration)
     }
 
     /// Samples one response per held-out prompt from `policy` (through `sampler`, the
@@ -345,10 +385,14 @@ struct PolicyEvaluator {
         let samples = zip(picked, sampleGold).map { i, g in
             world.render(prompt: prompts[i], response: responses[i]) + String(format: "   [gold %+.2f, proxy %+.2f]", g, proxyScores[i])
         }
-        return PolicyEvaluation(kl: kl, proxy: proxy, gold: gold / n, goldComponents: components.map { $0 / n },
-                                length: Double(tokens) / n, entropy: entropy, samples: samples,
-                                samplePromptIDs: picked.map { Int64(prompts[$0].id) },
-                                sampleProxy: picked.map { proxyScores[$0] }, sampleGold: sampleGold)
+        var e = PolicyEvaluation(kl: kl, proxy: proxy, gold: gold / n, goldComponents: components.map { $0 / n },
+                                 length: Double(tokens) / n, entropy: entropy, samples: samples,
+                                 samplePromptIDs: picked.map { Int64(prompts[$0].id) },
+                                 sampleProxy: picked.map { proxyScores[$0] }, sampleGold: sampleGold)
+        if let probe = detectorProbe, let calibration {
+            e.detectorStatistics = calibration.measure(probe: probe, prompts: prompts, responses: responses)
+        }
+        return e
     }
 }
 
