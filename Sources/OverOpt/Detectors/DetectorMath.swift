@@ -35,6 +35,11 @@ public struct GaussianFit: Sendable, Equatable {
     public var mean: [Double]
     public var cholesky: [Double]
     public var dimension: Int { mean.count }
+
+    public init(mean: [Double], cholesky: [Double]) {
+        precondition(cholesky.count == mean.count * mean.count, "GaussianFit: a D×D Cholesky factor")
+        self.mean = mean; self.cholesky = cholesky
+    }
 }
 
 /// Fits mean and covariance (divided by n − 1) to `samples` ([sample][D], at least two), with
@@ -176,6 +181,10 @@ public struct EarlyStopOutcome: Sendable, Equatable {
     /// gold[peak] − gold[stop] ≥ 0: the gold lost by stopping at the first alarm (too early
     /// or too late) instead of at the peak; stopping at the end when it never alarms.
     public var goldLost: Double
+
+    public init(peakIndex: Int, stopIndex: Int, alarmed: Bool, goldLost: Double) {
+        self.peakIndex = peakIndex; self.stopIndex = stopIndex; self.alarmed = alarmed; self.goldLost = goldLost
+    }
 }
 
 /// The early-stopping outcome of an alarm series on a gold curve (same length, non-empty).
