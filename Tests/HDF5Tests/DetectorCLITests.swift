@@ -1,7 +1,8 @@
 // InfoRM and the over-optimization detectors through the command line: a tiny run with an
 // `inform` and an `ensemble` proxy writes the encoder's checkpoint and each proxy's
 // detectors under /ppo/<variant>/detectors; a rerun loads every unit from the stage cache
-// to the same datasets, and `--load-proxy` of the inform proxy gives its PPO run bit for bit.
+// to the same datasets, `--load-proxy` of the inform proxy gives its PPO run bit for bit,
+// and 2 threads give the datasets of 1.
 import Foundation
 import Testing
 import OverOptHDF5
@@ -49,5 +50,13 @@ import OverOptHDF5
         let keys = x.keys.filter { $0.hasPrefix("/ppo/inform/") }
         #expect(keys.contains("/ppo/inform/detectors/latent_outlier_rate/statistic"))
         for key in keys { #expect(x[key] == y[key], "\(key) differs") }
+
+        // At 2 threads (a fresh cache; the default batches split over two replicas) the
+        // same datasets, detectors and InfoRM's sampled latents included.
+        let fourth = try runProcess(binary, ["run", "--out", folder.file("d"), "--cache", folder.file("cache3")]
+                                    + Array(tinyRunArguments.dropLast(2)) + Array(args.dropFirst(tinyRunArguments.count))
+                                    + ["--set", "save_checkpoints=true", "--threads", "2"])
+        #expect(fourth.status == 0, "stderr: \(fourth.stderr)")
+        #expect(try differingDatasets(a, try resultFile(in: folder.file("d"))) == [])
     }
 }
