@@ -300,6 +300,38 @@ def load_rewards(paths: Paths) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def load_detectors(paths: Paths) -> pd.DataFrame:
+    """The over-optimization detectors of run files: one row per (file, stage, variant, detector).
+
+    Columns: ``file``, ``name``, ``seed``, the varying config keys, ``stage`` ("ppo",
+    "grpo", "rloo"), ``variant``, ``detector`` ("ensemble_disagreement",
+    "latent_outlier_rate", "proxy_slope"), ``auroc``, ``gold_lost``, ``threshold``,
+    ``alarm_step`` (-1: never), ``stop_step``, ``peak_step`` and ``gold_drop`` (δ), from
+    ``/<stage>/<variant>/detectors/<detector>``. Files without detectors give no rows.
+    """
+    files = run_files(paths)
+    columns, keys = _run_columns(files)
+    rows = []
+    for p in files:
+        with _open(p) as f:
+            for stage in POLICY_STAGES:
+                for variant, g in sorted(f.get(stage, {}).items()):
+                    if not isinstance(g, h5py.Group) or "detectors" not in g:
+                        continue
+                    d = g["detectors"]
+                    for detector, dg in sorted(d.items()):
+                        row: Dict[str, Any] = {**columns[p], "stage": stage, "variant": variant, "detector": detector}
+                        for attr in ("auroc", "gold_lost", "threshold"):
+                            row[attr] = float(dg.attrs[attr])
+                        for attr in ("alarm_step", "stop_step", "peak_step"):
+                            row[attr] = int(dg.attrs[attr])
+                        row["gold_drop"] = float(d.attrs.get("gold_drop", np.nan))
+                        rows.append(row)
+    base = ["file", "name", "seed", *keys, "stage", "variant", "detector", "auroc", "gold_lost", "threshold",
+            "alarm_step", "stop_step", "peak_step", "gold_drop"]
+    return pd.DataFrame(rows, columns=base)
+
+
 def _scalars(g: h5py.Group, prefix: str = "") -> Iterator[Tuple[str, float]]:
     """Scalar numeric datasets of ``g`` and of its subgroups one level down ("sub/name")."""
     for name, obj in sorted(g.items()):

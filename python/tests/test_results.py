@@ -182,6 +182,20 @@ def test_fresh_runs_load_in_one_call(tiny_runs):
     assert {"policy_loss", "train_kl"} <= set(training.query("stage == 'ppo_train'")["quantity"])
 
 
+def test_fresh_runs_detectors(tiny_runs):
+    df = overopt.load_detectors(tiny_runs / "runs")
+    # bt and grm-sft are neither ensembles nor InfoRM proxies: only the proxy's slope applies.
+    assert len(df) == 6 and set(df["detector"]) == {"proxy_slope"} and set(df["stage"]) == {"ppo"}
+    assert (df["gold_lost"] >= 0).all() and (df["gold_drop"] == 0.25).all()
+    first = sorted((tiny_runs / "runs").glob("*.h5"))[0]
+    row = df[(df["file"] == first.name) & (df["variant"] == "bt")].iloc[0]
+    with h5py.File(first, "r") as f:
+        g = f["ppo/bt/detectors/proxy_slope"]
+        assert row["gold_lost"] == g.attrs["gold_lost"] and row["alarm_step"] == g.attrs["alarm_step"]
+        assert len(g["alarm"]) == len(f["ppo/bt/step"])
+    assert overopt.load_detectors(tiny_runs / "runs" / first.name).shape[0] == 2
+
+
 @pytest.mark.parametrize("engine, module", [("h5netcdf", "h5netcdf"), ("netcdf4", "netCDF4")])
 def test_xarray_opens_a_fresh_run_with_named_coordinates(tiny_runs, engine, module):
     xr = pytest.importorskip("xarray")
