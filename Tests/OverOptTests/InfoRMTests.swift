@@ -4,7 +4,7 @@
 // scoring and latents against the training forward; checkpoints; config resolution.
 import Foundation
 import Testing
-import OverOpt
+@testable import OverOpt
 import OverOptEngine
 import OverOptHDF5
 
@@ -192,4 +192,17 @@ func tinyInformConfig(latent: Int = 3, beta: Double = 0.5) -> RewardModelConfig 
         let e3 = configError { _ = try ExperimentConfig.load(path: path) }
         #expect(e3?.contains("variants.ib.inform_latent_dim") == true)
     }
+}
+
+/// `--load-proxy` reads only the `variants` of a file's config, so a file written before
+/// `[detectors]` (or any other later section) existed still names its proxy's settings.
+@Test func aLoadedProxysSettingsNeedOnlyTheVariants() throws {
+    let path = NSTemporaryDirectory() + "overopt-loaded-\(UUID().uuidString).h5"
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let f = try H5File.create(path)
+    defer { f.close() }
+    let rm = String(decoding: try JSONEncoder().encode(tinyInformConfig()), as: UTF8.self)
+    try f.root.setAttribute("config", #"{"name": "old", "seed": 0, "variants": {"inform": \#(rm)}}"#)
+    #expect(try loadedProxyConfig(f.root, name: "inform", path: path) == tinyInformConfig())
+    #expect(throws: ExperimentError.self) { _ = try loadedProxyConfig(f.root, name: "bt", path: path) }
 }

@@ -443,10 +443,12 @@ func loadProxyResult(from path: String, variant: String, world: World, log: (Str
 }
 
 /// The settings a loaded proxy was trained with: `variants.<name>` of the resolved config
-/// in the `config` attribute of a result file's root `g`.
+/// in the `config` attribute of a result file's root `g`. Only `variants` is read, so that
+/// files written before a section of the config existed (e.g. `[detectors]`) still load.
 func loadedProxyConfig(_ g: H5Group, name: String, path: String) throws -> RewardModelConfig {
+    struct Variants: Decodable { var variants: [String: RewardModelConfig] }
     guard let text = try? g.stringAttribute("config"),
-          let config = try? JSONDecoder().decode(ExperimentConfig.self, from: Data(text.utf8)), let rm = config.variants[name] else {
+          let config = try? JSONDecoder().decode(Variants.self, from: Data(text.utf8)), let rm = config.variants[name] else {
         throw ExperimentError("--load-proxy \(name)=\(path): the file's 'config' attribute names no settings for the proxy '\(name)'")
     }
     return rm
