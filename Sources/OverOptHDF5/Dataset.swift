@@ -141,7 +141,15 @@ extension H5Group {
             defer { H5Tclose(type) }
             let space = try check(H5Dget_space(dataset), "cannot read the shape of \(describe(name))")
             defer { H5Sclose(space) }
-            return try body(dataset, type, try extent(of: space))
+            let shape = try extent(of: space)
+            // A corrupt header can claim any shape: refuse one its file cannot hold before
+            // allocating for it.
+            let (bytes, overflow) = shape.count.multipliedReportingOverflow(by: H5Tget_size(type))
+            guard !overflow, bytes <= (try plausibleByteCount(dataset, describe(name))) else {
+                throw HDF5Error("\(describe(name)) claims shape \(shape.shape), more values than its file can hold (the file is corrupt)",
+                                hdf5Stack: false)
+            }
+            return try body(dataset, type, shape)
         }
     }
 

@@ -120,6 +120,75 @@ import OverOptHDF5
         #expect(!left.contains(".rm-a.h5.tmp-999999-x") && left.contains(".rm-b.h5.tmp-1-y"), "\(left)")
     }
 
+    /// Overwrites `count` bytes in the middle of the file at `path` with `byte`.
+    func overwriteMiddle(_ path: String, with byte: UInt8, count: Int) throws {
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let start = data.count / 2 - count / 2
+        data.replaceSubrange(start..<(start + count), with: [UInt8](repeating: byte, count: count))
+        try data.write(to: URL(fileURLWithPath: path))
+    }
+
+    @Test(arguments: [UInt8(0), 0xFF])
+    func anEntryChangedOnDiskFailsItsChecksumAndIsRebuilt(byte: UInt8) throws {
+        let dir = tempDir()
+        let cache = StageCache(directory: dir)
+        let values = (0..<20_000).map { Double($0).squareRoot() }
+        var builds = 0
+        let read = { (g: H5Group) in try g.readDoubles("x").values }
+        _ = try cache.entry(stage: "base", key: "k", log: { _ in }, read: read, build: { builds += 1; return values }, write: { try $1.write("x", $0) })
+        let path = cache.path(stage: "base", key: "k")!
+        let f = try H5File.open(path)
+        #expect(try f.root.stringAttribute(StageCache.checksumAttribute).count == 16)
+        f.close()
+        // Bytes inside the data region (the 160 KB dataset is most of the file): the file
+        // stays readable, only its numbers change — what the checksum is for.
+        try overwriteMiddle(path, with: byte, count: 64)
+        let changed = try H5File.open(path)
+        #expect(try changed.root.readDoubles("x").values != values)
+        changed.close()
+        var lines: [String] = []
+        #expect(cache.load(stage: "base", key: "k", log: { lines.append($0) }, read) == nil)
+        #expect(lines.count == 1 && lines[0].contains("corrupt") && lines[0].contains(path), "\(lines)")
+        lines = []
+        let v = try cache.entry(stage: "base", key: "k", log: { lines.append($0) }, read: read,
+                                build: { builds += 1; return values }, write: { try $1.write("x", $0) })
+        #expect(v == values && builds == 2)
+        #expect(lines.filter { $0.contains("corrupt") }.count == 1 && lines.contains { $0.contains("removed it, rebuilding") }, "\(lines)")
+        #expect(cache.load(stage: "base", key: "k", log: { _ in }, read) == values)
+    }
+
+    @Test func anEntryWithoutAChecksumIsStaleAndRebuilt() throws {
+        let dir = tempDir()
+        let cache = StageCache(directory: dir)
+        let path = cache.path(stage: "data", key: "k")!
+        try writeAtomically(to: path) { try $0.root.write("x", [1.0, 2.0]) }   // as an older build wrote entries
+        var lines: [String] = [], builds = 0
+        let v = try cache.entry(stage: "data", key: "k", log: { lines.append($0) }, read: { try $0.readDoubles("x").values },
+                                build: { builds += 1; return [3.0] }, write: { try $1.write("x", $0) })
+        #expect(v == [3.0] && builds == 1)
+        #expect(lines.contains { $0.contains("stale: it has no checksum") && $0.contains(path) }, "\(lines)")
+    }
+
+    @Test func theChecksumCoversValuesAttributesNamesAndShapes() throws {
+        let dir = tempDir()
+        func digest(_ body: (H5Group) throws -> Void) throws -> UInt64 {
+            let p = dir + "/d-\(UUID().uuidString).h5"
+            try writeAtomically(to: p, { try body($0.root) })
+            let f = try H5File.open(p)
+            defer { f.close() }
+            return try f.root.contentDigest(excluding: ["skip"])
+        }
+        let reference = try digest { try $0.write("g/x", [1.0, 2.0, 3.0, 4.0]); try $0.setAttribute("a", "text") }
+        #expect(try digest { try $0.write("g/x", [1.0, 2.0, 3.0, 4.0]); try $0.setAttribute("a", "text") } == reference)
+        #expect(try digest { try $0.write("g/x", [1.0, 2.0, 3.0, 4.0]); try $0.setAttribute("a", "text"); try $0.setAttribute("skip", 1.0) } == reference)
+        #expect(try digest { try $0.write("g/x", [1.0, 2.0, 3.0, 4.5]); try $0.setAttribute("a", "text") } != reference)
+        #expect(try digest { try $0.write("g/x", [1.0, 2.0, 3.0, 4.0], shape: [2, 2]); try $0.setAttribute("a", "text") } != reference)
+        #expect(try digest { try $0.write("g/y", [1.0, 2.0, 3.0, 4.0]); try $0.setAttribute("a", "text") } != reference)
+        #expect(try digest { try $0.write("g/x", [Float(1), 2, 3, 4]); try $0.setAttribute("a", "text") } != reference)
+        #expect(try digest { try $0.write("g/x", [1.0, 2.0, 3.0, 4.0]); try $0.setAttribute("a", "texT") } != reference)
+        #expect(try digest { try $0.write("g/x", [1.0, 2.0, 3.0, 4.0]); try $0.setAttribute("a", "text"); try $0.write("g/s", strings: ["a"]) } != reference)
+    }
+
     @Test func disabledCacheNeverStores() throws {
         let cache = StageCache(directory: nil)
         try cache.store(stage: "base", key: "k", log: { _ in }) { try $0.write("x", [1.0]) }

@@ -4,8 +4,11 @@
 // proxy, best-of-n curve and PPO run of a run: see Experiment.swift) is stored as one HDF5
 // file named by the stage and a stable hash of everything it depends on (the world's
 // fingerprint, the stage's config, seeds, the code version). Files are written atomically,
-// so interrupted runs never leave half a file; an unreadable cache file is reported and
-// recomputed.
+// so interrupted runs never leave half a file. Each entry carries a checksum of its whole
+// contents (the root attribute `content_checksum`), verified before it is read: an entry
+// changed on disk after it was written (a bad sector, bytes overwritten), unreadable, or
+// without a checksum (written by an older build) is reported in one line, removed and
+// rebuilt.
 //
 // Concurrent processes sharing a cache (`sweep --jobs N` workers, Slurm array tasks on a
 // shared file system) build each entry once: `entry` builds under an exclusive `flock` on
@@ -37,34 +40,76 @@ public struct StageCache: Sendable {
         directory.map { ($0 as NSString).appendingPathComponent("\(stage)-\(key).h5") }
     }
 
-    /// The cached value, or nil when absent or unreadable (then `log` says why).
-    public func load<T>(stage: String, key: String, log: (String) -> Void, _ read: (H5Group) throws -> T) -> T? {
-        guard let p = path(stage: stage, key: key), FileManager.default.fileExists(atPath: p) else { return nil }
+    /// The root attribute holding an entry's checksum (`H5Group.contentDigest` of everything
+    /// else in the file, as 16 hex digits).
+    public static let checksumAttribute = "content_checksum"
+
+    /// What a lookup of an entry found.
+    enum Lookup<T> {
+        case absent
+        case found(T)
+        /// A file that must not be used: why, in a few words.
+        case bad(String)
+    }
+
+    /// Opens the entry at `path`, verifies its checksum, then reads it.
+    func lookup<T>(_ path: String, _ read: (H5Group) throws -> T) -> Lookup<T> {
+        guard FileManager.default.fileExists(atPath: path) else { return .absent }
         do {
-            let f = try H5File.open(p)
+            let f = try H5File.open(path)
             defer { f.close() }
-            let v = try read(f.root)
+            guard f.root.hasAttribute(Self.checksumAttribute) else { return .bad("stale: it has no checksum") }
+            let stored = try f.root.stringAttribute(Self.checksumAttribute)
+            let actual = Self.hex(try f.root.contentDigest(excluding: [Self.checksumAttribute]))
+            guard stored == actual else { return .bad("corrupt: checksum \(actual) instead of the stored \(stored)") }
+            return .found(try read(f.root))
+        } catch {
+            return .bad("unreadable: \(String(describing: error).split(separator: "\n").first ?? "")")
+        }
+    }
+
+    static func hex(_ digest: UInt64) -> String { String(format: "%016llx", digest) }
+
+    /// The cached value, or nil when absent, unreadable or failing its checksum (then `log`
+    /// says why; the file stays, for `entry` to replace under its lock).
+    public func load<T>(stage: String, key: String, log: (String) -> Void, _ read: (H5Group) throws -> T) -> T? {
+        guard let p = path(stage: stage, key: key) else { return nil }
+        switch lookup(p, read) {
+        case .absent: return nil
+        case .found(let v):
             log("\(stage): loaded from cache \(p)")
             return v
-        } catch {
-            log("\(stage): ignoring unreadable cache file \(p) (\(error)); recomputing")
+        case .bad(let why):
+            log("\(stage): ignoring cache entry \(p) (\(why)); recomputing")
             return nil
         }
     }
 
     /// The cached value of (`stage`, `key`), or `build()`'s, which is then stored with
-    /// `write` — built by one process at a time (see the file header). Without a cache
-    /// folder, just `build()`.
+    /// `write` — built by one process at a time (see the file header). An entry that is
+    /// unreadable or fails its checksum is removed (one log line names it) and rebuilt.
+    /// Without a cache folder, just `build()`.
     public func entry<T>(stage: String, key: String, log: (String) -> Void,
                          read: (H5Group) throws -> T, build: () throws -> T, write: (T, H5Group) throws -> Void) throws -> T {
-        if let v = load(stage: stage, key: key, log: log, read) { return v }
         guard let p = path(stage: stage, key: key), let dir = directory else { return try build() }
+        if case .found(let v) = lookup(p, read) {
+            log("\(stage): loaded from cache \(p)")
+            return v
+        }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let lock = try EntryLock(path: p + ".lock", waiting: { holder in
             log("\(stage): waiting for another process building \(p)" + (holder.isEmpty ? "" : " (\(holder))"))
         })
         defer { lock.release() }
-        if let v = load(stage: stage, key: key, log: log, read) { return v }
+        switch lookup(p, read) {
+        case .found(let v):
+            log("\(stage): loaded from cache \(p)")
+            return v
+        case .bad(let why):
+            unlink(p)
+            log("\(stage): cache entry \(p) is \(why); removed it, rebuilding")
+        case .absent: break
+        }
         let v = try build()
         // A cache that cannot take the entry (a full disk) costs only the reuse: the run goes on
         // with the value it holds.
@@ -97,7 +142,10 @@ public struct StageCache: Sendable {
     public func store(stage: String, key: String, log: (String) -> Void, _ write: (H5Group) throws -> Void) throws {
         guard let p = path(stage: stage, key: key), let dir = directory else { return }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try writeAtomically(to: p) { f in try write(f.root) }
+        try writeAtomically(to: p) { f in
+            try write(f.root)
+            try f.root.setAttribute(Self.checksumAttribute, Self.hex(try f.root.contentDigest(excluding: [Self.checksumAttribute])))
+        }
         log("\(stage): cached in \(p)")
     }
 }
