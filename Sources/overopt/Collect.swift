@@ -34,14 +34,11 @@ struct Collect: ParsableCommand {
         let log = ProgressLog(quiet: quiet)
         let outputFolder = (output as NSString).deletingLastPathComponent
         removeStaleTemporaries(in: outputFolder.isEmpty ? "." : outputFolder)
-        do {
-            let r = try collectResults(directory: directory, outputPath: output, klPoints: klPoints, log: log.callAsFunction)
-            for line in r.scalingLines { print(line) }
-            for line in r.detectorLines { print(line) }
-            print("collected \(r.runs) run(s) into \(r.groups.count) group(s) → \(output)" + (r.skipped.isEmpty ? "" : "; skipped \(r.skipped.count) file(s)"))
-        } catch let e as CollectError {
-            FileHandle.standardError.write(Data("Error: \(e.description)\n".utf8))
-            throw ExitCode.failure
-        }
+        // A CollectError (no runs, runs that do not fit together) is bad input; a summary that
+        // cannot be written, a failure of the work.
+        let r = try collectResults(directory: directory, outputPath: output, klPoints: klPoints, log: log.callAsFunction)
+        for line in r.scalingLines { print(line) }
+        for line in r.detectorLines { print(line) }
+        print("collected \(r.runs) run(s) into \(r.groups.count) group(s) → \(output)" + (r.skipped.isEmpty ? "" : "; skipped \(r.skipped.count) file(s)"))
     }
 }

@@ -57,14 +57,10 @@ struct Compare: ParsableCommand {
         let options = CompareOptions(baseline: baseline, variants: list(variants),
                                      klPoints: kl.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces))! },
                                      metrics: list(metric))
-        let groups: [GroupComparison]
-        do {
+        let groups: [GroupComparison] = try readingInput {
             let (runs, skipped) = try readComparedRuns(paths)
             for s in skipped { FileHandle.standardError.write(Data("skipping \(s.path): \(s.reason)\n".utf8)) }
-            groups = try compareRuns(runs, options: options)
-        } catch let e as CollectError {
-            FileHandle.standardError.write(Data("Error: \(e.description)\n".utf8))
-            throw ExitCode(2)
+            return try compareRuns(runs, options: options)
         }
         if json {
             let encoder = JSONEncoder()
@@ -82,8 +78,7 @@ struct Compare: ParsableCommand {
                     try writeComparison(groups, to: file.root.createGroup("compare"))
                 }
             } catch {
-                FileHandle.standardError.write(Data("Error: cannot write '\(output)': \(error)\n".utf8))
-                throw ExitCode.failure
+                throw WorkFailure("cannot write '\(output)': \(oneLine(error))")
             }
         }
     }

@@ -28,19 +28,10 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         if samples {
-            do { print(try describeSamples(file: file, variant: variant)) } catch {
-                FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
-                throw ExitCode.failure
-            }
+            print(try readingInput { try describeSamples(file: file, variant: variant) })
             return
         }
-        let h5: H5File
-        do {
-            h5 = try H5File.open(file)
-        } catch {
-            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
-            throw ExitCode.failure
-        }
+        let h5 = try readingInput { try H5File.open(file) }
         defer { h5.close() }
         var lines = [file, "/"]
         describe(group: h5.root, depth: 1, into: &lines)

@@ -8,7 +8,13 @@ import OverOptEngine
 struct OverOptCommand: ParsableCommand {
     static func main() {
         configureOpenBLAS()
-        main(nil)
+        stopOnInterrupt()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exitByConvention(error)   // one line and the status of the convention (ExitStatus.swift)
+        }
     }
 
     static let configuration = CommandConfiguration(

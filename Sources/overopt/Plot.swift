@@ -39,24 +39,19 @@ struct Plot: ParsableCommand {
 
     func run() throws {
         guard (output as NSString).pathExtension.lowercased() == "svg" else {
-            fail("cannot write \(output): overopt plot writes SVG only; name the output *.svg (experiments/plot.py writes PNG and PDF)")
+            throw BadInput("cannot write \(output): overopt plot writes SVG only; name the output *.svg (experiments/plot.py writes PNG and PDF)")
         }
         let list = variants?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let options = FigureOptions(variants: list, sqrtKL: sqrtKL, fits: fits, title: title, scaling: scaling)
         let fig: Figure
         do { fig = try figure(file: file, options: options) } catch let error as PlotError {
-            fail(error.description)
+            throw BadInput(error.description)
         } catch {
-            fail("cannot read \(file): \(error)")
+            throw BadInput("cannot read \(file): \(oneLine(error))")
         }
-        guard !fig.rows.isEmpty else { fail("\(file) has no best-of-n or PPO curves") }
-        do { try writeFileAtomically(renderSVG(fig), to: output) } catch { fail("\(error)") }
+        guard !fig.rows.isEmpty else { throw BadInput("\(file) has no best-of-n or PPO curves") }
+        do { try writeFileAtomically(renderSVG(fig), to: output) } catch { throw WorkFailure(oneLine(error)) }
         print("wrote \(output) (\(fig.rows.joined().count) panel(s), \(fig.variants.count) variant(s))")
-    }
-
-    private func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
-        Plot.exit(withError: ExitCode.failure)
     }
 }
 

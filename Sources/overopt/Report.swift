@@ -46,16 +46,11 @@ struct Report: ParsableCommand {
                                     samplesPerEnd: samples, title: title)
         let page: String
         do { page = try renderReport(directory: directory, options: options) } catch let e as CollectError {
-            FileHandle.standardError.write(Data("Error: \(e.description)\n".utf8))
-            throw ExitCode(2)
+            throw e
         } catch {
-            FileHandle.standardError.write(Data("Error: cannot make a report of \(directory): \(error)\n".utf8))
-            throw ExitCode.failure
+            throw BadInput("cannot make a report of \(directory): \(oneLine(error))")
         }
-        do { try writeFileAtomically(page, to: output) } catch {
-            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
-            throw ExitCode.failure
-        }
+        do { try writeFileAtomically(page, to: output) } catch { throw WorkFailure(oneLine(error)) }
         print("wrote \(output) (\(page.utf8.count / 1024) KiB)")
     }
 }

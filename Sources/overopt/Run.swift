@@ -46,40 +46,28 @@ struct Run: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        stopOnInterrupt()
         becomeSweepWorker()
         setEngineThreads(global.threadCount)
-        let cfg: ExperimentConfig
-        do {
-            cfg = try ExperimentConfig.load(path: config, overrides: overrides, seed: seed)
-        } catch {
-            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
+        let cfg = try readingInput { try ExperimentConfig.load(path: config, overrides: overrides, seed: seed) }
         var loadProxies: [String: String] = [:]
         for spec in loadProxy {
             guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex, spec.index(after: eq) != spec.endIndex else {
-                throw ValidationError("--load-proxy \(spec): expected NAME=FILE, e.g. --load-proxy bt=runs/quickstart-seed0-f84958ce.h5")
+                throw BadInput("--load-proxy \(spec): expected NAME=FILE, e.g. --load-proxy bt=runs/quickstart-seed0-f84958ce.h5")
             }
             let name = String(spec[..<eq]), file = String(spec[spec.index(after: eq)...])
             guard cfg.proxies.contains(name) else {
-                throw ValidationError("--load-proxy \(spec): '\(name)' is not among this run's proxies (\(cfg.proxies.joined(separator: ", ")))")
+                throw BadInput("--load-proxy \(spec): '\(name)' is not among this run's proxies (\(cfg.proxies.joined(separator: ", ")))")
             }
-            guard FileManager.default.fileExists(atPath: file) else { throw ValidationError("--load-proxy \(spec): no such file \(file)") }
+            guard FileManager.default.fileExists(atPath: file) else { throw BadInput("--load-proxy \(spec): no such file \(file)") }
             loadProxies[name] = file
         }
         let path = try prepareOutput(folder: out, config: cfg, loadProxies: loadProxies)
         let logger = ProgressLog(quiet: quiet)
         logger("overopt \(overOptVersion): \(cfg.name), seed \(cfg.seed), proxies \(cfg.proxies.joined(separator: ", ")), stages \(cfg.stages.joined(separator: ", ")), \(global.threadCount) threads")
         logger(ComputeEnvironment.current.line)
-        do {
-            let summary = try runExperiment(cfg, outputPath: path, cache: StageCache(directory: noCache ? nil : cache),
-                                            loadProxies: loadProxies, log: logger.callAsFunction)
-            print(summary.table)
-        } catch let e as ExperimentError {
-            FileHandle.standardError.write(Data("Error: \(e.description)\n".utf8))
-            throw ExitCode.failure
-        }
+        let summary = try runExperiment(cfg, outputPath: path, cache: StageCache(directory: noCache ? nil : cache),
+                                        loadProxies: loadProxies, log: logger.callAsFunction)
+        print(summary.table)
     }
 }
 
@@ -89,13 +77,13 @@ func prepareOutput(folder: String, config: ExperimentConfig, loadProxies: [Strin
     do {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     } catch {
-        throw ValidationError("cannot create the output folder \(folder): \(error.localizedDescription)")
+        throw BadInput("cannot create the output folder \(folder): \(error.localizedDescription)")
     }
     // access(2) says yes to root on folders such as /proc that refuse new files: try one.
     let probe = (folder as NSString).appendingPathComponent(".overopt-write-probe-\(getpid())")
     let fd = open(probe, O_CREAT | O_EXCL | O_WRONLY, 0o600)
     guard fd >= 0 else {
-        throw ValidationError("the output folder \(folder) is not writable (\(String(cString: strerror(errno))))")
+        throw BadInput("the output folder \(folder) is not writable (\(String(cString: strerror(errno))))")
     }
     close(fd)
     unlink(probe)
@@ -109,7 +97,7 @@ func removeStaleTemporaries(in folder: String) {
     removeAbandonedTemporaries(in: folder)
 }
 
-/// Ctrl-C (SIGINT) and SIGTERM end the process at once with status 130/143, whatever
+/// Ctrl-C (SIGINT) and SIGTERM end any command at once with status 130/143, whatever
 /// disposition the parent left: result files are only ever renamed into place when complete,
 /// so nothing half-written appears under a final name, and the next run in the folder
 /// removes the temporary file a killed write may leave.

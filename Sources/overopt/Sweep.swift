@@ -101,13 +101,9 @@ struct Sweep: ParsableCommand {
     func run() throws {
         let spec: SweepSpec
         let entries: [SweepEntry]
-        do {
-            spec = try SweepSpec.load(path: sweepFile)
-            entries = try spec.entries()
-        } catch let e as ConfigError {
-            // Bad input: one line and exit code 2, as `overopt run` does.
-            FileHandle.standardError.write(Data("Error: \(e.description)\n".utf8))
-            throw ExitCode(2)
+        (spec, entries) = try readingInput {
+            let spec = try SweepSpec.load(path: sweepFile)
+            return (spec, try spec.entries())
         }
         let log = ProgressLog(quiet: quiet)
         let folder = outputFolder
@@ -127,7 +123,7 @@ struct Sweep: ParsableCommand {
         }
         if let index {
             guard entries.indices.contains(index) else {
-                throw ValidationError("--index \(index) is outside the manifest 0…\(entries.count - 1)")
+                throw BadInput("--index \(index) is outside the manifest 0…\(entries.count - 1)")
             }
             setEngineThreads(global.threadCount)
             _ = try prepareOutput(folder: folder, config: entries[index].config)
@@ -135,9 +131,8 @@ struct Sweep: ParsableCommand {
                 let r = try runSweepEntry(entries[index], outputFolder: folder, cache: StageCache(directory: noCache ? nil : cache),
                                           log: log.callAsFunction)
                 print(r.ran ? "entry \(index): wrote \(r.path)" : "entry \(index): \(r.path) already complete")
-            } catch let e as ExperimentError {
-                FileHandle.standardError.write(Data("Error: entry \(index): \(e.description)\n".utf8))
-                throw ExitCode.failure
+            } catch {
+                throw WorkFailure("entry \(index): \(oneLine(error))")
             }
             return
         }
@@ -239,8 +234,7 @@ struct Sweep: ParsableCommand {
         if failed.isEmpty {
             print("sweep complete: \(entries.count) result files in \(folder)")
         } else {
-            print("sweep: \(failed.count) of \(pending.count) entries failed (\(failed.sorted().map(String.init).joined(separator: ", "))); re-run to retry them")
-            throw ExitCode.failure
+            throw WorkFailure("sweep: \(failed.count) of \(pending.count) entries failed (\(failed.sorted().map(String.init).joined(separator: ", "))); re-run to retry them")
         }
     }
 }

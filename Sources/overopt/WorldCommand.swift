@@ -45,10 +45,10 @@ struct WorldCommand: ParsableCommand {
         do {
             policy = try BasePolicy.read(from: try H5File.open(base).root)
         } catch {
-            throw ValidationError("\(base): not a cached base policy (\(error))")
+            throw BadInput("\(base): not a cached base policy (\(oneLine(error)))")
         }
         guard policy.model.config.vocabSize == world.vocabSize else {
-            throw ValidationError("\(base): the policy's vocabulary (\(policy.model.config.vocabSize)) is not this world's (\(world.vocabSize))")
+            throw BadInput("\(base): the policy's vocabulary (\(policy.model.config.vocabSize)) is not this world's (\(world.vocabSize))")
         }
         var rng = RNG(seed: seed).split("world-base")
         let prompts = (0..<1000).map { _ in world.allPrompts[rng.int(below: world.allPrompts.count)] }
