@@ -48,8 +48,10 @@ let package = Package(
         // Process controls for the command line (a sweep worker dying with its parent).
         .target(name: "CProcess"),
 
+        // A crash or hang of the HDF5 library on a corrupt input file ends as bad input (exit 2).
+        .target(name: "CReadGuard"),
         // Files, groups, datasets, attributes, atomic writes.
-        .target(name: "OverOptHDF5", dependencies: ["CHDF5"]),
+        .target(name: "OverOptHDF5", dependencies: ["CHDF5", "CReadGuard"]),
         // Kernels compiled for AVX-512 (OverOptEngine calls them only where the CPU has it).
         .target(name: "OverOptKernelsAVX512", swiftSettings: avx512),
         // Flat buffers, layers, transformer, heads, AdamW, sampler, RNG, checkpoints.

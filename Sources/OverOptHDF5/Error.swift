@@ -1,4 +1,5 @@
 import CHDF5
+import CReadGuard
 import Foundation
 
 /// An HDF5 failure: what we were doing (file, object, expectation), then HDF5's own error stack.
@@ -25,12 +26,55 @@ private let hdf5Lock = NSRecursiveLock()
 // (errors are reported as thrown values instead); see the shim.
 private let errorPrintingSilenced: Void = overopt_H5_initialize()
 
-/// Runs `body` holding the global HDF5 lock, with HDF5's error printing turned off.
+/// Runs `body` holding the global HDF5 lock, with HDF5's error printing turned off, under
+/// the read guard (see `installReadGuard`).
 func serialized<T>(_ body: () throws -> T) rethrows -> T {
     hdf5Lock.lock()
     defer { hdf5Lock.unlock() }
     _ = errorPrintingSilenced
+    overopt_read_guard_enter()
+    defer { overopt_read_guard_leave() }
     return try body()
+}
+
+// MARK: - Corrupt input files
+
+/// Makes a crash (segmentation fault, bus error) of the HDF5 library, or one of its calls
+/// running longer than `watchdogSeconds`, while a file opened for reading is open, end the
+/// process with one line naming that file and exit status 2 instead of a crash report or
+/// a hang. HDF5 1.10 trusts a file's metadata, and some corrupt files make it follow wild
+/// pointers or loop; nothing can be recovered then, but the user learns which file is bad.
+/// For command-line tools: call once at start. Other faults keep their usual handling.
+public func installReadGuard(watchdogSeconds: UInt32) {
+    overopt_read_guard_install(watchdogSeconds)
+}
+
+/// The files being opened or open for reading, latest last (the guard names the latest),
+/// each with a token; the next token.
+nonisolated(unsafe) private var filesOpenForReading: [(token: Int, path: String)] = []
+nonisolated(unsafe) private var nextReadingToken = 0
+
+/// Records that `path` is being opened for reading; returns the token for `doneReading`.
+/// Called under the lock.
+func startReading(_ path: String) -> Int {
+    nextReadingToken += 1
+    filesOpenForReading.append((nextReadingToken, path))
+    updateReadGuardMessage()
+    return nextReadingToken
+}
+
+/// Records that the file of `token` is closed (or failed to open). Called under the lock.
+func doneReading(_ token: Int) {
+    filesOpenForReading.removeAll { $0.token == token }
+    updateReadGuardMessage()
+}
+
+private func updateReadGuardMessage() {
+    if let latest = filesOpenForReading.last {
+        overopt_read_guard_set_message("Error: cannot read '\(latest.path)': the HDF5 library crashed or stopped making progress on its contents (the file is corrupt)\n")
+    } else {
+        overopt_read_guard_set_message(nil)
+    }
 }
 
 /// Returns `result` unless it is negative (HDF5's failure convention), in which case it throws.

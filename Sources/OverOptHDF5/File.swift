@@ -10,10 +10,13 @@ public final class H5File {
     public let path: String
     /// The HDF5 file identifier; negative once closed.
     private(set) var id: hid_t
+    /// For a file open for reading, its token for the read guard (see `installReadGuard`).
+    private var readingToken: Int?
 
-    private init(id: hid_t, path: String) {
+    private init(id: hid_t, path: String, readingToken: Int? = nil) {
         self.id = id
         self.path = path
+        self.readingToken = readingToken
     }
 
     deinit { close() }
@@ -41,6 +44,9 @@ public final class H5File {
             throw HDF5Error("'\(path)' is a folder, not an HDF5 file", hdf5Stack: false)
         }
         return try serialized {
+            let token = writable ? nil : startReading(path)
+            var opened = false
+            defer { if let token, !opened { doneReading(token) } }
             let isHDF5 = H5Fis_hdf5(path)
             try check(isHDF5, "cannot read '\(path)' (expected an HDF5 file)")
             if isHDF5 == 0 {
@@ -51,7 +57,8 @@ public final class H5File {
             let mode = writable ? overopt_H5F_ACC_RDWR() : overopt_H5F_ACC_RDONLY()
             let id = H5Fopen(path, mode, access)
             try check(id, "cannot open HDF5 file '\(path)'\(writable ? " for writing" : "")")
-            return H5File(id: id, path: path)
+            opened = true
+            return H5File(id: id, path: path, readingToken: token)
         }
     }
 
@@ -84,6 +91,7 @@ public final class H5File {
             guard isOpen else { return }
             let result = H5Fclose(id)
             id = -1
+            if let token = readingToken { doneReading(token) }
             try check(result, "cannot close HDF5 file '\(path)'")
         }
     }

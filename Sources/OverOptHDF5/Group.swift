@@ -88,6 +88,15 @@ public final class H5Group {
         }
     }
 
+    /// Removes the link `name` (a dataset or a group with everything below it).
+    public func remove(_ name: String) throws {
+        try serialized {
+            let loc = try location()
+            guard contains(name) else { throw HDF5Error("no object \(describe(name)) to remove", hdf5Stack: false) }
+            try check(H5Ldelete(loc, name, P_DEFAULT), "cannot remove \(describe(name))")
+        }
+    }
+
     /// Whether `name` exists and is a group.
     public func isGroup(_ name: String) -> Bool {
         serialized { contains(name) && objectKind(name) == "group" }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import OverOpt
 import OverOptEngine
+import OverOptHDF5
 
 /// The `overopt` command: one subcommand per file in this folder.
 @main
@@ -9,6 +10,10 @@ struct OverOptCommand: ParsableCommand {
     static func main() {
         configureOpenBLAS()
         stopOnInterrupt()
+        // A corrupt input file that crashes or hangs the HDF5 library ends as bad input (exit
+        // 2, one line naming it); OVEROPT_HDF5_WATCHDOG sets the seconds one HDF5 call on a
+        // file open for reading may take (default 120).
+        installReadGuard(watchdogSeconds: ProcessInfo.processInfo.environment["OVEROPT_HDF5_WATCHDOG"].flatMap(UInt32.init) ?? 120)
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -241,7 +241,9 @@ extension CriticFreeSettings {
         func check(_ ok: Bool, _ key: String, _ message: String) throws {
             if !ok { throw CriticFreeConfigError(section: section, key: key, message: message) }
         }
-        let rows = promptsPerStep * groupSize
+        // Rows per iteration; sizes too large to multiply are refused by the memory estimate.
+        let (product, overflow) = promptsPerStep.multipliedReportingOverflow(by: groupSize)
+        let rows = overflow ? Int.max : product
         try check(steps >= 0, "steps", "must be ≥ 0, got \(steps)")
         try check(promptsPerStep >= 1, "prompts_per_step", "must be ≥ 1, got \(promptsPerStep)")
         try check(groupSize >= 2 && groupSize <= 256, algorithm == .grpo ? "group_size" : "k",

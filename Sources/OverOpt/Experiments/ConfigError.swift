@@ -11,7 +11,15 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
     /// A file that cannot be read or parsed.
     case file(path: String, String)
 
+    /// One line: control characters of the values it quotes (a newline in a string) are
+    /// written as escapes.
     public var description: String {
+        String(String.UnicodeScalarView(text.unicodeScalars.flatMap { scalar -> [Unicode.Scalar] in
+            scalar.properties.generalCategory == .control ? Array(scalar.escaped(asASCII: true).unicodeScalars) : [scalar]
+        }))
+    }
+
+    private var text: String {
         switch self {
         case .invalid(let key, let message):
             return "invalid value for '\(key)': \(message)"

@@ -13,6 +13,9 @@ public typealias ConfigTree = [String: Any]
 
 /// Parses TOML text into a tree; `source` names the file in errors.
 public func parseTOML(_ text: String, source: String) throws -> ConfigTree {
+    if let line = tableHeaderWithoutKey(text) {
+        throw ConfigError.file(path: source, "not valid TOML: a table header needs a key after '[' at line \(line)")
+    }
     let table: TOMLTable
     do {
         table = try TOMLTable(string: text)
@@ -20,6 +23,57 @@ public func parseTOML(_ text: String, source: String) throws -> ConfigTree {
         throw ConfigError.file(path: source, "not valid TOML: \(e.description) at line \(e.source.begin.line), column \(e.source.begin.column)")
     }
     return try configTree(table, source: source, prefix: "")
+}
+
+/// The line of the first table header (`[…]` or `[[…]]` starting a line outside any value)
+/// whose key does not start with a bare-key character or a quote, e.g. `[.a]` or `[é]`;
+/// nil if there is none. TOMLKit's parser stops the process with a failed assertion on
+/// such a header instead of reporting it, so it is refused before the text reaches it.
+func tableHeaderWithoutKey(_ text: String) -> Int? {
+    let bytes = Array(text.utf8)
+    func isBare(_ b: UInt8) -> Bool {
+        (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b == 0x5f || b == 0x2d
+    }
+    var i = 0, line = 1, depth = 0, atLineStart = true
+    func starts(_ s: String) -> Bool { bytes[i...].starts(with: s.utf8) }
+    while i < bytes.count {
+        let b = bytes[i]
+        if b == 0x0a { line += 1; atLineStart = true; i += 1; continue }
+        if b == 0x20 || b == 0x09 || b == 0x0d { i += 1; continue }
+        if b == 0x23 {                                   // a comment, to the end of the line
+            while i < bytes.count && bytes[i] != 0x0a { i += 1 }
+            continue
+        }
+        if b == 0x22 || b == 0x27 {                      // a string, maybe multi-line
+            let quote = b
+            let triple = starts(quote == 0x22 ? "\"\"\"" : "'''")
+            i += triple ? 3 : 1
+            while i < bytes.count {
+                if quote == 0x22 && bytes[i] == 0x5c { i += 2; continue }   // an escape
+                if bytes[i] == 0x0a { if !triple { break }; line += 1 }
+                if bytes[i] == quote && (!triple || starts(quote == 0x22 ? "\"\"\"" : "'''")) {
+                    i += triple ? 3 : 1
+                    break
+                }
+                i += 1
+            }
+            atLineStart = false
+            continue
+        }
+        if b == 0x5b && depth == 0 && atLineStart {     // a table header
+            i += 1
+            if i < bytes.count && bytes[i] == 0x5b { i += 1 }
+            while i < bytes.count && (bytes[i] == 0x20 || bytes[i] == 0x09) { i += 1 }
+            guard i < bytes.count, isBare(bytes[i]) || bytes[i] == 0x22 || bytes[i] == 0x27 else { return line }
+            while i < bytes.count && bytes[i] != 0x0a { i += 1 }
+            continue
+        }
+        if b == 0x5b || b == 0x7b { depth += 1 }
+        if (b == 0x5d || b == 0x7d) && depth > 0 { depth -= 1 }
+        atLineStart = false
+        i += 1
+    }
+    return nil
 }
 
 /// A TOML table as a tree: integers as Int, floats as Double (finite only: NaN and

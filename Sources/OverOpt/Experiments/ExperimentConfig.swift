@@ -157,8 +157,18 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
         try base.validate()
         try data.validate()
         try rm.validate()
-        try bon.validate()
-        try ppo.validate()
+        do {
+            try bon.validate()
+        } catch BestOfNError.invalidConfig(let message) {
+            // "bon.<key> must be …": the key, then what it must be.
+            let key = String(message.prefix { $0 != " " })
+            throw ConfigError.invalid(key: key, String(message.dropFirst(key.count + 1)))
+        }
+        do {
+            try ppo.validate()
+        } catch let e as PPOConfigError {
+            throw ConfigError.invalid(key: "ppo.\(e.key)", e.message)
+        }
         do {
             try grpo.validate()
             try rloo.validate()

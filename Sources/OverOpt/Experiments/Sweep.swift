@@ -93,6 +93,14 @@ public struct SweepSpec: Sendable {
             }
         }
         grid.sort { a, b in (a.key == "seed" ? 1 : 0, a.key) < (b.key == "seed" ? 1 : 0, b.key) }
+        var entries = 1
+        for (key, values) in grid {
+            let (product, overflow) = entries.multipliedReportingOverflow(by: values.count)
+            guard !overflow, product <= maxSweepEntries else {
+                throw ConfigError.invalid(key: "grid.\(key)", "the grid has more than \(maxSweepEntries) entries; split the sweep")
+            }
+            entries = product
+        }
         return SweepSpec(source: source, basePath: basePath, fixed: fixed, grid: grid)
     }
 
@@ -134,6 +142,9 @@ public struct SweepSpec: Sendable {
         return out
     }
 }
+
+/// The most entries a sweep may have: each is a config resolved and checked up front.
+let maxSweepEntries = 100_000
 
 /// `table` flattened to dotted keys, sorted. A nested table (`[grid.data]` or unquoted
 /// `data.label_noise = …`) is descended into; any other value is a leaf.
