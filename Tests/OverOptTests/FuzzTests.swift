@@ -151,4 +151,210 @@ func expectConfigError(_ error: Error, _ label: String) {
         print("fuzz configs: \(loaded + refused) cases (\(sweepCases) sweep files resolved), \(loaded) loaded, \(refused) refused with a one-line error; \(String(format: "%.1f", overridesSeconds)) s for the --set cases, \(String(format: "%.1f", Date().timeIntervalSince(start))) s in all")
         #expect(loaded > 100 && refused > 1000)
     }
+
+    // MARK: - HDF5 files
+
+    /// The overopt binary built beside the tests.
+    func overoptBinary() throws -> String {
+        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let candidates = [testBinary.deletingLastPathComponent().appendingPathComponent("overopt").path,
+                          packageRoot.appendingPathComponent(".build/debug/overopt").path]
+        guard let found = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
+            Issue.record("the overopt binary was not found at \(candidates); build it first with `swift build`")
+            throw FuzzUnavailable()
+        }
+        return found
+    }
+    struct FuzzUnavailable: Error {}
+
+    /// The tiny run whose cache entries the cache readers are fuzzed on (and its config).
+    static let tinyRun = ["--set", "base.corpus_size=300", "--set", "base.eval_sequences=20", "--set", "data.train_pairs=40",
+                          "--set", "data.eval_pairs=20", "--set", "rm.epochs=1", "--set", "proxies=[\"bt\"]",
+                          "--set", "bon.prompts=4", "--set", "bon.samples_per_prompt=8", "--set", "ppo.steps=2",
+                          "--set", "ppo.eval_prompts=8", "--set", "ppo.prompts_per_step=8", "--set", "ppo.minibatch_size=4"]
+
+    /// Every dataset (path) and every attribute (object path, name) below `g`.
+    func contents(_ g: H5Group) throws -> (datasets: [String], attributes: [(String, String)], groups: [String]) {
+        var datasets: [String] = [], attributes: [(String, String)] = [], groups: [String] = []
+        func walk(_ g: H5Group) throws {
+            for a in try g.attributeNames() { attributes.append((g.path, a)) }
+            for name in try g.children() {
+                let path = (g.path == "/" ? "" : g.path) + "/" + name
+                if g.isGroup(name) { groups.append(path); try walk(try g.group(name)) } else { datasets.append(path) }
+            }
+        }
+        try walk(g)
+        return (datasets, attributes, groups)
+    }
+
+    /// One or two structural edits of the file at `path`: a dataset replaced by one of
+    /// another type, shape or value, emptied or removed; a group removed; an attribute
+    /// replaced by one of another type or value. Returns what was done.
+    func mutate(_ path: String, _ r: inout FuzzRandom) throws -> [String] {
+        let f = try H5File.open(path, writable: true)
+        defer { f.close() }
+        var done: [String] = []
+        for _ in 0..<(1 + r.below(2)) {
+            let (datasets, attributes, groups) = try contents(f.root)
+            let root = f.root
+            switch r.below(10) {
+            case 0...5 where !datasets.isEmpty:
+                let d = r.pick(datasets)
+                let (shape, type) = try root.datasetInfo(d)
+                let count = shape.reduce(1, *)
+                let op = r.below(8)
+                done.append("\(d) (\(type) \(shape)) op \(op)")
+                switch op {
+                case 0: try root.write(d, [Double](repeating: 0.5, count: max(0, count + r.pick([-1, 1, 7]))))
+                case 1: try root.write(d, (0..<count).map { Double($0) }, shape: r.chance(0.5) ? [count] : [1, count])
+                case 2: try root.write(d, (0..<count).map { _ in r.pick([Int64.max, Int64.min, -1, 0, 1 << 40]) }, shape: shape.isEmpty ? nil : shape)
+                case 3: try root.write(d, [Float](repeating: r.pick([.nan, .infinity, -.infinity, 3e38]), count: count), shape: shape.isEmpty ? nil : shape)
+                case 4: try root.write(d, strings: (0..<max(count, 1)).map { _ in r.pick(["", "bt", "é😀", "nan", "{\"a\": 1}"]) })
+                case 5: try root.write(d, [Double]())
+                case 6: try root.remove(d)
+                default:
+                    if type.hasPrefix("int") {
+                        try root.write(d, [Int64](repeating: r.pick([Int64.max, -1, 1 << 33]), count: count), shape: shape.isEmpty ? nil : shape)
+                    } else {
+                        try root.write(d, [Double](repeating: r.pick([Double.nan, 1e300, -1]), count: count), shape: shape.isEmpty ? nil : shape)
+                    }
+                }
+            case 6 where !groups.isEmpty:
+                let g = r.pick(groups)
+                done.append("removed group \(g)")
+                try root.remove(g)
+            default:
+                guard !attributes.isEmpty else { continue }
+                let (object, name) = r.pick(attributes)
+                let on: String? = object == "/" ? nil : object
+                let op = r.below(6)
+                done.append("attribute \(object)@\(name) op \(op)")
+                switch op {
+                case 0: try root.setAttribute(name, "garbage é😀", on: on)
+                case 1: try root.setAttribute(name, r.pick([Double.nan, -1, 1e300, 0]), on: on)
+                case 2: try root.setAttribute(name, r.pick([Int64.max, Int64.min, -1, 999]), on: on)
+                case 3: try root.setAttribute(name, "{\"seed\": \"x\", \"name\": 1}", on: on)
+                case 4: try root.setAttribute(name, [String](), on: on)
+                default: try root.setAttribute(name, [1.0, 2.0, 3.0], on: on)
+                }
+            }
+        }
+        return done
+    }
+
+    @Test func runFilesSummariesAndCacheEntries() throws {
+        let fm = FileManager.default
+        let folder = NSTemporaryDirectory() + "overopt-fuzz-h5-\(UUID().uuidString)"
+        try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: folder) }
+        let start = Date()
+
+        // Seeds: the committed Fig. 2 run files and a summary, and the cache of a tiny run.
+        let runs = packageRoot.appendingPathComponent("results/runs/fig2").path
+        let runFiles = try fm.contentsOfDirectory(atPath: runs).filter { $0.hasSuffix(".h5") }.sorted().map { runs + "/" + $0 }
+        let summary = packageRoot.appendingPathComponent("results/fig2-bon-ppo-clean-summary.h5").path
+        let cache = folder + "/cache"
+        let tiny = try Process.run(URL(fileURLWithPath: try overoptBinary()),
+                                   arguments: ["run", "--out", folder + "/tiny", "--cache", cache, "--quiet", "--threads", "1"] + Self.tinyRun)
+        tiny.waitUntilExit()
+        try #require(tiny.terminationStatus == 0, "the tiny run failed")
+        let config = try ExperimentConfig.load(path: nil, overrides: Self.tinyRun.filter { $0 != "--set" })
+        let world = try World(config: config.world)
+        let entries = try fm.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".h5") }.sorted()
+        #expect(entries.count == 6, "\(entries)")
+        let dataEntry = try #require(entries.first { $0.hasPrefix("data-") })
+        let oodSets = try { () throws -> [String] in
+            let f = try H5File.open(cache + "/" + dataEntry)
+            defer { f.close() }
+            return try PreferenceDataset.read(from: f.root, world: world).oodEval.map(\.name)
+        }()
+        let readers: [String: (H5Group) throws -> Any] = [
+            "base": { try BasePolicy.read(from: $0) },
+            "data": { try PreferenceDataset.read(from: $0, world: world) },
+            "bon-samples": { try BestOfNSamples.read(from: $0, world: world) },
+            "rm": { g in try RewardModelResult.read(from: g.group("rm"), proxy: ProxyRewardModel.load(from: g.group("checkpoint")),
+                                                    config: config.variants["bt"]!, oodSets: oodSets) },
+            "bon-curves": { try BestOfNCurves.read(from: $0.group("bon")) },
+            "ppo": { try PPOCurves.read(from: $0.group("ppo"), config: config.ppo) },
+        ]
+        // Every clean entry loads.
+        for e in entries {
+            let stage = String(e.dropLast(20)), key = String(e.dropLast(3).suffix(16))
+            let reader = try #require(readers[stage], "no reader for \(e)")
+            var lines: [String] = []
+            #expect(StageCache(directory: cache).load(stage: stage, key: key, log: { lines.append($0) }, reader) != nil, "\(e) does not load: \(lines)")
+        }
+
+        var r = FuzzRandom(state: 2121)
+        var cases = 0, failures = 0
+        var seconds = [Double](repeating: 0, count: 3)
+        var readerSeconds: [String: Double] = [:]
+        print("fuzz HDF5: seeds ready after \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+        let work = folder + "/work"
+        for i in 0..<600 {
+            try? fm.removeItem(atPath: work)
+            try fm.createDirectory(atPath: work, withIntermediateDirectories: true)
+            let kind = r.below(10)
+            let caseStart = Date()
+            defer { seconds[kind < 4 ? 0 : kind < 9 ? 1 : 2] += Date().timeIntervalSince(caseStart) }
+            if kind < 4 {
+                // A cache entry, its checksum stamped again after the edit (as a build writing
+                // another layout would): the stage's reader must refuse it or read it.
+                let e = r.pick(entries)
+                let stage = String(e.dropLast(20)), key = String(e.dropLast(3).suffix(16))
+                let entryCache = StageCache(directory: work)
+                try fm.copyItem(atPath: cache + "/" + e, toPath: work + "/" + e)
+                let edits = try mutate(work + "/" + e, &r)
+                let f = try H5File.open(work + "/" + e, writable: true)
+                try f.root.setAttribute(StageCache.checksumAttribute,
+                                        String(format: "%016llx", try f.root.contentDigest(excluding: [StageCache.checksumAttribute])))
+                f.close()
+                var lines: [String] = []
+                if entryCache.load(stage: stage, key: key, log: { lines.append($0) }, readers[stage]!) == nil {
+                    failures += 1
+                    if lines.count != 1 || lines[0].contains("\n") { Issue.record("case \(i) \(e) \(edits): \(lines)") }
+                }
+            } else if kind < 9 {
+                // A run file among the other seeds' clean ones: inspect --samples, plot, compare, collect, report.
+                let k = r.below(runFiles.count)
+                let collect = r.chance(0.02), report = r.chance(0.005)
+                // The other seeds' files only where the folder is read.
+                for (j, file) in runFiles.enumerated() where j == k || collect || report {
+                    try fm.copyItem(atPath: file, toPath: work + "/seed\(j).h5")
+                }
+                let path = work + "/seed\(k).h5"
+                let edits = try mutate(path, &r)
+                func attempt(_ what: String, _ body: () throws -> Void) {
+                    let t0 = Date()
+                    defer { readerSeconds[what, default: 0] += Date().timeIntervalSince(t0) }
+                    do { try body() } catch {
+                        failures += 1
+                        if String(describing: error).isEmpty { Issue.record("case \(i) \(what) \(edits): an empty message") }
+                    }
+                }
+                attempt("samples") { _ = try describeSamples(file: path) }
+                attempt("plot") { _ = try figure(file: path) }
+                if r.chance(0.15) { attempt("compare") { _ = try compareRuns(try readComparedRuns([path]).runs, options: CompareOptions(baseline: "bt")) } }
+                if collect {
+                    let output = folder + "/summary.h5"
+                    attempt("collect") { _ = try collectResults(directory: work, outputPath: output, log: { _ in }) }
+                    let left = try fm.contentsOfDirectory(atPath: folder).filter { $0.contains("summary") }
+                    if !left.isEmpty && !left.allSatisfy({ $0 == "summary.h5" }) { Issue.record("case \(i): collect left \(left)") }
+                    try? fm.removeItem(atPath: output)
+                }
+                if report { attempt("report") { _ = try renderReport(directory: work) } }
+            } else {
+                // The summary: plot (and the scaling panels, absent here).
+                try fm.copyItem(atPath: summary, toPath: work + "/summary.h5")
+                _ = try mutate(work + "/summary.h5", &r)
+                do { _ = try figure(file: work + "/summary.h5") } catch { failures += 1 }
+                do { _ = try figure(file: work + "/summary.h5", options: FigureOptions(scaling: true)) } catch { failures += 1 }
+            }
+            cases += 1
+        }
+        print("fuzz HDF5 in process: \(cases) mutated files (cache entries, run files, a summary), \(failures) reader errors, "
+              + "no crash; \(String(format: "%.1f", Date().timeIntervalSince(start))) s (cache entries, run files, summary: \(seconds.map { String(format: "%.1f", $0) }))")
+        print("fuzz HDF5 reader seconds: \(readerSeconds)")
+        #expect(failures > 60)
+    }
 }

@@ -237,19 +237,18 @@ public struct BestOfNSamples: Sendable, Equatable {
         try group.setAttribute("top_p", topP)
     }
 
-    /// Reads what `write(to:)` wrote.
-    public static func read(from group: H5Group) throws -> BestOfNSamples {
-        let ids = try group.readInt64s("prompt_ids").values.map(Int.init)
-        let N = Int(try group.intAttribute("samples_per_prompt"))
-        let (tokens, shape) = try group.readInt64s("responses")
-        let lengths = try group.readInt64s("response_lengths").values.map(Int.init)
-        guard shape.count == 2, shape[0] == ids.count * N, lengths.count == shape[0] else {
-            throw BestOfNError.badSamples("responses of shape \(shape) do not match \(ids.count) prompts × \(N)")
-        }
-        let width = shape[1]
+    /// Reads what `write(to:)` wrote, checking every shape and length, and the prompt ids and
+    /// tokens against `world` (when given).
+    public static func read(from group: H5Group, world: World? = nil) throws -> BestOfNSamples {
+        let ids = try group.integers("prompt_ids", in: 0...Int64((world?.allPrompts.count ?? Int(Int32.max)) - 1)).map(Int.init)
+        let N = Int(clamping: try group.intAttribute("samples_per_prompt"))
+        let (product, overflow) = ids.count.multipliedReportingOverflow(by: N)
+        guard N >= 1, !overflow else { throw BestOfNError.badSamples("samples_per_prompt = \(N) for \(ids.count) prompts") }
+        let (tokens, width) = try group.integerMatrix("responses", rows: product, in: 0...Int64((world?.vocabSize ?? Int(Int32.max)) - 1))
+        let lengths = try group.integers("response_lengths", count: product, in: 0...Int64(width)).map(Int.init)
         let responses = lengths.enumerated().map { i, len in tokens[(i * width)..<(i * width + len)].map { Int32($0) } }
-        let gold = try group.readDoubles("gold").values
-        let components = try GoldScore.componentNames.map { try group.readDoubles("gold_\($0)").values }
+        let gold = try group.doubles("gold", count: product)
+        let components = try GoldScore.componentNames.map { try group.doubles("gold_\($0)", count: product) }
         return BestOfNSamples(promptIDs: ids, samplesPerPrompt: N, responses: responses, gold: gold,
                               goldComponents: components,
                               temperature: try group.doubleAttribute("temperature"),
@@ -457,24 +456,36 @@ public struct BestOfNCurves: Sendable, Equatable {
         try group.setAttribute("proxy", name)
     }
 
-    /// Reads what `write(to:)` wrote.
+    /// Reads what `write(to:)` wrote: every curve on the `n` grid (n ≥ 1), the per-sample
+    /// scores prompts × N.
     public static func read(from group: H5Group) throws -> BestOfNCurves {
         var c = BestOfNCurves(empty: try group.stringAttribute("proxy"))
-        c.n = try group.readInt64s("n").values.map(Int.init)
-        c.kl = try group.readDoubles("kl").values
-        c.proxy = try group.readDoubles("proxy").values
-        c.gold = try group.readDoubles("gold").values
-        c.proxySEM = try group.readDoubles("proxy_sem").values
-        c.goldSEM = try group.readDoubles("gold_sem").values
-        c.goldOracle = try group.readDoubles("gold_oracle").values
-        c.goldOracleSEM = try group.readDoubles("gold_oracle_sem").values
-        c.goldComponents = try GoldScore.componentNames.map { try group.readDoubles("gold_\($0)").values }
+        c.n = try group.integers("n", in: 1...Int64(Int32.max)).map(Int.init)
+        guard !c.n.isEmpty else { throw BestOfNError.badSamples("\(group.path)/n is empty") }
+        let K = c.n.count
+        c.kl = try group.doubles("kl", count: K)
+        c.proxy = try group.doubles("proxy", count: K)
+        c.gold = try group.doubles("gold", count: K)
+        c.proxySEM = try group.doubles("proxy_sem", count: K)
+        c.goldSEM = try group.doubles("gold_sem", count: K)
+        c.goldOracle = try group.doubles("gold_oracle", count: K)
+        c.goldOracleSEM = try group.doubles("gold_oracle_sem", count: K)
+        c.goldComponents = try GoldScore.componentNames.map { try group.doubles("gold_\($0)", count: K) }
         c.samplesPerPrompt = Int(try group.intAttribute("samples_per_prompt"))
         c.prompts = Int(try group.intAttribute("prompts"))
+        let (samples, overflow) = c.prompts.multipliedReportingOverflow(by: c.samplesPerPrompt)
+        guard c.prompts >= 0, c.samplesPerPrompt >= 1, !overflow else {
+            throw BestOfNError.badSamples("\(group.path): \(c.prompts) prompts × \(c.samplesPerPrompt) samples")
+        }
         c.temperature = try group.doubleAttribute("temperature")
         c.topP = try group.doubleAttribute("top_p")
         if group.contains("sample_proxy") { c.sampleProxy = try group.readDoubles("sample_proxy").values }
         if group.contains("sample_gold") { c.sampleGold = try group.readDoubles("sample_gold").values }
+        for (name, values) in [("sample_proxy", c.sampleProxy), ("sample_gold", c.sampleGold)] {
+            if let values, values.count != samples {
+                throw BestOfNError.badSamples("\(group.path)/\(name) holds \(values.count) values, expected \(c.prompts) × \(c.samplesPerPrompt)")
+            }
+        }
         if group.contains("picks") { c.picks = try BestOfNPicks.read(from: group.group("picks")) }
         if group.contains("select") {
             let g = try group.group("select")

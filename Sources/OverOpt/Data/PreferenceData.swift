@@ -192,13 +192,17 @@ func writePairs(_ pairs: [PreferencePair], to g: H5Group) throws {
     try g.write("kind", strings: pairs.map(\.kind.rawValue))
 }
 
+/// Reads what `writePairs` wrote, checking every shape, length, prompt id and token against
+/// the pair count and the world.
 func readPairs(_ g: H5Group, world: World) throws -> [PreferencePair] {
-    let ids = try g.readInt64s("prompt_id").values
-    let c = try g.readInt64s("chosen"), r = try g.readInt64s("rejected")
-    let chosen = unpad(c.values, width: c.shape.last ?? 1, lengths: try g.readInt64s("chosen_length").values)
-    let rejected = unpad(r.values, width: r.shape.last ?? 1, lengths: try g.readInt64s("rejected_length").values)
-    let cg = try g.readDoubles("chosen_gold").values, rg = try g.readDoubles("rejected_gold").values
-    let flipped = try g.readInt64s("flipped").values, kinds = try g.readStrings("kind")
+    let ids = try g.integers("prompt_id", in: 0...Int64(world.allPrompts.count - 1))
+    let n = ids.count
+    let tokens = 0...Int64(world.vocabSize - 1)
+    let c = try g.integerMatrix("chosen", rows: n, in: tokens), r = try g.integerMatrix("rejected", rows: n, in: tokens)
+    let chosen = unpad(c.values, width: c.width, lengths: try g.integers("chosen_length", count: n, in: 0...Int64(c.width)))
+    let rejected = unpad(r.values, width: r.width, lengths: try g.integers("rejected_length", count: n, in: 0...Int64(r.width)))
+    let cg = try g.doubles("chosen_gold", count: n), rg = try g.doubles("rejected_gold", count: n)
+    let flipped = try g.integers("flipped", count: n), kinds = try g.strings("kind", count: n)
     return ids.indices.map { i in
         PreferencePair(prompt: world.allPrompts[Int(ids[i])], chosen: chosen[i], rejected: rejected[i],
                        chosenGold: cg[i], rejectedGold: rg[i], flipped: flipped[i] != 0,

@@ -176,7 +176,7 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
         let key = StageCache.key(["base": baseKey, "bon": config.bon.samplesKey, "seed": "\(config.seed)", "code": "bon-v3"])
         samplesKey = key
         bonSamples = try timed("bon-samples") {
-            try cache.entry(stage: "bon-samples", key: key, log: log, read: { try BestOfNSamples.read(from: $0) }, build: {
+            try cache.entry(stage: "bon-samples", key: key, log: log, read: { try BestOfNSamples.read(from: $0, world: world) }, build: {
                 var rng = RNG(seed: config.seed).split("bon")
                 return try sampleBestOfN(world: world, policy: base.model, config: config.bon, rng: &rng, log: log)
             }, write: { try $0.write(to: $1) })
