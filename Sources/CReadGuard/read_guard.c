@@ -1,5 +1,6 @@
 #include "overopt_read_guard.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,13 @@ void overopt_read_guard_install(unsigned watchdog_seconds) {
     alarm_action.sa_handler = on_alarm;
     sigemptyset(&alarm_action.sa_mask);
     sigaction(SIGALRM, &alarm_action, NULL);
+    // A parent may have started the process with these signals blocked (the mask is inherited).
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGSEGV);
+    sigaddset(&set, SIGBUS);
+    sigaddset(&set, SIGALRM);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 void overopt_read_guard_set_message(const char *text) {
