@@ -27,7 +27,7 @@ struct Collect: ParsableCommand {
     var quiet = false
 
     func validate() throws {
-        if klPoints < 2 { throw ValidationError("--kl-points must be at least 2 (got \(klPoints)).") }
+        if klPoints < 2 || klPoints > 100_000 { throw ValidationError("--kl-points must be in 2 … 100000 (got \(klPoints)).") }
     }
 
     func run() throws {

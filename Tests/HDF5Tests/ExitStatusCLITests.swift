@@ -34,6 +34,8 @@ import Testing
             (["sweep", badSweep, "--jobs", "0"], "--jobs"),
             (["collect", folder.file("absent")], "absent"),
             (["collect", folder.path, "--kl-points", "1"], "--kl-points"),
+            (["collect", folder.path, "--kl-points", "1000000000"], "--kl-points"),
+            (["collect", folder.path, "--kl-points", "1e9"], "--kl-points"),
             (["compare", folder.file("absent")], "absent"),
             (["report", folder.file("absent")], "absent"),
             (["plot", notHDF5, "-o", folder.file("f.svg")], "notes.h5"),
@@ -58,6 +60,23 @@ import Testing
         try expectError(["collect", runs, "-o", nowhere + "/s.h5", "--quiet"], status: 1, mentioning: "absent-folder")
         try expectError(["plot", summary, "-o", nowhere + "/f.svg"], status: 1, mentioning: "absent-folder")
         try expectError(["report", runs, "-o", nowhere + "/r.html"], status: 1, mentioning: "absent-folder")
+    }
+
+    /// A killed collect leaves a temporary (and its lock) beside the summary; the next
+    /// collect into that folder removes it — and keeps one whose lock a live writer holds.
+    @Test func collectRemovesTheTemporariesOfKilledCollects() throws {
+        let runs = packageRoot.appendingPathComponent("results/runs/fig2").path
+        let folder = try TemporaryFolder()
+        let stale = folder.file(".summary.h5.tmp-999999999-abc"), live = folder.file(".other.h5.tmp-999999998-def")
+        for path in [stale, stale + ".lock", live] { FileManager.default.createFile(atPath: path, contents: Data("partial".utf8)) }
+        let liveLock = open(live + ".lock", O_RDWR | O_CREAT, 0o644)
+        #expect(liveLock >= 0 && flock(liveLock, LOCK_EX) == 0)
+        defer { close(liveLock) }
+        let r = try runProcess(try overoptBinary(), ["collect", runs, "-o", folder.file("summary.h5"), "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let left = try folder.contents()
+        #expect(left.contains("summary.h5") && !left.contains { $0.hasPrefix(".summary.h5.tmp-") }, "\(left)")
+        #expect(left.contains(".other.h5.tmp-999999998-def"), "a live writer's temporary was removed: \(left)")
     }
 
     @Test func sigtermIs143AndSigintIs130() throws {

@@ -106,7 +106,7 @@ import Testing
         for (j, file) in runFiles.enumerated() where j > 0 {
             try FileManager.default.copyItem(atPath: file, toPath: runFolder + "/seed\(j).h5")
         }
-        for i in 0..<100 {
+        for i in 0..<160 {
             let isSummary = i % 5 == 4
             let (data, what) = corrupted(isSummary ? summaryData : runData, &r)
             let path = isSummary ? folder.file("summary-case.h5") : runFolder + "/seed0.h5"
@@ -160,6 +160,6 @@ import Testing
             if rerun.status == 2 { try? FileManager.default.removeItem(atPath: path) }
         }
         print("fuzz command line: \(cases) cases, exit statuses \(byStatus.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")), no signal")
-        #expect(cases >= 150)
+        #expect(cases >= 210)
     }
 }

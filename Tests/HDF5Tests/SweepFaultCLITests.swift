@@ -5,7 +5,8 @@ import Foundation
 import Testing
 
 @Suite("sweep fault injection", .serialized) struct SweepFaultCLITests {
-    /// A two-entry sweep of the tiny run (seeds 0 and 1).
+    /// A three-entry sweep of the tiny run, each entry with its own base policy (`base.seed`),
+    /// so that every entry has work of its own.
     func writeSweep(_ path: String) throws {
         var lines = ["[set]"]
         var i = 0
@@ -16,7 +17,8 @@ import Testing
             }
             i += 1
         }
-        lines += ["[grid]", "seed = [0, 1]"]
+        lines[1] = "\"base.corpus_size\" = 1500"
+        lines += ["[grid]", "\"base.seed\" = [1, 2, 3]"]
         try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
     }
 
@@ -35,27 +37,34 @@ import Testing
         let folder = try TemporaryFolder()
         let sweep = folder.file("tiny.toml")
         try writeSweep(sweep)
+        let t0 = Date()
         let reference = try runProcess(binary, ["sweep", sweep, "--out", folder.file("ref"), "--cache", folder.file("refcache"),
                                                 "--threads", "1", "--quiet"])
+        let duration = Date().timeIntervalSince(t0)
         #expect(reference.status == 0, "\(reference.stderr)")
         let expected = results(folder.file("ref"))
-        try #require(expected.count == 2, "\(expected)")
+        try #require(expected.count == 3, "\(expected)")
 
         let out = folder.file("out"), cache = folder.file("cache")
         let args = ["sweep", sweep, "--out", out, "--cache", cache, "--threads", "1"]
-        // Kill points, in seconds after the start, from a fixed seed (the tiny sweep takes
-        // about 10 s): the sweep itself twice, then one of its workers.
+        // Kill points drawn from a fixed seed, as fractions of the uninterrupted sweep's
+        // duration, counted from when a worker holds its entry: the sweep, one of its workers,
+        // the sweep again.
         var state: UInt64 = 0x5eed
         func uniform(_ low: Double, _ high: Double) -> Double {
             state = state &* 6364136223846793005 &+ 1442695040888963407
             return low + (high - low) * Double(state >> 11) / Double(1 << 53)
         }
-        for (round, target) in ["sweep", "sweep", "worker"].enumerated() {
+        var interrupted = 0
+        for (round, target) in ["sweep", "worker", "sweep"].enumerated() {
             let (p, err) = try startOveropt(args, logs: folder, label: "round\(round)")
-            let delay = uniform(1.0, 5.0)
+            // Once a worker holds its entry, a seeded delay.
+            _ = waitFor(20) { (0..<3).contains { lockHolder(out + "/logs/\($0).lock").map { kill($0, 0) == 0 } ?? false } || !p.isRunning }
+            let delay = uniform(0.05, 0.25) * duration
             _ = waitFor(delay) { !p.isRunning }
             if target == "sweep" {
-                let workers = (0..<2).compactMap { lockHolder(out + "/logs/\($0).lock") }
+                let workers = (0..<3).compactMap { lockHolder(out + "/logs/\($0).lock") }.filter { kill($0, 0) == 0 }
+                if p.isRunning { interrupted += 1 }
                 kill(p.processIdentifier, SIGKILL)
                 p.waitUntilExit()
                 // Its workers die with it (PR_SET_PDEATHSIG), so none computes on or holds an entry.
@@ -63,14 +72,19 @@ import Testing
                     #expect(waitFor(10) { kill(w, 0) != 0 }, "round \(round): worker \(w) outlived its killed sweep")
                 }
             } else {
-                let running = (0..<2).compactMap { lockHolder(out + "/logs/\($0).lock") }.filter { kill($0, 0) == 0 }
-                for w in running.prefix(1) { kill(w, SIGKILL) }
+                let running = (0..<3).compactMap { lockHolder(out + "/logs/\($0).lock") }.filter { kill($0, 0) == 0 }
+                if let w = running.first, p.isRunning {
+                    kill(w, SIGKILL)
+                    interrupted += 1
+                }
                 p.waitUntilExit()
                 #expect(p.terminationReason == .exit && [0, 1].contains(p.terminationStatus),
                         "round \(round): \(p.terminationReason) \(p.terminationStatus)\n\((try? String(contentsOfFile: err, encoding: .utf8)) ?? "")")
             }
-            print("sweep fault injection: round \(round) killed the \(target) after \(String(format: "%.1f", delay)) s; \(results(out).count) result file(s) so far")
+            print("sweep fault injection: round \(round) killed the \(target) after \(String(format: "%.1f", delay)) s "
+                  + "(the uninterrupted sweep took \(String(format: "%.1f", duration)) s); \(results(out).count) of 3 result files so far")
         }
+        #expect(interrupted == 3, "only \(interrupted) kill(s) hit a running sweep")
         let resumed = try runProcess(binary, args + ["--quiet"])
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(results(out) == expected)
