@@ -134,7 +134,7 @@ public func readCollectedRun(path: String) throws -> CollectedRun {
         func curves(_ g: H5Group) throws -> RunCurves {
             var c = RunCurves(x: try g.readInt64s("n").values, kl: try g.readDoubles("kl").values, curves: [:])
             guard c.kl.count == c.x.count else {
-                throw CollectError("/bon/\(v): kl has \(c.kl.count) values for \(c.x.count) values of n")
+                throw CollectError("\(g.path): kl has \(c.kl.count) values for \(c.x.count) values of n")
             }
             for name in try g.children() where !g.isGroup(name) && name != "n" && name != "kl" {
                 let info = try g.datasetInfo(name)
