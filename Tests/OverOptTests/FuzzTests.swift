@@ -254,8 +254,11 @@ func expectConfigError(_ error: Error, _ label: String) {
         let runFiles = try fm.contentsOfDirectory(atPath: runs).filter { $0.hasSuffix(".h5") }.sorted().map { runs + "/" + $0 }
         let summary = packageRoot.appendingPathComponent("results/fig2-bon-ppo-clean-summary.h5").path
         let cache = folder + "/cache"
-        let tiny = try Process.run(URL(fileURLWithPath: try overoptBinary()),
-                                   arguments: ["run", "--out", folder + "/tiny", "--cache", cache, "--quiet", "--threads", "1"] + Self.tinyRun)
+        let tiny = Process()
+        tiny.executableURL = URL(fileURLWithPath: try overoptBinary())
+        tiny.arguments = ["run", "--out", folder + "/tiny", "--cache", cache, "--quiet", "--threads", "1"] + Self.tinyRun
+        tiny.standardOutput = FileHandle.nullDevice
+        try tiny.run()
         tiny.waitUntilExit()
         try #require(tiny.terminationStatus == 0, "the tiny run failed")
         let config = try ExperimentConfig.load(path: nil, overrides: Self.tinyRun.filter { $0 != "--set" })
