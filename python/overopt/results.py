@@ -196,11 +196,15 @@ def _stage_frames(f: h5py.File, stage: str, training: bool) -> Iterator[pd.DataF
         if not isinstance(g, h5py.Group):
             continue
         if stage == "bon":
-            n = g["n"][()].astype(np.int64)
-            kl = g["kl"][()]
-            for name, y in _curve_datasets(g, len(n), ("kl",)):
-                yield pd.DataFrame({"variant": variant, "stage": stage, "n": n, "step": pd.NA,
-                                    "kl": kl, "quantity": name, "value": y})
+            # The plain argmax curve, then each selection rule's as the variant <v>/select/<rule>.
+            rules = [(variant, g)] + [(f"{variant}/select/{rule}", rg) for rule, rg in sorted(g.get("select", {}).items())
+                                      if isinstance(rg, h5py.Group)]
+            for name_of_variant, rg in rules:
+                n = rg["n"][()].astype(np.int64)
+                kl = rg["kl"][()]
+                for name, y in _curve_datasets(rg, len(n), ("kl",)):
+                    yield pd.DataFrame({"variant": name_of_variant, "stage": stage, "n": n, "step": pd.NA,
+                                        "kl": kl, "quantity": name, "value": y})
         else:
             step = g["step"][()].astype(np.int64)
             kl = g["kl"][()]
@@ -221,7 +225,8 @@ def load_runs(paths: Paths, stages: Sequence[str] = STAGES, training: bool = Fal
     between the files (e.g. ``data.label_noise``), ``variant``, ``stage`` ("bon", "ppo",
     "grpo" or "rloo"; "ppo_train" etc. with ``training=True``), ``n`` (best-of-n) or ``step``
     (evaluation step of a policy optimizer), ``kl`` (nats), ``quantity`` (the dataset name: "gold", "proxy", "gold_shifted",
-    "gold_tone", "entropy", ...) and ``value``.
+    "gold_tone", "entropy", ...) and ``value``. Best-of-n selection rules (``[bon] select``)
+    appear as the variants ``<variant>/select/<rule>``, as ``overopt collect`` names them.
 
     ``paths``: a run file, a folder of run files, or a list of either.
     """
