@@ -10,12 +10,17 @@ is tested in (e.g. label noise 0.25), a variant compared with the baseline `bt`,
 `overopt compare` and the direction the claim predicts (+1: the variant is higher, −1: lower).
 The verdict of a claim comes from the paired difference variant − bt over seeds:
 
-    supported     the 95 % t interval lies on the predicted side of zero and the
-                  Holm-corrected sign-flip p-value is below 0.05
+    supported     the 95 % t interval lies on the predicted side of zero
     contradicted  the 95 % t interval lies on the other side of zero
-    not decided   otherwise (the interval straddles zero, or p after Holm is ≥ 0.05)
+    not decided   the interval straddles zero
 
-A claim whose experiment is absent from the given files is listed as "not run". `--write`
+The table also gives the bootstrap interval, the wins out of the seeds and the sign-flip
+p-value after Holm's correction over the variants compared. The p-value is shown, not used
+for the verdict: with n seeds the exact sign-flip test cannot go below 2/2ⁿ (0.0625 at five
+seeds), so a p threshold would leave every five-seed claim undecided whatever the data.
+
+Claims whose experiment is absent from the given files are counted in a line under the
+table ("not run yet: …"). `--write`
 replaces the text between the markers `<!-- verdicts:begin -->` and `<!-- verdicts:end -->`.
 Needs the Python standard library only.
 """
@@ -44,6 +49,12 @@ CLAIMS = [
     ("An ensemble over-optimizes less under PPO (clean)", "claims-small", CLEAN, ["ensemble"], "ppo/gold@kl=5", +1),
     ("An ensemble reaches more gold under best-of-n (clean)", "claims-small", CLEAN, ["ensemble"], "bon/gold@n=256", +1),
     ("A margin loss helps little (ID accuracy, clean)", "claims-small", CLEAN, ["margin"], "rm/id_accuracy", +1),
+    ("GRM's advantage carries over to GRPO (clean)", "optimizers", CLEAN, ["grm-sft"], "grpo/gold@kl=5", +1),
+    ("GRM's advantage carries over to RLOO (clean)", "optimizers", CLEAN, ["grm-sft"], "rloo/gold@kl=5", +1),
+    ("GRM keeps more gold under PPO at matched KL (clean, optimizer runs)", "optimizers", CLEAN, ["grm-sft"], "ppo/gold@kl=5", +1),
+    ("GRM's advantage carries over to GRPO (25 % noise)", "optimizers", NOISY, ["grm-sft"], "grpo/gold@kl=5", +1),
+    ("GRM's advantage carries over to RLOO (25 % noise)", "optimizers", NOISY, ["grm-sft"], "rloo/gold@kl=5", +1),
+    ("GRM keeps more gold under PPO at matched KL (25 % noise, optimizer runs)", "optimizers", NOISY, ["grm-sft"], "ppo/gold@kl=5", +1),
     ("At the large preset GRM keeps more gold under PPO (clean)", "claims-large", CLEAN, ["grm-sft", "grm-dpo-noref"], "ppo/gold@kl=5", +1),
     ("At the large preset GRM keeps more gold under PPO (25 % noise)", "claims-large", NOISY, ["grm-sft", "grm-dpo-noref"], "ppo/gold@kl=5", +1),
     ("At the large preset GRM reaches more gold under best-of-n (clean)", "claims-large", CLEAN, ["grm-sft", "grm-dpo-noref"], "bon/gold@n=256", +1),
@@ -55,7 +66,7 @@ def verdict(d, direction):
     low, high = d["tLow"] * direction, d["tHigh"] * direction
     if direction < 0:
         low, high = high, low
-    if low > 0 and d["pHolm"] < 0.05:
+    if low > 0:
         return "supported"
     if high < 0:
         return "contradicted"
@@ -79,16 +90,16 @@ def find_group(groups, experiment, settings):
 def table(groups, claims=CLAIMS):
     lines = ["| claim | variant − bt | metric | Δ mean | 95 % t interval | 95 % bootstrap | wins | p (Holm) | verdict |",
              "|---|---|---|---|---|---|---|---|---|"]
+    missing = {}
     for claim, experiment, settings, variants, metric, direction in claims:
         group = find_group(groups, experiment, settings)
+        if group is None:
+            missing[experiment] = missing.get(experiment, 0) + len(variants)
+            continue
         for variant in variants:
             cells = [claim, variant, f"`{metric}`"]
-            row = None
-            if group is not None:
-                row = next((r for r in group["rows"] if r["metric"] == metric and r["variant"] == variant), None)
-            if group is None:
-                cells += ["–"] * 5 + [f"not run ({experiment})"]
-            elif row is None or row.get("difference") is None:
+            row = next((r for r in group["rows"] if r["metric"] == metric and r["variant"] == variant), None)
+            if row is None or row.get("difference") is None:
                 note = (row or {}).get("note") or "no such metric"
                 cells += ["–"] * 5 + [f"not decided ({note})"]
             else:
@@ -97,6 +108,9 @@ def table(groups, claims=CLAIMS):
                           f"[{d['bootstrapLow']:+.3f}, {d['bootstrapHigh']:+.3f}]",
                           f"{d['wins']}/{d['seeds']}", f"{d['pHolm']:.3g}", f"**{verdict(d, direction)}**"]
             lines.append("| " + " | ".join(cells) + " |")
+    if missing:
+        lines.append("")
+        lines.append("Not run yet: " + ", ".join(f"`{e}` ({n} comparisons)" for e, n in missing.items()) + ".")
     return "\n".join(lines)
 
 
