@@ -74,8 +74,9 @@ def verdict(d, direction):
 
 
 def number(x):
-    """JSON numbers; `overopt compare` writes non-finite values as strings."""
-    return float(x) if not isinstance(x, str) else float(x.replace("inf", "Infinity"))
+    """JSON numbers; `overopt compare` writes non-finite values as the strings "nan", "inf",
+    "-inf", which float() reads as they are."""
+    return float(x)
 
 
 def find_group(groups, experiment, settings):
