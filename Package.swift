@@ -66,10 +66,14 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "HDF5Tests", dependencies: ["OverOptHDF5"]),
-        .testTarget(name: "EngineTests", dependencies: ["OverOptEngine", "OverOptKernelsAVX512", "OverOptHDF5"],
+        // What the test targets share: temporary folders, processes, tiny models, a case stream.
+        .target(name: "TestSupport", dependencies: ["OverOptEngine"], path: "Tests/TestSupport"),
+        .testTarget(name: "HDF5Tests", dependencies: ["OverOptHDF5", "TestSupport"]),
+        .testTarget(name: "EngineTests", dependencies: ["OverOptEngine", "OverOptKernelsAVX512", "OverOptHDF5", "TestSupport"],
                     swiftSettings: fast),
-        .testTarget(name: "OverOptTests", dependencies: ["OverOpt", "OverOptEngine", "OverOptHDF5"],
+        .testTarget(name: "OverOptTests", dependencies: ["OverOpt", "OverOptEngine", "OverOptHDF5", "TestSupport"],
                     swiftSettings: fast),
+        // The `overopt` command line end to end: the built binary run as a subprocess.
+        .testTarget(name: "CLITests", dependencies: ["OverOptHDF5", "TestSupport"]),
     ]
 )

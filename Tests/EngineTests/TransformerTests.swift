@@ -2,18 +2,13 @@
 // decoding against the full forward pass, sampling filters and reproducibility.
 import Testing
 import OverOptEngine
+import TestSupport
 
 /// A tiny model with every head, weights scaled up so all paths carry signal.
 func tinyModel(reward: RewardHeadKind = .linear, value: Bool = true, seed: UInt64 = 11,
                dropout: Float = 0, rewardDropout: Float = 0) -> Transformer {
-    let cfg = TransformerConfig(vocabSize: 11, contextLength: 10, width: 8, layers: 2, heads: 2, dropout: dropout)
-    let m = Transformer(config: cfg, heads: HeadConfig(reward: reward, rewardDropout: rewardDropout, value: value))
-    var rng = RNG(seed: seed)
-    m.initialize(rng: &rng)
-    for t in m.layout.tensors where t.decay {
-        for i in 0..<t.count { m.params[t.offset + i] = 0.4 * rng.normal() }
-    }
-    return m
+    tinyTransformer(TransformerConfig(vocabSize: 11, contextLength: 10, width: 8, layers: 2, heads: 2, dropout: dropout),
+                    heads: HeadConfig(reward: reward, rewardDropout: rewardDropout, value: value), seed: seed)
 }
 
 func tinyBatch() -> TokenBatch {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import OverOptHDF5
 
 @Suite("Errors and atomic writes") struct ErrorTests {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import OverOptHDF5
 
 /// Python that prints every object of an HDF5 file as JSON, with exact values: floats as hex

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import OverOptHDF5
 
 /// Shapes of rank 1–3 (and the matching element count) used by the numeric round trips.

@@ -2,6 +2,7 @@
 // and by h5py (as numpy.bool_, a list of str, and named dimensions).
 import Foundation
 import Testing
+import TestSupport
 import OverOptHDF5
 
 @Suite("Typed attributes and dimension scales") struct TypedAttributeTests {

@@ -19,21 +19,7 @@ import Testing
 import OverOpt
 import OverOptEngine
 import OverOptHDF5
-
-/// SplitMix64: the harness's own stream, fixed by its seed.
-struct FuzzRandom {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func pick<T>(_ xs: [T]) -> T { xs[below(xs.count)] }
-    mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
-}
+import TestSupport
 
 let fuzzValues = ["0", "1", "-1", "2", "3", "7", "64", "1000", "1e9", "1e12", "9223372036854775807", "-9223372036854775808",
                   "9223372036854775808", "18446744073709551615", "4294967296", "0.5", "-0.0", "1e308", "-1e308", "1e-320",
@@ -55,7 +41,7 @@ func defaultConfigKeys() throws -> [String] {
 }
 
 /// A random `--set` override.
-func randomOverride(_ r: inout FuzzRandom, keys: [String]) -> String {
+func randomOverride(_ r: inout SplitMix64, keys: [String]) -> String {
     var key = r.pick(keys)
     switch r.below(10) {
     case 0: key = r.pick(["", ".", "rm..alpha", "rm.alpha.x", "variants.bt.alpha", "variants.é∆.epochs", "variants..x", "😀",
@@ -69,7 +55,7 @@ func randomOverride(_ r: inout FuzzRandom, keys: [String]) -> String {
 
 /// `text` with one to three random edits: lines deleted, duplicated, a value replaced,
 /// bytes inserted, the text cut short.
-func mutatedTOML(_ text: String, _ r: inout FuzzRandom) -> String {
+func mutatedTOML(_ text: String, _ r: inout SplitMix64) -> String {
     var lines = text.components(separatedBy: "\n")
     for _ in 0..<(1 + r.below(3)) where !lines.isEmpty {
         let i = r.below(lines.count)
@@ -99,12 +85,11 @@ func expectConfigError(_ error: Error, _ label: String) {
 }
 
 @Suite("fuzz", .serialized) struct FuzzTests {
-    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     @Test func configsAndOverrides() throws {
         let keys = try defaultConfigKeys()
         #expect(keys.contains("ppo.minibatch_size") && keys.contains("bon.samples_per_prompt"))
-        var r = FuzzRandom(state: 21)
+        var r = SplitMix64(state: 21)
         var loaded = 0, refused = 0
         let start = Date()
         // --set overrides on the built-in config.
@@ -154,18 +139,6 @@ func expectConfigError(_ error: Error, _ label: String) {
 
     // MARK: - HDF5 files
 
-    /// The overopt binary built beside the tests.
-    func overoptBinary() throws -> String {
-        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        let candidates = [testBinary.deletingLastPathComponent().appendingPathComponent("overopt").path,
-                          packageRoot.appendingPathComponent(".build/debug/overopt").path]
-        guard let found = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
-            Issue.record("the overopt binary was not found at \(candidates); build it first with `swift build`")
-            throw FuzzUnavailable()
-        }
-        return found
-    }
-    struct FuzzUnavailable: Error {}
 
     /// The tiny run whose cache entries the cache readers are fuzzed on (and its config).
     static let tinyRun = ["--set", "base.corpus_size=300", "--set", "base.eval_sequences=20", "--set", "data.train_pairs=40",
@@ -190,7 +163,7 @@ func expectConfigError(_ error: Error, _ label: String) {
     /// One or two structural edits of the file at `path`: a dataset replaced by one of
     /// another type, shape or value, emptied or removed; a group removed; an attribute
     /// replaced by one of another type or value. Returns what was done.
-    func mutate(_ path: String, _ r: inout FuzzRandom) throws -> [String] {
+    func mutate(_ path: String, _ r: inout SplitMix64) throws -> [String] {
         let f = try H5File.open(path, writable: true)
         defer { f.close() }
         var done: [String] = []
@@ -288,7 +261,7 @@ func expectConfigError(_ error: Error, _ label: String) {
             #expect(StageCache(directory: cache).load(stage: stage, key: key, log: { lines.append($0) }, reader) != nil, "\(e) does not load: \(lines)")
         }
 
-        var r = FuzzRandom(state: 2121)
+        var r = SplitMix64(state: 2121)
         var cases = 0, failures = 0
         var seconds = [Double](repeating: 0, count: 3)
         var readerSeconds: [String: Double] = [:]

@@ -3,6 +3,7 @@
 
 import Foundation
 import Testing
+import TestSupport
 import OverOptEngine
 import OverOptHDF5
 @testable import OverOpt
@@ -152,11 +153,8 @@ func monteCarloKL(p: [Double], q: [Double], length: Int, samples: Int, seed: UIn
 
 /// A tiny random-initialized language model over the world's vocabulary.
 func tinyPolicy(seed: UInt64 = 3) -> Transformer {
-    let m = Transformer(config: TransformerConfig(vocabSize: testWorld.vocabSize, contextLength: 64,
-                                                  width: 16, layers: 1, heads: 2))
-    var rng = RNG(seed: seed)
-    m.initialize(rng: &rng)
-    return m
+    tinyTransformer(TransformerConfig(vocabSize: testWorld.vocabSize, contextLength: 64, width: 16, layers: 1, heads: 2),
+                    seed: seed, weightScale: nil)
 }
 
 /// The toy reward: the number of times `token` occurs in the response.

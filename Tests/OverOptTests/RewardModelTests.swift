@@ -6,16 +6,11 @@ import Testing
 import OverOpt
 import OverOptEngine
 import OverOptHDF5
+import TestSupport
 
 /// A tiny "base policy" with weights scaled up so every path carries signal.
 func tinyBase(seed: UInt64 = 5, vocab: Int = 13, context: Int = 12, width: Int = 8) -> Transformer {
-    let m = Transformer(config: TransformerConfig(vocabSize: vocab, contextLength: context, width: width, layers: 2, heads: 2))
-    var rng = RNG(seed: seed)
-    m.initialize(rng: &rng)
-    for t in m.layout.tensors where t.decay {
-        for i in 0..<t.count { m.params[t.offset + i] = 0.4 * rng.normal() }
-    }
-    return m
+    tinyTransformer(TransformerConfig(vocabSize: vocab, contextLength: context, width: width, layers: 2, heads: 2), seed: seed)
 }
 
 /// Three tiny pairs: [BOS] prompt [SEP] response, responses starting at index 3 or 4.

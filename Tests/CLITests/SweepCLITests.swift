@@ -2,6 +2,7 @@
 // start an entry that is still running.
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("overopt sweep, local workers", .serialized) struct SweepCLITests {
     /// A one-entry sweep whose run takes several seconds (a larger pretraining corpus).

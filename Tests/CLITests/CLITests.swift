@@ -1,19 +1,7 @@
 import Foundation
 import Testing
+import TestSupport
 import OverOptHDF5
-
-/// The built `overopt` executable: next to the test bundle (any build folder), else `.build/debug/overopt`.
-func overoptBinary() throws -> String {
-    let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let candidates = [testBinary.deletingLastPathComponent().appendingPathComponent("overopt").path,
-                      packageRoot.appendingPathComponent(".build/debug/overopt").path]
-    guard let found = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
-        Issue.record("the overopt binary was not found at \(candidates); build it first with `swift build`")
-        throw Unavailable()
-    }
-    return found
-}
 
 /// A small file written by h5py, as a user would make one.
 private let h5pyFile = #"""
@@ -113,7 +101,6 @@ with h5py.File(sys.argv[1], 'w') as f:
 }
 
 @Suite("overopt compare") struct CompareCLITests {
-    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// The committed Fig. 2 runs: paired rows with intervals, JSON that parses, an HDF5 copy,
     /// and one-line errors for a variant that is not there or a missing folder.
@@ -141,7 +128,6 @@ with h5py.File(sys.argv[1], 'w') as f:
 }
 
 @Suite("overopt report") struct ReportCLITests {
-    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// A report of the committed Fig. 2 runs: one page with the mean figure, the comparison,
     /// a figure per seed and sample texts; where Chromium is installed, it renders the page
@@ -174,7 +160,6 @@ with h5py.File(sys.argv[1], 'w') as f:
 }
 
 @Suite("overopt inspect, damaged files") struct DamagedFileCLITests {
-    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// Picks whose datasets disagree in length (once an out-of-bounds read) and sample steps
     /// that do not match the texts give a one-line error naming the group.

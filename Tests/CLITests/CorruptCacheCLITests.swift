@@ -2,6 +2,7 @@
 // in one line, removed and rebuilt: the run ends with the numbers of a clean run.
 import Foundation
 import Testing
+import TestSupport
 import OverOptHDF5
 
 @Suite("corrupt cache entries", .serialized) struct CorruptCacheCLITests {

@@ -5,6 +5,7 @@
 // and 2 threads give the datasets of 1.
 import Foundation
 import Testing
+import TestSupport
 import OverOptHDF5
 
 @Suite("InfoRM and detectors through overopt run", .serialized) struct DetectorCLITests {

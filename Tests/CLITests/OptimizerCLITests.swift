@@ -3,6 +3,7 @@
 // summary table lists them, `collect` summarizes them; bad [grpo]/[rloo] keys are refused.
 import Foundation
 import Testing
+import TestSupport
 import OverOptHDF5
 
 @Suite("policy optimizers through the CLI", .serialized) struct OptimizerCLITests {

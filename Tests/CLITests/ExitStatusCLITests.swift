@@ -3,9 +3,9 @@
 // 130/143 for SIGINT/SIGTERM; each error is one line "Error: …" on stderr.
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("exit statuses", .serialized) struct ExitStatusCLITests {
-    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// Checks status, a single "Error: " line naming `mention`, and no backtrace.
     func expectError(_ arguments: [String], status: Int32, mentioning mention: String) throws {

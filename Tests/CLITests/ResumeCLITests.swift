@@ -7,6 +7,7 @@
 // block the cache, and every run streams its metrics as JSON Lines.
 import Foundation
 import Testing
+import TestSupport
 import OverOptHDF5
 
 /// Every dataset of a result file, path → its values (numbers by bit pattern, so equality

@@ -3,6 +3,7 @@
 // uninterrupted sweep bit for bit, and no worker outlives its sweep.
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("sweep fault injection", .serialized) struct SweepFaultCLITests {
     /// A three-entry sweep of the tiny run, each entry with its own base policy (`base.seed`),

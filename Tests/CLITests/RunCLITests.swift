@@ -3,6 +3,7 @@
 // folder removes the killed run's temporary file; bad configs exit non-zero before work.
 import Foundation
 import Testing
+import TestSupport
 import OverOptHDF5
 
 /// A run small enough for a test (a few seconds).

@@ -12,23 +12,9 @@
 // - Cache entries: bytes overwritten in each entry of a tiny run's cache, then the run again.
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("fuzz, command line", .serialized) struct FuzzCLITests {
-    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-        mutating func pick<T>(_ xs: [T]) -> T { xs[below(xs.count)] }
-    }
-
     /// Runs the binary with a short read-guard watchdog.
     func overopt(_ arguments: [String], in folder: TemporaryFolder) throws -> (reason: Process.TerminationReason, status: Int32, stderr: String) {
         let err = folder.file("case.stderr")
@@ -68,7 +54,7 @@ import Testing
     }
 
     /// `data` with 1–8 bits flipped, a block of zeros or 0xFF written, or cut short.
-    func corrupted(_ data: Data, _ r: inout Random) -> (Data, String) {
+    func corrupted(_ data: Data, _ r: inout SplitMix64) -> (Data, String) {
         var d = data
         switch r.below(4) {
         case 0, 1:
@@ -91,7 +77,7 @@ import Testing
         let runFiles = try FileManager.default.contentsOfDirectory(atPath: runs).filter { $0.hasSuffix(".h5") }.sorted().map { runs + "/" + $0 }
         let runData = try Data(contentsOf: URL(fileURLWithPath: runFiles[0]))
         let summaryData = try Data(contentsOf: packageRoot.appendingPathComponent("results/fig2-bon-ppo-clean-summary.h5"))
-        var r = Random(state: 2100)
+        var r = SplitMix64(state: 2100)
         var cases = 0, byStatus: [Int32: Int] = [:]
         func record(_ label: String, _ result: (reason: Process.TerminationReason, status: Int32, stderr: String),
                     outputs: [String] = [], progress: Bool = false) {
