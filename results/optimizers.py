@@ -105,7 +105,7 @@ def load(folders):
 
 def markdown(rows, columns):
     out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    out += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows]
+    out += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(out)
 
 
