@@ -111,8 +111,11 @@ def pair_with(rows, baseline, key, metrics):
 def ppo_table(c):
     c = c.copy()
     c["mitigation"] = [mitigation_label(r) for _, r in c.iterrows()]
-    order = list(dict.fromkeys(c.sort_values("file")["mitigation"]))
-    order = ["none"] + [m for m in order if m != "none"]
+    # The order of the sweep file: none, KL penalties (by β, estimator, then adaptive), clipping, PAR.
+    c["order"] = [(mitigation_label(r) != "none", _value(r, "ppo.reward_shaping", "none") == "par",
+                   _value(r, "ppo.reward_clip") is not None, _value(r, "ppo.target_kl") is not None,
+                   float(_value(r, "ppo.kl_coef", 0.0)), str(_value(r, "ppo.kl_estimator", "k1"))) for _, r in c.iterrows()]
+    order = list(dict.fromkeys(c.sort_values("order")["mitigation"]))
     metrics = ["gold@KL=2", "gold@KL=5", "peak", "end"]
     for noise, g in c.groupby("noise"):
         print(f"\n### PPO, label noise {noise:g}: each mitigation (mean ± sem over seeds) and its paired difference "
