@@ -14,19 +14,6 @@
 // N_matmul counts the weights of every matmul (QKV, attention projection, MLP, LM head).
 import Foundation
 
-/// Monotonic wall-clock seconds.
-public func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
-
-/// Median of a non-empty list.
-public func median(_ xs: [Double]) -> Double {
-    let s = xs.sorted()
-    return s.count % 2 == 1 ? s[s.count / 2] : 0.5 * (s[s.count / 2 - 1] + s[s.count / 2])
-}
-
 /// Results of `runBenchmarks`, with the JSON keys of the PyTorch reference.
 public struct BenchmarkResult: Codable, Sendable {
     public var impl = "overopt"
@@ -90,7 +77,7 @@ public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void
             let dt = monotonicSeconds() - t0
             if r > 0 { times.append(dt); progress(String(format: "%@ %d/%d: %.1f ms", label, r, repeats, dt * 1000)) }
         }
-        return median(times)
+        return Statistics.median(times)
     }
     let stepMed = timeSteps("train step") { model.languageModelLoss(parts: halves, replicas: replicas, rng: &rng) }
     let onePassMed = timeSteps("train step, one pass") { model.languageModelLoss(batch, mask: mask, backward: true, rng: &rng) }
@@ -108,7 +95,7 @@ public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void
         let dt = monotonicSeconds() - t0
         if r > 0 { sampleTimes.append(dt); progress(String(format: "sampling %d/%d: %.1f ms", r, repeats, dt * 1000)) }
     }
-    let sampleMed = median(sampleTimes)
+    let sampleMed = Statistics.median(sampleTimes)
 
     /// Median seconds per call of `body` over `repeats` timings of `reps` calls each, after one warm-up.
     func secondsPerCall(reps: Int, _ body: () -> Void) -> Double {
@@ -118,7 +105,7 @@ public func runBenchmarks(repeats: Int, threads: Int, progress: (String) -> Void
             for _ in 0..<reps { body() }
             if r > 0 { times.append((monotonicSeconds() - t0) / Double(reps)) }
         }
-        return median(times)
+        return Statistics.median(times)
     }
 
     // (c) sgemm at the model's shapes (forward matmuls of the training step).

@@ -175,7 +175,7 @@ public final class Transformer: @unchecked Sendable {
     // MARK: Initialization
 
     /// GPT-2 initialization: N(0, 0.02) weights, residual projections N(0, 0.02/√(2L)),
-    /// zero biases, unit LayerNorm gains. Heads are initialized too.
+    /// zero biases, unit LayerNorm gains. Heads and LoRA adapters are initialized too.
     public func initialize(rng: inout RNG) {
         let resStd = 0.02 / Float(2 * config.layers).squareRoot()
         for t in layout.tensors where t.group == .trunk || t.group == .lmHead {
@@ -190,6 +190,7 @@ public final class Transformer: @unchecked Sendable {
             }
         }
         initializeHeads(rng: &rng)
+        initializeLoRA(rng: &rng)   // no-op (no draws) without adapters
     }
 
     /// Fresh reward and value heads: N(0, 1/√fan_in) weights (so that rewards start at unit
@@ -204,7 +205,6 @@ public final class Transformer: @unchecked Sendable {
                 ptr.update(repeating: 0, count: t.count)
             }
         }
-        initializeLoRA(rng: &rng)  // LoRA hook: no-op (no draws) without adapters
     }
 
     /// Copies every tensor of `other` whose name and shape match; returns the names copied.

@@ -616,8 +616,7 @@ public func selectionCurves(proxyName: String, memberScores: [[Double]], proxySc
         }
     }
     // σ, the unit of λ and c: the population std of the proxy's scores over every sample.
-    let mean = proxyScores.reduce(0, +) / Double(proxyScores.count)
-    let variance = proxyScores.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(proxyScores.count)
+    let variance = Statistics.variance(proxyScores, mean: Statistics.mean(proxyScores))
     let sigma = variance > 0 ? variance.squareRoot() : 1
     var out: [BestOfNSelection] = []
     for rule in config.select ?? [] {

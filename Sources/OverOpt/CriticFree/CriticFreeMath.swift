@@ -13,6 +13,7 @@ import Glibc
 #else
 import Foundation
 #endif
+import OverOptEngine
 
 // MARK: Advantages
 
@@ -32,8 +33,7 @@ public func groupRelativeAdvantages(_ rewards: [Double], groupSize g: Int, scale
     var out = [Double](repeating: 0, count: rewards.count)
     for lo in stride(from: 0, to: rewards.count, by: g) {
         let r = rewards[lo..<(lo + g)]
-        let mean = r.reduce(0, +) / Double(g)
-        let sd = (r.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(g)).squareRoot()
+        let (mean, sd) = Statistics.meanAndStandardDeviation(r)
         let scale = scaleByStd && sd > 1e-8 ? 1 / sd : 1
         for i in lo..<(lo + g) { out[i] = (rewards[i] - mean) * scale }
     }

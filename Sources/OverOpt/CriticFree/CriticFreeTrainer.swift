@@ -195,8 +195,7 @@ public final class CriticFreeTrainer {
     func parShaped(scores: [Double], prompts: [Prompt], contexts: [[Int32]]) -> [Double] {
         guard let refSampler = parSampler else { return scores }
         if parScale == nil {
-            let mean = scores.reduce(0, +) / Double(scores.count)
-            let sd = (scores.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(scores.count)).squareRoot()
+            let sd = Statistics.meanAndStandardDeviation(scores).std
             parScale = sd > 1e-8 ? sd : 1
         }
         let G = settings.groupSize, M = settings.parReferenceSamples ?? 1

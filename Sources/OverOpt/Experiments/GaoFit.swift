@@ -78,12 +78,11 @@ public struct SeedStatistics: Sendable, Equatable {
 
     public init(_ values: [Double]) {
         let n = Double(values.count)
-        mean = values.isEmpty ? .nan : values.reduce(0, +) / n
+        mean = Statistics.mean(values)
         if values.count < 2 {
             std = .nan; sem = .nan
         } else {
-            let m = mean
-            std = (values.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1)).squareRoot()
+            std = Statistics.variance(values, mean: mean, sample: true).squareRoot()
             sem = std / n.squareRoot()
         }
     }

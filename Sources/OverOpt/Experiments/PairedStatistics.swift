@@ -39,8 +39,8 @@ public struct PairedDifference: Sendable, Equatable, Codable {
 public func pairedDifference(_ d: [Double], bootstrapResamples: Int = 10_000, seed: UInt64 = 0) -> PairedDifference {
     let n = d.count
     precondition(n > 0, "no paired seeds")
-    let mean = d.reduce(0, +) / Double(n)
-    let sd = n > 1 ? (d.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n - 1)).squareRoot() : .nan
+    let mean = Statistics.mean(d)
+    let sd = n > 1 ? Statistics.variance(d, mean: mean, sample: true).squareRoot() : .nan
     let half = n > 1 ? studentTQuantile(0.975, degreesOfFreedom: Double(n - 1)) * sd / Double(n).squareRoot() : .nan
     let p = signFlipPValue(d)
     let boot = n > 1 ? bootstrapMeanInterval(d, resamples: bootstrapResamples, seed: seed) : (low: Double.nan, high: Double.nan)

@@ -17,6 +17,7 @@ import Glibc
 #else
 import Foundation
 #endif
+import OverOptEngine
 
 // MARK: Rewards
 
@@ -74,9 +75,8 @@ public func generalizedAdvantages(rewards: [Double], values: [Double], gamma: Do
 /// deviation (as in common PPO implementations; keeps the policy step scale-free).
 public func whiten(_ x: [Double]) -> [Double] {
     guard x.count > 1 else { return x.map { _ in 0 } }
-    let mean = x.reduce(0, +) / Double(x.count)
-    let variance = x.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(x.count)
-    let inv = 1 / (variance.squareRoot() + 1e-8)
+    let mean = Statistics.mean(x)
+    let inv = 1 / (Statistics.variance(x, mean: mean).squareRoot() + 1e-8)
     return x.map { ($0 - mean) * inv }
 }
 

@@ -278,8 +278,7 @@ public final class PPOTrainer {
             let ref = readout(reference, sequences: sequences, responseStart: starts, values: false, entropy: false)
             if rewardNorm == nil {
                 if config.normalizeReward {
-                    let mean = scores.reduce(0, +) / Double(scores.count)
-                    let sd = (scores.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(scores.count)).squareRoot()
+                    let (mean, sd) = Statistics.meanAndStandardDeviation(scores)
                     rewardNorm = (mean, sd > 1e-8 ? sd : 1)
                 } else {
                     rewardNorm = (0, 1)

@@ -20,14 +20,13 @@ public enum EnsembleCombiner: String, Codable, Sendable, CaseIterable {
 /// Combines member scores for one response.
 public func combineEnsemble(_ scores: [Double], combiner: EnsembleCombiner, uwoLambda: Double) -> Double {
     precondition(!scores.isEmpty, "combineEnsemble needs at least one member score")
-    let mean = scores.reduce(0, +) / Double(scores.count)
+    let mean = Statistics.mean(scores)
     switch combiner {
     case .mean: return mean
     case .min: return scores.min()!
     case .uwo:
         // Population variance across members (the intra-ensemble spread).
-        let v = scores.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(scores.count)
-        return mean - uwoLambda * v
+        return mean - uwoLambda * Statistics.variance(scores, mean: mean)
     }
 }
 

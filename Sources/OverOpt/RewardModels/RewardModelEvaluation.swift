@@ -61,9 +61,7 @@ public func rewardStatistics(_ proxy: ProxyRewardModel, world: World, prompts: [
                              batchSize: Int = 256) -> (mean: Double, std: Double) {
     let s = proxy.score(world: world, prompts: prompts, responses: responses, batchSize: batchSize)
     if s.isEmpty { return (.nan, .nan) }
-    let mean = s.reduce(0, +) / Double(s.count)
-    let v = s.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(s.count)
-    return (mean, v.squareRoot())
+    return Statistics.meanAndStandardDeviation(s)
 }
 
 /// Fills the evaluation fields of a freshly trained result.

@@ -217,10 +217,9 @@ public struct TrainingCurve: Sendable, Equatable {
 public func makeProxyMember(base: Transformer, config cfg: RewardModelConfig, headRNG: RNG) -> Transformer {
     let m = Transformer(config: base.config, heads: cfg.headConfig, lora: cfg.loraConfig)
     m.copyParameters(from: base)
-    var r = headRNG
-    m.initializeHeads(rng: &r)
-    var rl = headRNG.split("lora")
-    m.initializeLoRA(rng: &rl)
+    var heads = headRNG, adapters = headRNG.split("lora")
+    m.initializeHeads(rng: &heads)
+    m.initializeLoRA(rng: &adapters)
     m.frozen = cfg.frozenGroups
     return m
 }

@@ -12,10 +12,7 @@ public struct Moments: Sendable, Hashable {
     public var std: Double
 
     public init(_ xs: [Double]) {
-        let n = Double(max(xs.count, 1))
-        let m = xs.reduce(0, +) / n
-        mean = m
-        std = (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / n).squareRoot()
+        (mean, std) = xs.isEmpty ? (0, 0) : Statistics.meanAndStandardDeviation(xs)
     }
 }
 
