@@ -89,37 +89,37 @@ public func pretrainBasePolicy(world: World, config: BasePolicyConfig, log: (Str
 
     let model = Transformer(config: config.modelConfig(vocabSize: world.vocabSize))
     model.initialize(rng: &initRNG)
-    let opt = AdamW(model: model, config: AdamWConfig(learningRate: Float(config.learningRate), weightDecay: Float(config.weightDecay)))
     let stepsPerEpoch = (corpus.count + config.batchSize - 1) / config.batchSize
     let totalSteps = stepsPerEpoch * config.epochs
-    let schedule = CosineSchedule(peak: Float(config.learningRate), totalSteps: totalSteps, warmupFraction: Float(config.warmupFraction))
+    let training = TrainingLoop(model: model, learningRate: config.learningRate, weightDecay: config.weightDecay, maxGradNorm: config.maxGradNorm,
+                                schedule: CosineSchedule(peak: Float(config.learningRate), totalSteps: totalSteps,
+                                                         warmupFraction: Float(config.warmupFraction)))
     log("base policy: \(config.preset) preset, \(model.parameterCount) parameters, \(corpus.count) sequences × \(config.epochs) epoch(s) = \(totalSteps) steps")
 
     let replicas = model.replicas
     var result = BasePolicy(model: model)
-    let start = monotonicSeconds()
+    var progress = TrainingProgress(total: totalSteps)
     var windowLoss = 0.0, windowTokens = 0, totalTokens = 0, step = 0
     var curveLoss = 0.0, curveTokens = 0
     let curveEvery = baseCurveInterval(totalSteps: totalSteps)
-    var lastLog = start
     for epoch in 0..<config.epochs {
         var order = Array(0..<corpus.count)
         orderRNG.shuffle(&order)
         for s in 0..<stepsPerEpoch {
             let idx = order[(s * config.batchSize)..<min(order.count, (s + 1) * config.batchSize)]
             let seqs = idx.map { corpus[$0] }
-            // Two fixed halves of the batch on two replicas at the same time (DataParallel.swift).
+            // Two fixed halves of the batch on two replicas at the same time (DataParallel.swift:
+            // the language-model loss splits the dropout stream over them itself).
             let parts = Transformer.dataParallelParts(seqs, replicas: replicas).map { h -> (batch: TokenBatch, mask: [Float]) in
                 let b = TokenBatch(sequences: h)
                 return (b, wholeSequenceMask(b))
             }
             let tokens = parts.reduce(0) { $0 + Int($1.mask.reduce(0, +)) }
-            model.zeroGrad()
-            let loss = parts.count == 2
-                ? model.languageModelLoss(parts: parts, replicas: replicas, training: true, rng: &dropRNG)
-                : model.languageModelLoss(parts[0].batch, mask: parts[0].mask, backward: true, training: true, rng: &dropRNG)
-            clipGradientNorm(model, maxNorm: Float(config.maxGradNorm))
-            opt.update(model, lr: schedule.learningRate(step: step))
+            let loss = training.step {
+                parts.count == 2
+                    ? model.languageModelLoss(parts: parts, replicas: replicas, training: true, rng: &dropRNG)
+                    : model.languageModelLoss(parts[0].batch, mask: parts[0].mask, backward: true, training: true, rng: &dropRNG)
+            }
             step += 1
             windowLoss += Double(loss) * Double(tokens); windowTokens += tokens; totalTokens += tokens
             curveLoss += Double(loss) * Double(tokens); curveTokens += tokens
@@ -127,18 +127,16 @@ public func pretrainBasePolicy(world: World, config: BasePolicyConfig, log: (Str
                 result.curveStep.append(Int64(step)); result.curveLoss.append(curveLoss / Double(max(1, curveTokens)))
                 curveLoss = 0; curveTokens = 0
             }
-            let now = monotonicSeconds()
-            if now - lastLog > 5 || step == totalSteps {
-                let mean = windowLoss / Double(max(1, windowTokens))
-                log(String(format: "  base policy epoch %d step %d/%d  loss %.3f  %.0f tokens/s",
-                           epoch + 1, step, totalSteps, mean, Double(totalTokens) / (now - start))
-                    + etaSuffix(elapsed: now - start, done: Double(step), total: Double(totalSteps)))
-                metrics?(step, [("loss", mean), ("tokens_per_second", Double(totalTokens) / (now - start))])
-                windowLoss = 0; windowTokens = 0; lastLog = now
+            if progress.due(step) {
+                let mean = windowLoss / Double(max(1, windowTokens)), tokensPerSecond = Double(totalTokens) / progress.elapsed
+                log(String(format: "  base policy epoch %d step %d/%d  loss %.3f  %.0f tokens/s", epoch + 1, step, totalSteps, mean, tokensPerSecond)
+                    + progress.eta(step))
+                metrics?(step, [("loss", mean), ("tokens_per_second", tokensPerSecond)])
+                windowLoss = 0; windowTokens = 0
             }
         }
     }
-    result.seconds = monotonicSeconds() - start
+    result.seconds = progress.elapsed
     result.tokensPerSecond = Double(totalTokens) / result.seconds
     result.evalNLL = meanNLL(model: model, sequences: evalCorpus)
     log(String(format: "base policy: held-out NLL %.3f nats/token after %.1f s", result.evalNLL, result.seconds))

@@ -32,7 +32,8 @@ public final class CriticFreeTrainer {
     /// The frozen base policy.
     public let reference: Transformer
     let scorer: PolicyScorer
-    let optimizer: AdamW
+    /// The policy's optimizer steps.
+    let training: TrainingLoop
     let sampler: Sampler
     var rng: RNG
     let evaluator: PolicyEvaluator
@@ -84,8 +85,8 @@ public final class CriticFreeTrainer {
         reference = Transformer(config: basePolicy.config, heads: .languageModel)
         reference.copyParameters(from: basePolicy)
         reference.frozen = Set(reference.layout.tensors.map(\.group))
-        optimizer = AdamW(model: policy, config: AdamWConfig(learningRate: Float(settings.learningRate),
-                                                             weightDecay: Float(settings.weightDecay)))
+        training = TrainingLoop(model: policy, learningRate: settings.learningRate, weightDecay: settings.weightDecay,
+                                maxGradNorm: settings.maxGradNorm)
         sampler = Sampler(model: policy)
         rng = RNG(seed: seed)
         let evalRNG = evaluationRNG ?? rng.split("\(settings.algorithm.rawValue)-eval")
@@ -155,27 +156,22 @@ public final class CriticFreeTrainer {
     /// chunk's two halves on two replicas.
     func optimizerStep(rows: [Int], chunk: Int, weight: [Double], sequences: [[Int32]], responseStart: [Int],
                        oldLogp: [[Double]], refLogp: [[Double]], advantages: [Double]) -> UpdateStats {
-        policy.zeroGrad()
-        var s = UpdateStats()
-        reading.with(policy, backward: true) {
-            var lo = 0
-            while lo < rows.count {
-                let piece = Array(rows[lo..<min(rows.count, lo + chunk)])
-                lo += chunk
-                let halves = Transformer.dataParallelParts(piece, replicas: policy.replicas)
-                let parts = halves.count == 2
-                    ? policy.runOnReplicas(policy.replicas) { r, h in
-                        self.part(model: r, rows: halves[h], weight: weight, sequences: sequences, responseStart: responseStart,
+        training.step {
+            var s = UpdateStats()
+            reading.with(policy, backward: true) {
+                var lo = 0
+                while lo < rows.count {
+                    let piece = Array(rows[lo..<min(rows.count, lo + chunk)])
+                    lo += chunk
+                    let parts = policy.dataParallel(piece) { model, rows, _ in
+                        self.part(model: model, rows: rows, weight: weight, sequences: sequences, responseStart: responseStart,
                                   oldLogp: oldLogp, refLogp: refLogp, advantages: advantages)
                     }
-                    : [part(model: policy, rows: piece, weight: weight, sequences: sequences, responseStart: responseStart,
-                            oldLogp: oldLogp, refLogp: refLogp, advantages: advantages)]
-                for p in parts { s.add(p) }
+                    for p in parts { s.add(p) }
+                }
             }
+            return s
         }
-        clipGradientNorm(policy, maxNorm: Float(settings.maxGradNorm))
-        optimizer.update(policy)
-        return s
     }
 
     /// The advantages of one batch from its proxy scores and per-token log-ratios to the
@@ -223,20 +219,19 @@ public final class CriticFreeTrainer {
     }
 
     /// Runs `settings.steps` iterations with evaluations at 0, every `eval_every` and at the
-    /// end. `log` receives a line about every 3 s and one per evaluation; `metrics` each
+    /// end. `log` receives a line about every `progressInterval` seconds and one per evaluation; `metrics` each
     /// iteration's training statistics, `evaluations` each evaluation's.
     public func run(log: (String) -> Void = { _ in }, metrics: StepMetrics? = nil,
                     evaluations: StepMetrics? = nil) -> PolicyCurves {
         var curves = PolicyCurves(settings: attributes,
                                   omitted: settings.algorithm == .rloo ? ["value_loss", "clip_fraction"] : ["value_loss"])
         curves.detectors = evaluator.detectorRecord(config: detectorConfig)
-        let start = monotonicSeconds()
+        var progress = TrainingProgress(total: settings.steps)
         var seconds = ["rollout": 0.0, "scoring": 0.0, "update": 0.0, "eval": 0.0]
         func record(_ step: Int) {
             curves.evaluate(step: step, stage: stage, seconds: &seconds, log: log, evaluations: evaluations, evaluate)
         }
         record(0)
-        var lastLog = monotonicSeconds()
         let G = settings.groupSize
         for step in stride(from: 1, through: settings.steps, by: 1) {
             var t0 = monotonicSeconds()
@@ -291,10 +286,10 @@ public final class CriticFreeTrainer {
             seconds["scoring", default: 0] += tScore
             seconds["update", default: 0] += tUpdate
 
-            let meanScore = scores.reduce(0, +) / Double(scores.count)
-            if !(policyLoss.isFinite && meanScore.isFinite) {
+            let meanScore = Statistics.mean(scores)
+            if let bad = nonFinite([("policy loss", policyLoss), ("reward", meanScore)]) {
                 curves.nonFiniteStep = step
-                log("\(stage) step \(step): non-finite loss or reward (policy loss \(policyLoss), reward \(meanScore)); stopping")
+                log("\(stage) step \(step): non-finite \(bad); stopping")
                 break
             }
             curves.trainStep.append(Int64(step))
@@ -307,12 +302,11 @@ public final class CriticFreeTrainer {
             metrics?(step, [("reward", meanScore), ("kl", batchKL), ("length", meanLength), ("policy_loss", policyLoss),
                             ("clip_fraction", settings.algorithm == .grpo ? clipFraction : .nan), ("approx_kl", approxKL),
                             ("kl_coef", settings.klCoef)])
-            if monotonicSeconds() - lastLog > 3 || step == settings.steps {
-                lastLog = monotonicSeconds()
+            if progress.due(step) {
                 log(String(format: "%@ step %d/%d: reward %.3f kl %.3f length %.1f | loss %.4f approx_kl %.4f | rollout %.2fs score %.2fs update %.2fs",
                            stage, step, settings.steps, meanScore, batchKL, meanLength, policyLoss, approxKL,
                            tRollout, tScore, tUpdate)
-                    + etaSuffix(elapsed: lastLog - start, done: Double(step), total: Double(settings.steps)))
+                    + progress.eta(step))
             }
             if step % settings.evalEvery == 0 || step == settings.steps { record(step) }
         }

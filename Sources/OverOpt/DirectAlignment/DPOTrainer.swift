@@ -23,7 +23,8 @@ public final class DPOTrainer {
     public let policy: Transformer
     public let reference: Transformer
     let pairs: [PreferencePair]
-    let optimizer: AdamW
+    /// The policy's optimizer steps.
+    let training: TrainingLoop
     let sampler: Sampler
     var rng: RNG
     let evaluator: PolicyEvaluator
@@ -50,8 +51,8 @@ public final class DPOTrainer {
         reference = Transformer(config: basePolicy.config, heads: .languageModel)
         reference.copyParameters(from: basePolicy)
         reference.frozen = Set(reference.layout.tensors.map(\.group))
-        optimizer = AdamW(model: policy, config: AdamWConfig(learningRate: Float(config.learningRate),
-                                                             weightDecay: Float(config.weightDecay)))
+        training = TrainingLoop(model: policy, learningRate: config.learningRate, weightDecay: config.weightDecay,
+                                maxGradNorm: config.maxGradNorm)
         sampler = Sampler(model: policy)
         rng = RNG(seed: seed)
         let sampling = SamplingConfig(temperature: config.temperature, topP: config.topP, maxNewTokens: config.maxNewTokens,
@@ -99,14 +100,13 @@ public final class DPOTrainer {
                     evaluations: StepMetrics? = nil) -> PolicyCurves {
         var curves = PolicyCurves(settings: config.attributes,
                                   omitted: ["value_loss", "train_kl", "clip_fraction", "approx_kl", "kl_coef"])
-        let start = monotonicSeconds()
+        var progress = TrainingProgress(total: config.steps)
         var seconds = ["update": 0.0, "eval": 0.0]
         func record(_ step: Int) {
             curves.evaluate(step: step, stage: "dpo", seconds: &seconds, log: log, evaluations: evaluations, evaluate)
         }
         record(0)
         var order: [Int] = [], cursor = 0
-        var lastLog = monotonicSeconds()
         for step in stride(from: 1, through: config.steps, by: 1) {
             let t0 = monotonicSeconds()
             var rows: [Int] = []
@@ -114,27 +114,20 @@ public final class DPOTrainer {
                 if cursor >= order.count { order = Array(pairs.indices); rng.shuffle(&order); cursor = 0 }
                 rows.append(order[cursor]); cursor += 1
             }
-            policy.zeroGrad()
-            let halves = Transformer.dataParallelParts(rows, replicas: policy.replicas)
-            let parts = halves.count == 2
-                ? policy.runOnReplicas(policy.replicas) { r, h in self.part(model: r, rows: halves[h], count: rows.count) }
-                : [part(model: policy, rows: rows, count: rows.count)]
-            clipGradientNorm(policy, maxNorm: Float(config.maxGradNorm))
-            optimizer.update(policy)
+            let parts = training.step { policy.dataParallel(rows) { model, half, _ in self.part(model: model, rows: half, count: rows.count) } }
             seconds["update", default: 0] += monotonicSeconds() - t0
             let loss = parts.reduce(0) { $0 + $1.loss } / Double(rows.count)
             let accuracy = parts.reduce(0) { $0 + $1.correct } / Double(rows.count)
-            if !loss.isFinite {
+            if let bad = nonFinite([("loss", loss)]) {
                 curves.nonFiniteStep = step
-                log("dpo step \(step): non-finite loss; stopping")
+                log("dpo step \(step): non-finite \(bad); stopping")
                 break
             }
             curves.trainStep.append(Int64(step)); curves.policyLoss.append(loss); curves.trainReward.append(accuracy)
             metrics?(step, [("policy_loss", loss), ("accuracy", accuracy)])
-            if monotonicSeconds() - lastLog > 3 || step == config.steps {
-                lastLog = monotonicSeconds()
+            if progress.due(step) {
                 log(String(format: "dpo step %d/%d: %@ loss %.4f, pairs preferred %.3f", step, config.steps, config.loss.rawValue, loss, accuracy)
-                    + etaSuffix(elapsed: lastLog - start, done: Double(step), total: Double(config.steps)))
+                    + progress.eta(step))
             }
             if step % config.evalEvery == 0 || step == config.steps { record(step) }
         }

@@ -57,7 +57,8 @@ public final class PPOTrainer {
     /// The frozen base policy.
     public let reference: Transformer
     let scorer: PPOScorer
-    let optimizer: AdamW
+    /// The policy's optimizer steps.
+    let training: TrainingLoop
     let sampler: Sampler
     var rng: RNG
     /// The held-out evaluation (fixed prompts and sampling stream).
@@ -100,8 +101,8 @@ public final class PPOTrainer {
         reference = Transformer(config: basePolicy.config, heads: .languageModel)
         reference.copyParameters(from: basePolicy)
         reference.frozen = Set(reference.layout.tensors.map(\.group))
-        optimizer = AdamW(model: policy, config: AdamWConfig(learningRate: Float(config.learningRate),
-                                                             weightDecay: Float(config.weightDecay)))
+        training = TrainingLoop(model: policy, learningRate: config.learningRate, weightDecay: config.weightDecay,
+                                maxGradNorm: config.maxGradNorm)
         sampler = Sampler(model: policy)
         rng = RNG(seed: seed)
         let evalRNG = rng.split("ppo-eval")
@@ -210,22 +211,16 @@ public final class PPOTrainer {
                 let rows = Array(order[lo..<min(order.count, lo + config.minibatchSize)])
                 lo += config.minibatchSize
                 let tokens = Double(rows.reduce(0) { $0 + oldLogp[$1].count })
-                // Two fixed halves of the minibatch at once on two replicas (DataParallel.swift).
-                let halves = Transformer.dataParallelParts(rows, replicas: policy.replicas)
-                policy.zeroGrad()
                 var pl = 0.0, vl = 0.0, clipped = 0.0, akl = 0.0
-                withLogprobTemperature(policy, backward: true) {
-                    let parts = halves.count == 2
-                        ? policy.runOnReplicas(policy.replicas) { r, h in
-                            self.minibatchPart(model: r, rows: halves[h], tokens: tokens, sequences: sequences, responseStart: responseStart,
+                training.step {
+                    withLogprobTemperature(policy, backward: true) {
+                        let parts = policy.dataParallel(rows) { model, rows, _ in
+                            self.minibatchPart(model: model, rows: rows, tokens: tokens, sequences: sequences, responseStart: responseStart,
                                                oldLogp: oldLogp, oldValues: oldValues, advantages: advantages, returns: returns)
                         }
-                        : [minibatchPart(model: policy, rows: rows, tokens: tokens, sequences: sequences, responseStart: responseStart,
-                                         oldLogp: oldLogp, oldValues: oldValues, advantages: advantages, returns: returns)]
-                    for q in parts { pl += q.policyLoss; vl += q.valueLoss; clipped += q.clipped; akl += q.approxKL }
+                        for q in parts { pl += q.policyLoss; vl += q.valueLoss; clipped += q.clipped; akl += q.approxKL }
+                    }
                 }
-                clipGradientNorm(policy, maxNorm: Float(config.maxGradNorm))
-                optimizer.update(policy)
                 stats.policyLoss += pl / tokens; stats.valueLoss += vl / tokens
                 stats.clipFraction += clipped / tokens; stats.approxKL += akl / tokens
                 minibatches += 1
@@ -237,19 +232,18 @@ public final class PPOTrainer {
     }
 
     /// Runs `config.steps` PPO iterations with evaluations at 0, every `eval_every` and at
-    /// the end. `log` receives a line about every 3 s and one per evaluation; `metrics` each
+    /// the end. `log` receives a line about every `progressInterval` seconds and one per evaluation; `metrics` each
     /// iteration's training statistics, `evaluations` each evaluation's.
     public func run(log: (String) -> Void = { _ in }, metrics: StepMetrics? = nil,
                     evaluations: StepMetrics? = nil) -> PPOCurves {
         var curves = PPOCurves(config: config)
         curves.detectors = evaluator.detectorRecord(config: detectorConfig)
-        let start = monotonicSeconds()
+        var progress = TrainingProgress(total: config.steps)
         var seconds = ["rollout": 0.0, "scoring": 0.0, "update": 0.0, "eval": 0.0]
         func record(_ step: Int) {
             curves.evaluate(step: step, stage: "ppo", seconds: &seconds, log: log, evaluations: evaluations, evaluate)
         }
         record(0)
-        var lastLog = monotonicSeconds()
         for step in stride(from: 1, through: config.steps, by: 1) {
             // Rollout: sample one response per training prompt.
             var t0 = monotonicSeconds()
@@ -315,10 +309,10 @@ public final class PPOTrainer {
             seconds["scoring", default: 0] += tScore
             seconds["update", default: 0] += tUpdate
 
-            let meanScore = scores.reduce(0, +) / Double(scores.count)
-            if !(stats.policyLoss.isFinite && stats.valueLoss.isFinite && meanScore.isFinite) {
+            let meanScore = Statistics.mean(scores)
+            if let bad = nonFinite([("policy loss", stats.policyLoss), ("value loss", stats.valueLoss), ("reward", meanScore)]) {
                 curves.nonFiniteStep = step
-                log("ppo step \(step): non-finite loss or reward (policy loss \(stats.policyLoss), value loss \(stats.valueLoss), reward \(meanScore)); stopping")
+                log("ppo step \(step): non-finite \(bad); stopping")
                 break
             }
             curves.trainStep.append(Int64(step))
@@ -330,12 +324,11 @@ public final class PPOTrainer {
             metrics?(step, [("reward", meanScore), ("kl", batchKL), ("length", meanLength), ("policy_loss", stats.policyLoss),
                             ("value_loss", stats.valueLoss), ("clip_fraction", stats.clipFraction), ("approx_kl", stats.approxKL),
                             ("kl_coef", beta)])
-            if monotonicSeconds() - lastLog > 3 || step == config.steps {
-            lastLog = monotonicSeconds()
-            log(String(format: "ppo step %d/%d: reward %.3f kl %.3f length %.1f | pl %.4f vl %.4f clip %.3f approx_kl %.4f | rollout %.2fs score %.2fs update %.2fs",
-                       step, config.steps, meanScore, batchKL, meanLength, stats.policyLoss, stats.valueLoss,
-                       stats.clipFraction, stats.approxKL, tRollout, tScore, tUpdate)
-                + etaSuffix(elapsed: lastLog - start, done: Double(step), total: Double(config.steps)))
+            if progress.due(step) {
+                log(String(format: "ppo step %d/%d: reward %.3f kl %.3f length %.1f | pl %.4f vl %.4f clip %.3f approx_kl %.4f | rollout %.2fs score %.2fs update %.2fs",
+                           step, config.steps, meanScore, batchKL, meanLength, stats.policyLoss, stats.valueLoss,
+                           stats.clipFraction, stats.approxKL, tRollout, tScore, tUpdate)
+                    + progress.eta(step))
             }
             if step % config.evalEvery == 0 || step == config.steps { record(step) }
         }

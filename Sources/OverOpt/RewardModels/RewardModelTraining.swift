@@ -184,19 +184,20 @@ public func pairObjectiveStep(model: Transformer, config cfg: RewardModelConfig,
 public func dataParallelPairStep(model: Transformer, replicas: [Transformer], config cfg: RewardModelConfig, pairs: EncodedPairs,
                                  indices: [Int], rng: inout RNG) -> StepStatistics {
     let P = indices.count
-    let halves = Transformer.dataParallelParts(indices, replicas: replicas)
-    guard halves.count == 2 else {
-        return pairObjectiveStep(model: model, config: cfg, pairs: pairs, indices: indices, training: true, backward: true, rng: &rng)
-    }
+    // Each half draws its dropout from its own split of the stream; one pass from the stream.
     var rngs = [rng.split(0), rng.split(1)]
-    _ = rng.next()
     let stats = rngs.withUnsafeMutableBufferPointer { rb in
         let shared = UncheckedSendable(rb)
-        return model.runOnReplicas(replicas) { r, h in
-            pairObjectiveStep(model: r, config: cfg, pairs: pairs, indices: halves[h], training: true,
-                              backward: true, rng: &shared.value[h], batchPairs: P)
+        return model.dataParallel(indices) { m, items, half in
+            guard let half else {
+                return pairObjectiveStep(model: m, config: cfg, pairs: pairs, indices: items, training: true, backward: true, rng: &rng)
+            }
+            return pairObjectiveStep(model: m, config: cfg, pairs: pairs, indices: items, training: true,
+                                     backward: true, rng: &shared.value[half], batchPairs: P)
         }
     }
+    guard stats.count == 2 else { return stats[0] }
+    _ = rng.next()
     let a = stats[0], b = stats[1]
     return StepStatistics(loss: a.loss + b.loss, rewardLoss: a.rewardLoss + b.rewardLoss,
                           regularizerLoss: a.regularizerLoss + b.regularizerLoss, accuracy: a.accuracy + b.accuracy)
@@ -233,41 +234,37 @@ public func trainProxyMember(_ model: Transformer, config cfg: RewardModelConfig
     let P = pairs.count
     let stepsPerEpoch = (P + cfg.batchSize - 1) / cfg.batchSize
     let total = stepsPerEpoch * cfg.epochs
-    let schedule = CosineSchedule(peak: Float(cfg.learningRate), totalSteps: total,
-                                  warmupFraction: Float(cfg.warmupFraction), minRatio: 0)
-    let opt = AdamW(model: model, config: AdamWConfig(learningRate: Float(cfg.learningRate), weightDecay: Float(cfg.weightDecay)))
+    let training = TrainingLoop(model: model, learningRate: cfg.learningRate, weightDecay: cfg.weightDecay, maxGradNorm: cfg.maxGradNorm,
+                                schedule: CosineSchedule(peak: Float(cfg.learningRate), totalSteps: total,
+                                                         warmupFraction: Float(cfg.warmupFraction), minRatio: 0))
     var order = orderRNG, drop = dropoutRNG
     var curve = TrainingCurve()
     let replicas = model.replicas
-    let t0 = monotonicSeconds()
-    var lastLog = t0
+    var progress = TrainingProgress(total: total, everySteps: max(1, total / 10))
     var step = 0
     for _ in 0..<cfg.epochs {
         var perm = Array(0..<P)
         order.shuffle(&perm)
         for s in 0..<stepsPerEpoch {
             let idx = Array(perm[(s * cfg.batchSize)..<min(P, (s + 1) * cfg.batchSize)])
-            model.zeroGrad()
-            let st = dataParallelPairStep(model: model, replicas: replicas, config: cfg, pairs: pairs, indices: idx, rng: &drop)
-            if !st.loss.isFinite {
-                throw ExperimentError("\(label): non-finite loss (\(st.loss)) at step \(step + 1); try a lower rm.learning_rate")
+            let lr = training.learningRate
+            let st = try training.step {
+                let st = dataParallelPairStep(model: model, replicas: replicas, config: cfg, pairs: pairs, indices: idx, rng: &drop)
+                if !st.loss.isFinite {
+                    throw ExperimentError("\(label): non-finite loss (\(st.loss)) at step \(step + 1); try a lower rm.learning_rate")
+                }
+                return st
             }
-            clipGradientNorm(model, maxNorm: Float(cfg.maxGradNorm))
-            let lr = schedule.learningRate(step: step)
-            opt.update(model, lr: lr)
             curve.step.append(Int64(step)); curve.loss.append(st.loss)
             curve.accuracy.append(st.accuracy); curve.learningRate.append(Double(lr))
             step += 1
             metrics?(step, [("loss", st.loss), ("accuracy", st.accuracy), ("learning_rate", Double(lr))])
-            let now = monotonicSeconds()
-            if step == total || now - lastLog > 5 || step % max(1, total / 10) == 0 {
-                lastLog = now
-                let k = min(step, 20), recent = curve.loss.suffix(k), acc = curve.accuracy.suffix(k)
-                let rate = Double(step) / max(1e-9, now - t0)
+            if progress.due(step) {
+                let k = min(step, 20), rate = Double(step) / max(1e-9, progress.elapsed)
                 log(String(format: "%@ step %d/%d  loss %.4f  acc %.3f  lr %.2e  (%.1f steps/s, %.0f pairs/s)",
-                           label, step, total, recent.reduce(0, +) / Double(k), acc.reduce(0, +) / Double(k),
+                           label, step, total, Statistics.mean(curve.loss.suffix(k)), Statistics.mean(curve.accuracy.suffix(k)),
                            Double(lr), rate, rate * Double(cfg.batchSize))
-                    + etaSuffix(elapsed: now - t0, done: Double(step), total: Double(total)))
+                    + progress.eta(step))
             }
         }
     }
