@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import OverOpt
+import OverOptHDF5
 
 /// `overopt collect DIR -o summary.h5`: mean, std and sem across seeds, with Gao et al.'s fits.
 struct Collect: ParsableCommand {
@@ -33,7 +34,7 @@ struct Collect: ParsableCommand {
     func run() throws {
         let log = ProgressLog(quiet: quiet)
         let outputFolder = (output as NSString).deletingLastPathComponent
-        removeStaleTemporaries(in: outputFolder.isEmpty ? "." : outputFolder)
+        removeAbandonedTemporaries(in: outputFolder.isEmpty ? "." : outputFolder)
         // A CollectError (no runs, runs that do not fit together) is bad input; a summary that
         // cannot be written, a failure of the work.
         let r = try collectResults(directory: directory, outputPath: output, klPoints: klPoints, log: log.callAsFunction)

@@ -71,14 +71,12 @@ struct Compare: ParsableCommand {
             print(comparisonTable(groups, markdown: markdown))
         }
         if let output {
-            do {
+            try writingOutput("cannot write '\(output)'") {
                 try writeAtomically(to: output) { file in
                     try file.root.setAttribute("kind", "comparison")
                     try file.root.setAttribute("overopt_version", overOptVersion)
                     try writeComparison(groups, to: file.root.createGroup("compare"))
                 }
-            } catch {
-                throw WorkFailure("cannot write '\(output)': \(oneLine(error))")
             }
         }
     }

@@ -10,7 +10,9 @@ import OverOpt
 /// - 1: a failure during the work (a disk that fills up, a run that diverges, a sweep entry
 ///   that fails);
 /// - 130 / 143: stopped by SIGINT / SIGTERM (`stopOnInterrupt`).
-/// Errors are printed here, once, as one line "Error: …" on stderr; commands throw them.
+/// Errors are printed here, once, as one line "Error: …" on stderr; commands throw them:
+/// `BadInput` (or run the reading in `readingInput`), `WorkFailure` (or `writingOutput`),
+/// ArgumentParser's `ValidationError` from `validate()` (bad flags: 2); anything else is 1.
 enum ExitStatus {
     static let failure: Int32 = 1
     static let badInput: Int32 = 2
@@ -29,9 +31,27 @@ struct WorkFailure: Error, CustomStringConvertible {
 }
 
 /// `body`'s value; whatever it throws is reported as bad input (reading a config or an
-/// input file: a problem there is the input's, not the work's).
-func readingInput<T>(_ body: () throws -> T) throws -> T {
-    do { return try body() } catch let e as BadInput { throw e } catch { throw BadInput(oneLine(error)) }
+/// input file: a problem there is the input's, not the work's), after `context` ("cannot
+/// read x: …") when given. Errors that are bad input by their type pass unchanged.
+func readingInput<T>(_ context: String? = nil, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch {
+        if isBadInput(error) { throw error }
+        throw BadInput((context.map { $0 + ": " } ?? "") + oneLine(error))
+    }
+}
+
+/// `body`'s value; whatever it throws is a failure of the work (writing an output), after
+/// `context` when given — except errors that are bad input by their type.
+func writingOutput<T>(_ context: String? = nil, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch {
+        if error is WorkFailure || isBadInput(error) { throw error }
+        throw WorkFailure((context.map { $0 + ": " } ?? "") + oneLine(error))
+    }
+}
+
+/// Errors that are bad input by their type: the user's config, flags or input files.
+func isBadInput(_ error: Error) -> Bool {
+    error is BadInput || error is ConfigError || error is CollectError || error is PlotError || error is OutputFolderError
 }
 
 /// An error's text on one line (HDF5 appends its error stack on further lines).
@@ -47,7 +67,7 @@ func oneLine(_ error: Error) -> String {
 func exitStatus(for error: Error) -> (status: Int32, line: String?) {
     switch error {
     case let code as ExitCode: return (code.rawValue, nil)
-    case is BadInput, is ConfigError, is CollectError: return (ExitStatus.badInput, oneLine(error))
+    case _ where isBadInput(error): return (ExitStatus.badInput, oneLine(error))
     default: break
     }
     switch OverOptCommand.exitCode(for: error) {

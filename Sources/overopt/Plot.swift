@@ -43,14 +43,9 @@ struct Plot: ParsableCommand {
         }
         let list = variants?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let options = FigureOptions(variants: list, sqrtKL: sqrtKL, fits: fits, title: title, scaling: scaling)
-        let fig: Figure
-        do { fig = try figure(file: file, options: options) } catch let error as PlotError {
-            throw BadInput(error.description)
-        } catch {
-            throw BadInput("cannot read \(file): \(oneLine(error))")
-        }
+        let fig = try readingInput("cannot read \(file)") { try figure(file: file, options: options) }
         guard !fig.rows.isEmpty else { throw BadInput("\(file) has no best-of-n or PPO curves") }
-        do { try writeFileAtomically(renderSVG(fig), to: output) } catch { throw WorkFailure(oneLine(error)) }
+        try writingOutput { try writeFileAtomically(renderSVG(fig), to: output) }
         print("wrote \(output) (\(fig.rows.joined().count) panel(s), \(fig.variants.count) variant(s))")
     }
 }

@@ -44,13 +44,8 @@ struct Report: ParsableCommand {
     func run() throws {
         let options = ReportOptions(baseline: baseline, klPoints: kl.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces))! },
                                     samplesPerEnd: samples, title: title)
-        let page: String
-        do { page = try renderReport(directory: directory, options: options) } catch let e as CollectError {
-            throw e
-        } catch {
-            throw BadInput("cannot make a report of \(directory): \(oneLine(error))")
-        }
-        do { try writeFileAtomically(page, to: output) } catch { throw WorkFailure(oneLine(error)) }
+        let page = try readingInput("cannot make a report of \(directory)") { try renderReport(directory: directory, options: options) }
+        try writingOutput { try writeFileAtomically(page, to: output) }
         print("wrote \(output) (\(page.utf8.count / 1024) KiB)")
     }
 }

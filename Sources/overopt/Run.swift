@@ -61,65 +61,12 @@ struct Run: ParsableCommand {
             guard FileManager.default.fileExists(atPath: file) else { throw BadInput("--load-proxy \(spec): no such file \(file)") }
             loadProxies[name] = file
         }
-        let path = try prepareOutput(folder: out, config: cfg, loadProxies: loadProxies)
+        let path = (try prepareOutputFolder(out) as NSString).appendingPathComponent(resultFileName(for: cfg, loadProxies: loadProxies))
         let logger = ProgressLog(quiet: quiet)
         logger("overopt \(overOptVersion): \(cfg.name), seed \(cfg.seed), proxies \(cfg.proxies.joined(separator: ", ")), stages \(cfg.stages.joined(separator: ", ")), \(global.threadCount) threads")
         logger(ComputeEnvironment.current.line)
         let summary = try runExperiment(cfg, outputPath: path, cache: StageCache(directory: noCache ? nil : cache),
                                         loadProxies: loadProxies, log: logger.callAsFunction)
         print(summary.table)
-    }
-}
-
-/// Creates the output folder, removes temporary files left by killed runs, and returns the
-/// result path `<folder>/<name>-seed<seed>-<hash8>.h5`.
-func prepareOutput(folder: String, config: ExperimentConfig, loadProxies: [String: String] = [:]) throws -> String {
-    do {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    } catch {
-        throw BadInput("cannot create the output folder \(folder): \(error.localizedDescription)")
-    }
-    // access(2) says yes to root on folders such as /proc that refuse new files: try one.
-    let probe = (folder as NSString).appendingPathComponent(".overopt-write-probe-\(getpid())")
-    let fd = open(probe, O_CREAT | O_EXCL | O_WRONLY, 0o600)
-    guard fd >= 0 else {
-        throw BadInput("the output folder \(folder) is not writable (\(String(cString: strerror(errno))))")
-    }
-    close(fd)
-    unlink(probe)
-    removeStaleTemporaries(in: folder)
-    return (folder as NSString).appendingPathComponent(resultFileName(for: config, loadProxies: loadProxies))
-}
-
-/// Deletes the temporaries of killed result writes in `folder` (`removeAbandonedTemporaries`:
-/// decided by the writer's lock, not its PID, which means nothing on another node).
-func removeStaleTemporaries(in folder: String) {
-    removeAbandonedTemporaries(in: folder)
-}
-
-/// Ctrl-C (SIGINT) and SIGTERM end any command at once with status 130/143, whatever
-/// disposition the parent left: result files are only ever renamed into place when complete,
-/// so nothing half-written appears under a final name, and the next run in the folder
-/// removes the temporary file a killed write may leave.
-func stopOnInterrupt() {
-    // A parent may spawn us with these signals blocked (the mask is inherited): unblock them.
-    var set = sigset_t()
-    sigemptyset(&set)
-    sigaddset(&set, SIGINT)
-    sigaddset(&set, SIGTERM)
-    pthread_sigmask(SIG_UNBLOCK, &set, nil)
-    signal(SIGINT) { _ in _exit(130) }
-    signal(SIGTERM) { _ in _exit(143) }
-}
-
-/// Progress lines on stderr with the elapsed time; silent with --quiet.
-final class ProgressLog: @unchecked Sendable {
-    let quiet: Bool
-    let start = Date()
-    init(quiet: Bool) { self.quiet = quiet }
-    func callAsFunction(_ line: String) {
-        if quiet { return }
-        let t = Date().timeIntervalSince(start)
-        FileHandle.standardError.write(Data(String(format: "[%5.0fs] %@\n", t, line).utf8))
     }
 }

@@ -126,14 +126,11 @@ struct Sweep: ParsableCommand {
                 throw BadInput("--index \(index) is outside the manifest 0…\(entries.count - 1)")
             }
             setEngineThreads(global.threadCount)
-            _ = try prepareOutput(folder: folder, config: entries[index].config)
-            do {
-                let r = try runSweepEntry(entries[index], outputFolder: folder, cache: StageCache(directory: noCache ? nil : cache),
-                                          log: log.callAsFunction)
-                print(r.ran ? "entry \(index): wrote \(r.path)" : "entry \(index): \(r.path) already complete")
-            } catch {
-                throw WorkFailure("entry \(index): \(oneLine(error))")
+            let r = try writingOutput("entry \(index)") {
+                try runSweepEntry(entries[index], outputFolder: folder, cache: StageCache(directory: noCache ? nil : cache),
+                                         log: log.callAsFunction)
             }
+            print(r.ran ? "entry \(index): wrote \(r.path)" : "entry \(index): \(r.path) already complete")
             return
         }
         try runLocally(spec: spec, entries: entries, folder: folder, log: log)
@@ -167,8 +164,8 @@ struct Sweep: ParsableCommand {
     /// Runs the pending entries with `jobs` worker processes of `overopt run`.
     func runLocally(spec: SweepSpec, entries: [SweepEntry], folder: String, log: ProgressLog) throws {
         let logs = (folder as NSString).appendingPathComponent("logs")
+        try prepareOutputFolder(folder)
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
-        removeStaleTemporaries(in: folder)
         let pending = entries.filter { !isCompleteResult((folder as NSString).appendingPathComponent($0.fileName)) }
         let threads = global.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / jobs)
         log("sweep \(sweepFile): \(entries.count) entries, \(entries.count - pending.count) complete, running \(pending.count) with \(jobs) worker(s) × \(threads) thread(s); logs in \(logs)")

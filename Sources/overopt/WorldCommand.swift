@@ -41,12 +41,7 @@ struct WorldCommand: ParsableCommand {
             print(WorldStatistics.ofWriter(world, count: 2000, seed: seed).summary)
         }
         guard let base else { return }
-        let policy: BasePolicy
-        do {
-            policy = try BasePolicy.read(from: try H5File.open(base).root)
-        } catch {
-            throw BadInput("\(base): not a cached base policy (\(oneLine(error)))")
-        }
+        let policy = try readingInput("\(base): not a cached base policy") { try BasePolicy.read(from: try H5File.open(base).root) }
         guard policy.model.config.vocabSize == world.vocabSize else {
             throw BadInput("\(base): the policy's vocabulary (\(policy.model.config.vocabSize)) is not this world's (\(world.vocabSize))")
         }

@@ -1,17 +1,17 @@
 // Experiment.swift — one run of the pipeline, top to bottom, into one HDF5 file.
 //
 //   world ──► base policy ──► preference data ──► proxy reward models ──┬─► best-of-n
-//             (cached)         (cached per seed)   (one per variant)     └─► PPO
+//             (cached)         (cached per seed)   (one per variant)     ├─► PPO, GRPO, RLOO
+//                                                                        └─► (DPO/IPO: the data)
 //
 // A proxy with `rm.base` set is fine-tuned from a base model of that preset (pretrained
 // with the same `[base]` settings, cached alike) instead of the policy's; best-of-n and
 // PPO always sample the policy.
 //
-// Each stage is a call into its folder; this file only orders them, caches what is
-// reusable (including each finished proxy, best-of-n curve and PPO run, so a killed run
-// resumes), times them, streams metrics (MetricsStream.swift) and writes the result file
-// atomically at the end (an interrupted run leaves no file under the final name). The
-// schema is documented in README.md.
+// `runExperiment` is the list of stages (RunStages.swift: each stage owns its cache key,
+// timing and result writer, so a killed run resumes at its first unfinished unit); metrics
+// stream as they come (MetricsStream.swift); the result file (ResultFile.swift) is written
+// atomically at the end. The schema is documented in README.md.
 import Foundation
 import OverOptEngine
 import OverOptHDF5
@@ -118,12 +118,12 @@ public struct RunSummary: Sendable {
 }
 
 
-/// Runs one experiment config into `outputPath`. `loadProxies` maps proxy names of the
-/// config to earlier result files whose `/rm/<name>/checkpoint` replaces training.
+/// Runs one experiment config into `outputPath`, whose folder `prepareOutputFolder` made
+/// ready. `loadProxies` maps proxy names of the config to earlier result files whose
+/// `/rm/<name>/checkpoint` replaces training.
 public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache: StageCache,
                           loadProxies: [String: String] = [:], log: @escaping (String) -> Void) throws -> RunSummary {
     let start = monotonicSeconds()
-    try checkWritableFolder(of: outputPath)
     for name in loadProxies.keys.sorted() where !config.proxies.contains(name) {
         throw ExperimentError("--load-proxy \(name)=…: '\(name)' is not among this run's proxies (\(config.proxies.joined(separator: ", ")))")
     }
@@ -160,47 +160,6 @@ public func runExperiment(_ config: ExperimentConfig, outputPath: String, cache:
     run.metrics.emit(stage: "run", [("seconds", seconds)], fields: [("event", "end"), ("result", outputPath)])
     return RunSummary(path: outputPath, seconds: seconds, variants: summaries, baseGold: baseGold,
                       direct: direct.map { ("dpo/\(config.dpo.loss.rawValue)", OptimizerSummary(curves: $0)) })
-}
-
-/// The result file, written atomically: the run's attributes, /timing, /base, /data, then
-/// what each stage recorded.
-func writeRunFile(_ path: String, run: RunContext, base: BasePolicy, data: PreferenceDataset, baseGold: Double, seconds: Double,
-                  loadProxies: [String: String]) throws {
-    let config = run.config
-    try writeAtomically(to: path) { file in
-        let root = file.root
-        try root.setAttribute("schema_version", resultSchemaVersion)
-        try root.setAttribute("overopt_version", overOptVersion)
-        try root.setAttribute("name", config.name)
-        try root.setAttribute("seed", Int64(config.seed))
-        try root.setAttribute("config", config.json())
-        try root.setAttribute("config_hash", config.hash)
-        try root.setAttribute("world_fingerprint", run.world.fingerprint)
-        try root.setAttribute("threads", Int64(engineThreadCount()))
-        let compute = ComputeEnvironment.current
-        try root.setAttribute("cpu", compute.cpu)
-        try root.setAttribute("blas_core", compute.blasCore)
-        try root.setAttribute("kernels", compute.kernels)
-        try root.setAttribute("proxies", config.proxies)
-        if !loadProxies.isEmpty {
-            try root.setAttribute("loaded_proxies", loadProxies.keys.sorted().map { "\($0)=\(loadProxies[$0]!)" })
-        }
-        try root.setAttribute("created", ISO8601DateFormatter().string(from: Date()))
-        try root.setAttribute("seconds", seconds)
-        let timing = try root.createGroup("timing")
-        for (stage, s) in run.timings { try timing.setAttribute(stage.replacingOccurrences(of: "/", with: "_"), s) }
-        let b = try root.createGroup("base")
-        try b.write("curve_step", base.curveStep)
-        try b.write("curve_loss", base.curveLoss)
-        try b.setAttribute("eval_nll", base.evalNLL)
-        try b.setAttribute("parameters", Int64(base.model.parameterCount))
-        try b.setAttribute("preset", config.base.preset)
-        try b.setAttribute("gold_mean", baseGold)
-        try writeDataSummary(data, to: root.createGroup("data"))
-        try run.writeRecords(to: root)
-        try annotateRunFile(root)
-        try root.setAttribute("complete", true)
-    }
 }
 
 /// Removes the scratch folders (`overopt-units-<pid>-…` in the temporary folder) of
@@ -267,24 +226,3 @@ func resultCreated(_ path: String) throws -> String {
     return (try? f.root.stringAttribute("created")) ?? ""
 }
 
-/// Fails early, before any work, when results could not be written to `path`'s folder.
-public func checkWritableFolder(of path: String) throws {
-    let dir = (path as NSString).deletingLastPathComponent
-    let folder = dir.isEmpty ? "." : dir
-    var isDir: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
-        throw ExperimentError("output folder \(folder) does not exist")
-    }
-    guard FileManager.default.isWritableFile(atPath: folder) else {
-        throw ExperimentError("output folder \(folder) is not writable")
-    }
-}
-
-/// Sizes, noise and a few example pairs of the preference data.
-func writeDataSummary(_ d: PreferenceDataset, to g: H5Group) throws {
-    try g.setAttribute("train_pairs", Int64(d.train.count))
-    try g.setAttribute("flipped_pairs", Int64(d.train.filter(\.flipped).count))
-    try g.setAttribute("id_pairs", Int64(d.idEval.count))
-    try g.setAttribute("ood_sets", d.oodEval.map(\.name))
-    try g.write("train_gold_margin", d.train.map(\.goldMargin), compress: true)
-}

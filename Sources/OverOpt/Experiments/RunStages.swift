@@ -220,11 +220,18 @@ struct ProxyStage: RunStage {
         return parts
     }
 
-    /// About `normalizationSampleCount` samples at an even stride over `samples`.
+    /// The samples of `samples` picked by `normalizationIndices`, with their prompts.
     static func normalizationSamples(_ samples: BestOfNSamples, world: World) -> (prompts: [Prompt], responses: [[Int32]]) {
         let prompts = samples.samplePrompts(in: world)
-        let picked = Array(stride(from: 0, to: samples.responses.count, by: max(1, samples.responses.count / normalizationSampleCount)))
+        let picked = normalizationIndices(count: samples.responses.count)
         return (picked.map { prompts[$0] }, picked.map { samples.responses[$0] })
+    }
+
+    /// Indices of about `normalizationSampleCount` of `count` samples (prompt-major) at an
+    /// even stride, so every prompt contributes; all of them when there are fewer than twice
+    /// as many.
+    static func normalizationIndices(count: Int) -> [Int] {
+        Array(stride(from: 0, to: count, by: max(1, count / normalizationSampleCount)))
     }
 
     func build(_ run: RunContext) throws -> RewardModelResult {

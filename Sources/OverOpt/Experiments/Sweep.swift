@@ -35,14 +35,6 @@ public struct SweepEntry: Sendable {
     public var fileName: String { resultFileName(for: config) }
 }
 
-/// The result file name of a run: `<name>-seed<seed>-<hash8>.h5` (the same as `overopt run`).
-/// Proxies loaded from other files (`overopt run --load-proxy`) are part of the hash.
-public func resultFileName(for config: ExperimentConfig, loadProxies: [String: String] = [:]) -> String {
-    let hash = loadProxies.isEmpty ? config.hash
-        : StageCache.key(["config": config.hash, "load_proxies": loadProxies.keys.sorted().map { "\($0)=\(absolutePath(loadProxies[$0]!))" }.joined(separator: ",")])
-    return "\(config.name)-seed\(config.seed)-\(hash.prefix(8)).h5"
-}
-
 /// A parsed sweep file.
 public struct SweepSpec: Sendable {
     /// The sweep file (for messages).
@@ -191,20 +183,12 @@ public func tomlLiteral(_ value: Any) -> String {
 
 // MARK: - Resume
 
-/// True when `path` is a result file whose root attribute `complete` is true (schema 2) or 1.
-public func isCompleteResult(_ path: String) -> Bool {
-    guard FileManager.default.fileExists(atPath: path), let f = try? H5File.open(path) else { return false }
-    defer { f.close() }
-    return f.root.hasAttribute("complete") && (try? f.root.boolAttribute("complete")) == true
-}
-
 /// Runs one sweep entry in this process into `outputFolder` unless its complete file
 /// exists. Returns the result path and whether it ran (false = skipped).
 @discardableResult
 public func runSweepEntry(_ entry: SweepEntry, outputFolder: String, cache: StageCache,
                           log: @escaping (String) -> Void) throws -> (path: String, ran: Bool) {
-    try FileManager.default.createDirectory(atPath: outputFolder, withIntermediateDirectories: true)
-    let path = (outputFolder as NSString).appendingPathComponent(entry.fileName)
+    let path = (try prepareOutputFolder(outputFolder) as NSString).appendingPathComponent(entry.fileName)
     if isCompleteResult(path) {
         log("sweep entry \(entry.index): \(entry.fileName) is complete; skipping")
         return (path, false)

@@ -64,22 +64,25 @@ public func rewardStatistics(_ proxy: ProxyRewardModel, world: World, prompts: [
     return Statistics.meanAndStandardDeviation(s)
 }
 
-/// Fills the evaluation fields of a freshly trained result.
-func evaluate(_ r: inout RewardModelResult, base: Transformer, world: World, data: PreferenceDataset,
-              normalizationSamples: (prompts: [Prompt], responses: [[Int32]])?) {
-    let bs = r.config.evalBatchSize
-    r.idAccuracy = proxyGoldAccuracy(r.proxy, world: world, pairs: data.idEval, batchSize: bs)
-    r.oodAccuracy = data.oodEval.map { ($0.name, proxyGoldAccuracy(r.proxy, world: world, pairs: $0.pairs, batchSize: bs)) }
-    let ood = r.oodAccuracy.map(\.accuracy).filter { !$0.isNaN }
-    r.oodAccuracyMean = ood.isEmpty ? .nan : ood.reduce(0, +) / Double(ood.count)
-    // LM metrics: mean over members (an ensemble has k LM heads).
-    let lm = r.proxy.members.map { languageModelMetrics($0, world: world, pairs: data.idEval, batchSize: bs) }
-    r.lmPreferenceAccuracy = lm.map(\.preferenceAccuracy).reduce(0, +) / Double(lm.count)
-    r.lmNLL = lm.map(\.nllPerToken).reduce(0, +) / Double(lm.count)
-    let b = languageModelMetrics(base, world: world, pairs: data.idEval, batchSize: bs)
-    r.baseLMPreferenceAccuracy = b.preferenceAccuracy
-    r.baseLMNLL = b.nllPerToken
-    if let n = normalizationSamples {
-        (r.rewardMean, r.rewardStd) = rewardStatistics(r.proxy, world: world, prompts: n.prompts, responses: n.responses, batchSize: bs)
+extension RewardModelResult {
+    /// Fills the evaluation fields of a freshly trained proxy: gold accuracy on the ID and
+    /// OOD sets, its and the base model's LM metrics, and (given base-policy samples) its
+    /// reward mean and std.
+    mutating func evaluate(base: Transformer, world: World, data: PreferenceDataset,
+                           normalizationSamples: (prompts: [Prompt], responses: [[Int32]])?) {
+        let bs = config.evalBatchSize
+        idAccuracy = proxyGoldAccuracy(proxy, world: world, pairs: data.idEval, batchSize: bs)
+        oodAccuracy = data.oodEval.map { ($0.name, proxyGoldAccuracy(proxy, world: world, pairs: $0.pairs, batchSize: bs)) }
+        oodAccuracyMean = Statistics.mean(oodAccuracy.map(\.accuracy).filter { !$0.isNaN })   // NaN without OOD sets
+        // LM metrics: mean over members (an ensemble has k LM heads).
+        let lm = proxy.members.map { languageModelMetrics($0, world: world, pairs: data.idEval, batchSize: bs) }
+        lmPreferenceAccuracy = Statistics.mean(lm.map(\.preferenceAccuracy))
+        lmNLL = Statistics.mean(lm.map(\.nllPerToken))
+        let b = languageModelMetrics(base, world: world, pairs: data.idEval, batchSize: bs)
+        baseLMPreferenceAccuracy = b.preferenceAccuracy
+        baseLMNLL = b.nllPerToken
+        if let n = normalizationSamples {
+            (rewardMean, rewardStd) = rewardStatistics(proxy, world: world, prompts: n.prompts, responses: n.responses, batchSize: bs)
+        }
     }
 }

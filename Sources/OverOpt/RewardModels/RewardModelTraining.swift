@@ -351,7 +351,7 @@ public func trainRewardModel(config cfg: RewardModelConfig, base: Transformer, w
     var result = RewardModelResult(proxy: proxy, config: cfg, seed: seed, trainPairs: pairs.count, curves: curves,
                                    trainSeconds: seconds,
                                    pairsPerSecond: Double(pairs.count * cfg.epochs * k) / max(seconds, 1e-9))
-    evaluate(&result, base: base, world: world, data: data, normalizationSamples: normalizationSamples)
+    result.evaluate(base: base, world: world, data: data, normalizationSamples: normalizationSamples)
     log(result.summary)
     return result
 }
