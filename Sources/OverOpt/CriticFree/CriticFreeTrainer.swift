@@ -82,9 +82,7 @@ public final class CriticFreeTrainer {
         self.scorer = scorer
         policy = Transformer(config: basePolicy.config, heads: .languageModel)
         policy.copyParameters(from: basePolicy)
-        reference = Transformer(config: basePolicy.config, heads: .languageModel)
-        reference.copyParameters(from: basePolicy)
-        reference.frozen = Set(reference.layout.tensors.map(\.group))
+        reference = frozenReference(basePolicy)
         training = TrainingLoop(model: policy, learningRate: settings.learningRate, weightDecay: settings.weightDecay,
                                 maxGradNorm: settings.maxGradNorm)
         sampler = Sampler(model: policy)

@@ -48,9 +48,7 @@ public final class DPOTrainer {
         self.pairs = pairs
         policy = Transformer(config: basePolicy.config, heads: .languageModel)
         policy.copyParameters(from: basePolicy)
-        reference = Transformer(config: basePolicy.config, heads: .languageModel)
-        reference.copyParameters(from: basePolicy)
-        reference.frozen = Set(reference.layout.tensors.map(\.group))
+        reference = frozenReference(basePolicy)
         training = TrainingLoop(model: policy, learningRate: config.learningRate, weightDecay: config.weightDecay,
                                 maxGradNorm: config.maxGradNorm)
         sampler = Sampler(model: policy)

@@ -98,9 +98,7 @@ public final class PPOTrainer {
         policy.copyParameters(from: basePolicy)
         policy.setTensor("vh_w", [Float](repeating: 0, count: policy.layout["vh_w"]!.count))
         policy.setTensor("vh_b", [Float](repeating: 0, count: policy.layout["vh_b"]!.count))
-        reference = Transformer(config: basePolicy.config, heads: .languageModel)
-        reference.copyParameters(from: basePolicy)
-        reference.frozen = Set(reference.layout.tensors.map(\.group))
+        reference = frozenReference(basePolicy)
         training = TrainingLoop(model: policy, learningRate: config.learningRate, weightDecay: config.weightDecay,
                                 maxGradNorm: config.maxGradNorm)
         sampler = Sampler(model: policy)

@@ -8,7 +8,8 @@
 //                       (DataParallel.swift), or the whole batch in one pass;
 //   TrainingProgress    one progress line at most every `progressInterval` seconds and at
 //                       the last step, with the time remaining;
-//   nonFinite           the step's losses or rewards that are NaN or infinite, by name.
+//   nonFinite           the step's losses or rewards that are NaN or infinite, by name;
+//   frozenReference     a policy optimizer's reference π_ref, the frozen base policy.
 import OverOptEngine
 
 /// A model, its AdamW optimizer and the step every trainer takes with them.
@@ -53,6 +54,15 @@ extension Transformer {
         guard halves.count == 2 else { return [part(self, items, nil)] }
         return runOnReplicas(replicas) { r, h in part(r, halves[h], h) }
     }
+}
+
+/// The frozen reference π_ref of a policy optimizer: the base policy's weights with its LM
+/// head, nothing trained.
+public func frozenReference(_ basePolicy: Transformer) -> Transformer {
+    let reference = Transformer(config: basePolicy.config, heads: .languageModel)
+    reference.copyParameters(from: basePolicy)
+    reference.frozen = Set(reference.layout.tensors.map(\.group))
+    return reference
 }
 
 /// Seconds between two progress lines of a training loop.
