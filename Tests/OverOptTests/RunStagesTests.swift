@@ -7,19 +7,12 @@ import Foundation
 import Testing
 import OverOptEngine
 import OverOptHDF5
+import TestSupport
 @testable import OverOpt
 
 /// A run context on the default config, with its cache and metrics stream in `folder`.
-private func context(_ folder: TemporaryDirectory, config: ExperimentConfig = ExperimentConfig()) throws -> RunContext {
+private func context(_ folder: TemporaryFolder, config: ExperimentConfig = ExperimentConfig()) throws -> RunContext {
     try RunContext(config: config, outputPath: folder.file("run.h5"), cache: StageCache(directory: folder.file("cache")), log: { _ in })
-}
-
-/// A folder under the temporary folder, removed at deinit.
-final class TemporaryDirectory {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("overopt-stages-\(UUID().uuidString)").path
-    init() throws { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
 }
 
 /// A stage whose output is a few numbers; counts its builds.
@@ -41,7 +34,7 @@ private struct NumbersStage: RunStage {
 
 @Suite("run stages") struct RunStagesTests {
     @Test func sharedStagesKeepTheEstablishedCacheKeys() throws {
-        let folder = try TemporaryDirectory()
+        let folder = try TemporaryFolder()
         let run = try context(folder)
         let c = run.config
         let base = StageOutput(value: BasePolicy(model: tinyBase()), key: "base-key")
@@ -59,7 +52,7 @@ private struct NumbersStage: RunStage {
     }
 
     @Test func optimizerStagesKeyTheirOwnSettings() throws {
-        let folder = try TemporaryDirectory()
+        let folder = try TemporaryFolder()
         let run = try context(folder)
         let c = run.config
         let member = Transformer(config: tinyBase().config, heads: HeadConfig(reward: .linear))
@@ -75,7 +68,7 @@ private struct NumbersStage: RunStage {
     }
 
     @Test func aStageIsBuiltOnceThenLoadedAndRecorded() throws {
-        let folder = try TemporaryDirectory()
+        let folder = try TemporaryFolder()
         let builds = Builds()
         let stage = NumbersStage(values: [1.5, -2, .pi], builds: builds)
         let first = try context(folder)
@@ -118,7 +111,7 @@ private struct NumbersStage: RunStage {
     }
 
     @Test func outputFolderIsCreatedOrRefused() throws {
-        let folder = try TemporaryDirectory()
+        let folder = try TemporaryFolder()
         let nested = folder.file("a/b")
         #expect(try prepareOutputFolder(nested) == nested)
         var isDirectory: ObjCBool = false
