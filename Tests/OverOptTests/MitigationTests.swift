@@ -405,14 +405,19 @@ private func syntheticSamples(P: Int, N: Int, seed: UInt64) -> BestOfNSamples {
     }
 
     @Test func parMatchesHandComputedValues() {
-        // σ(1) + σ(−1) = 1: a response between two references gets ½.
-        #expect(abs(parReward(score: 1, referenceScores: [0, 2], scale: 1) - 0.5) < 1e-15)
-        // σ((2 − 0.5)/0.5) = σ(3) = 1/(1 + e^{−3}).
-        #expect(abs(parReward(score: 2, referenceScores: [0.5], scale: 0.5) - 0.9525741268224334) < 1e-15)
-        #expect(abs(parReward(score: 0, referenceScores: [0], scale: 3) - 0.5) < 1e-15)
-        // Bounded and stable far from the reference; increasing in the score.
-        #expect(parReward(score: 1e6, referenceScores: [0], scale: 1) == 1)
-        #expect(parReward(score: -1e6, referenceScores: [0], scale: 1) == 0)
+        // σ(1) + σ(−1) = 1: a response between two references gets ½ − ½ = 0.
+        #expect(abs(parReward(score: 1, referenceScores: [0, 2], scale: 1)) < 1e-15)
+        // σ((2 − 0.5)/0.5) − ½ = σ(3) − ½ = 1/(1 + e^{−3}) − ½.
+        #expect(abs(parReward(score: 2, referenceScores: [0.5], scale: 0.5) - 0.4525741268224334) < 1e-15)
+        #expect(abs(parReward(score: 0, referenceScores: [0], scale: 3)) < 1e-15)
+        // Bounded by ±½ and stable far from the reference; increasing in the score.
+        #expect(parReward(score: 1e6, referenceScores: [0], scale: 1) == 0.5)
+        #expect(parReward(score: -1e6, referenceScores: [0], scale: 1) == -0.5)
+        // Centred: antisymmetric in the response and its reference, so over responses drawn
+        // like the references the expected reward is 0.
+        for (x, y) in [(1.3, -0.4), (0.0, 2.5), (-3.0, -2.9)] {
+            #expect(abs(parReward(score: x, referenceScores: [y], scale: 0.7) + parReward(score: y, referenceScores: [x], scale: 0.7)) < 1e-15)
+        }
         #expect(parReward(score: 0.1, referenceScores: [0, 1, -2], scale: 1) < parReward(score: 0.2, referenceScores: [0, 1, -2], scale: 1))
         #expect(abs(logisticSigmoid(-2) - 1 / (1 + exp(2))) < 1e-16)
     }

@@ -62,7 +62,7 @@ private struct NumbersStage: RunStage {
         for (optimizer, settings) in [("ppo", StageCache.key(c.ppo)), ("grpo", StageCache.key(c.grpo)), ("rloo", StageCache.key(c.rloo))] {
             let stage = PolicyOptimizerStage(optimizer: optimizer, name: "bt", proxy: rm, base: base)
             #expect(try stage.key(run) == StageCache.key(["rm": "rm-key", "base": "base-key", optimizer: settings, "seed": "\(c.seed)",
-                                                          "detectors": StageCache.key(c.detectors), "code": "\(optimizer)-v1"]))
+                                                          "detectors": StageCache.key(c.detectors), "code": "\(optimizer)-v2"]))
             #expect(stage.label == "\(optimizer)/bt" && stage.unit?.stage == optimizer && stage.unit?.variant == "bt")
         }
     }

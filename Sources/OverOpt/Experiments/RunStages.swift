@@ -301,7 +301,7 @@ func evaluationRNG(seed: UInt64, proxyName: String) -> RNG {
 /// A policy optimizer with a proxy as reward (PPO, GRPO or RLOO), its evaluation curves
 /// and detector statistics under /<optimizer>/<proxy>.
 struct PolicyOptimizerStage: RunStage {
-    static let codeVersion = 1
+    static let codeVersion = 2
     /// "ppo", "grpo" or "rloo".
     let optimizer: String
     let name: String

@@ -12,6 +12,16 @@
 // with s = 1 in the paper. Here s is the standard deviation of the first rollout batch's
 // proxy scores when `normalize_reward` (the default), so that the sigmoid's slope is the same
 // for proxies of different scales, and 1 otherwise. The paper finds M = 1 enough.
+//
+// The reward used is r_PAR − ½, zero for a response the proxy scores like the reference's.
+// Every response gets one terminal reward, so with γ = 1 the shift moves every return by the
+// same constant and leaves the optimum unchanged; it matters for the learning dynamics. PPO's
+// value head starts near 0, so an uncentred reward of about ½ makes the GAE advantages of
+// the last tokens larger than those of the first ones, and whitening the advantages over all
+// tokens turns that into a push toward ending responses early that is not in the reward. Measured
+// (small preset, `bt` proxy, seed 0, 60 steps): uncentred, responses shrank from 16.8 to 11
+// tokens and gold fell below the base policy's for 45 steps; centred, gold rose by 1.2 like
+// the unshaped run's. GRPO and RLOO subtract a per-prompt baseline, which removes the shift.
 #if canImport(Glibc)
 import Glibc
 #else
@@ -33,14 +43,14 @@ public func logisticSigmoid(_ x: Double) -> Double {
 }
 
 /// PAR's reward of a response with proxy score `score`, given the proxy scores of M ≥ 1
-/// reference responses to the same prompt: (1/M) Σ_m σ((score − ref_m) / scale). In (0, 1);
-/// ½ when the response scores like the reference.
+/// reference responses to the same prompt, centred: (1/M) Σ_m σ((score − ref_m) / scale) − ½.
+/// In (−½, ½); 0 when the response scores like the reference.
 public func parReward(score: Double, referenceScores: [Double], scale: Double) -> Double {
     precondition(!referenceScores.isEmpty, "PAR needs at least one reference score")
     precondition(scale > 0, "PAR's scale must be positive")
     var s = 0.0
     for r in referenceScores { s += logisticSigmoid((score - r) / scale) }
-    return s / Double(referenceScores.count)
+    return s / Double(referenceScores.count) - 0.5
 }
 
 /// Per-token rewards with the KL penalty of a chosen estimator (Ziegler et al. 2019 with
