@@ -13,7 +13,7 @@ import OverOptEngine
 import OverOptHDF5
 
 /// Settings of base-policy pretraining (`[base]` in a config file).
-public struct BasePolicyConfig: Codable, Sendable, Equatable {
+public struct BasePolicyConfig: ConfigSection, Equatable {
     /// Model size, one of `TransformerConfig.presetNames`: tiny, small (width 64, 2 layers,
     /// 2 heads), medium, large (128, 4, 4), xl; context 64.
     public var preset = "small"
@@ -34,23 +34,20 @@ public struct BasePolicyConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
-        case preset, epochs, seed
-        case corpusSize = "corpus_size", batchSize = "batch_size", learningRate = "learning_rate"
-        case warmupFraction = "warmup_fraction", weightDecay = "weight_decay", maxGradNorm = "max_grad_norm"
-        case evalSequences = "eval_sequences"
-    }
+    public static let section = "base"
 
-    public func validate() throws {
-        if let message = presetError(preset) { throw ConfigError.invalid(key: "base.preset", message) }
-        if corpusSize < 1 { throw ConfigError.invalid(key: "base.corpus_size", "must be positive (got \(corpusSize))") }
-        if epochs < 1 { throw ConfigError.invalid(key: "base.epochs", "must be positive (got \(epochs))") }
-        if batchSize < 1 { throw ConfigError.invalid(key: "base.batch_size", "must be positive (got \(batchSize))") }
-        if !(learningRate > 0) { throw ConfigError.invalid(key: "base.learning_rate", "must be positive (got \(learningRate))") }
-        if !(0..<1).contains(warmupFraction) { throw ConfigError.invalid(key: "base.warmup_fraction", "must be in [0, 1) (got \(warmupFraction))") }
-        if weightDecay < 0 { throw ConfigError.invalid(key: "base.weight_decay", "must be non-negative (got \(weightDecay))") }
-        if evalSequences < 1 { throw ConfigError.invalid(key: "base.eval_sequences", "must be positive (got \(evalSequences))") }
-    }
+    public static var schema: [ConfigKey<BasePolicyConfig>] { [
+        .key("preset", \.preset, "model size, one of the ladder below; context 64", .isPreset),
+        .key("corpus_size", \.corpusSize, "writer sequences in the pretraining corpus", .atLeast(1)),
+        .key("epochs", \.epochs, "passes over the corpus", .atLeast(1)),
+        .key("batch_size", \.batchSize, "sequences per step", .atLeast(1)),
+        .key("learning_rate", \.learningRate, "AdamW peak learning rate (warmup, then cosine to 10%)", .above(0)),
+        .key("warmup_fraction", \.warmupFraction, "warmup share of the steps", .halfOpen(0, 1)),
+        .key("weight_decay", \.weightDecay, "AdamW weight decay (matrices and embeddings only)", .atLeast(0)),
+        .key("max_grad_norm", \.maxGradNorm, "global gradient-norm clip", .above(0)),
+        .key("seed", \.seed, "corpus, initialization and data order (independent of the run's seed, so runs share one base)"),
+        .key("eval_sequences", \.evalSequences, "held-out sequences for the reported NLL", .atLeast(1)),
+    ] }
 
     /// The model configuration for a world.
     public func modelConfig(vocabSize: Int) -> TransformerConfig {
@@ -58,10 +55,11 @@ public struct BasePolicyConfig: Codable, Sendable, Equatable {
     }
 }
 
-/// Why `name` is not a model preset, or nil when it is one.
-public func presetError(_ name: String) -> String? {
-    TransformerConfig.preset(name, vocabSize: 2) != nil ? nil
-        : "must be one of \(TransformerConfig.presetNames.map { "\"\($0)\"" }.joined(separator: ", ")) (got \"\(name)\")"
+extension ConfigRule where Value == String {
+    /// A model preset name (`TransformerConfig.presetNames`).
+    static var isPreset: Self {
+        .check("one of " + TransformerConfig.presetNames.joined(separator: ", ")) { TransformerConfig.preset($1, vocabSize: 2) != nil }
+    }
 }
 
 /// What pretraining produced: the model and its learning curve.

@@ -17,7 +17,7 @@ import OverOptHDF5
 // MARK: - Config
 
 /// Settings of the best-of-n stage. Every key is optional in TOML; defaults below.
-public struct BestOfNConfig: Codable, Sendable, Equatable {
+public struct BestOfNConfig: ConfigSection, Equatable {
     /// `prompts`: how many evaluation prompts (drawn without replacement from `prompt_split`;
     /// all of the split if it has fewer). Default 64: the sem over prompts is then an eighth
     /// of the per-prompt spread.
@@ -78,73 +78,32 @@ public struct BestOfNConfig: Codable, Sendable, Equatable {
         }
     }
 
-    enum CodingKeys: String, CodingKey {
-        case prompts
-        case promptSplit = "prompt_split"
-        case samplesPerPrompt = "samples_per_prompt"
-        case temperature
-        case topP = "top_p"
-        case maxN = "max_n"
-        case gridDenseUpTo = "grid_dense_up_to"
-        case gridPerDoubling = "grid_per_doubling"
-        case saveSamples = "save_samples"
-        case batchSize = "batch_size"
-        case scoreBatchSize = "score_batch_size"
-        case select
-        case softTemperature = "soft_temperature"
-        case cautionCoef = "caution_coef"
-        case lcbK = "lcb_k"
-    }
-
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = BestOfNConfig()
-        prompts = try c.decodeIfPresent(Int.self, forKey: .prompts) ?? d.prompts
-        promptSplit = try c.decodeIfPresent(PromptSplit.self, forKey: .promptSplit) ?? d.promptSplit
-        samplesPerPrompt = try c.decodeIfPresent(Int.self, forKey: .samplesPerPrompt) ?? d.samplesPerPrompt
-        temperature = try c.decodeIfPresent(Double.self, forKey: .temperature) ?? d.temperature
-        topP = try c.decodeIfPresent(Double.self, forKey: .topP) ?? d.topP
-        maxN = try c.decodeIfPresent(Int.self, forKey: .maxN)
-        gridDenseUpTo = try c.decodeIfPresent(Int.self, forKey: .gridDenseUpTo) ?? d.gridDenseUpTo
-        gridPerDoubling = try c.decodeIfPresent(Int.self, forKey: .gridPerDoubling) ?? d.gridPerDoubling
-        saveSamples = try c.decodeIfPresent(Bool.self, forKey: .saveSamples) ?? d.saveSamples
-        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
-        scoreBatchSize = try c.decodeIfPresent(Int.self, forKey: .scoreBatchSize) ?? d.scoreBatchSize
-        select = try c.decodeIfPresent([SelectionRule].self, forKey: .select)
-        softTemperature = try c.decodeIfPresent(Double.self, forKey: .softTemperature)
-        cautionCoef = try c.decodeIfPresent(Double.self, forKey: .cautionCoef)
-        lcbK = try c.decodeIfPresent(Double.self, forKey: .lcbK)
-    }
+    public static let section = "bon"
 
-    /// Throws a message naming the offending key.
-    public func validate() throws {
-        func fail(_ m: String) throws -> Never { throw BestOfNError.invalidConfig(m) }
-        if prompts < 1 { try fail("bon.prompts must be ≥ 1 (got \(prompts))") }
-        if samplesPerPrompt < 1 { try fail("bon.samples_per_prompt must be ≥ 1 (got \(samplesPerPrompt))") }
-        if !(temperature > 0) || !temperature.isFinite {
-            try fail("bon.temperature must be > 0 and finite (got \(temperature)); best-of-n needs diverse samples")
-        }
-        if !(topP > 0 && topP <= 1) { try fail("bon.top_p must be in (0, 1] (got \(topP))") }
-        if let m = maxN, m < 1 || m > samplesPerPrompt {
-            try fail("bon.max_n must be in 1 … samples_per_prompt = \(samplesPerPrompt) (got \(m))")
-        }
-        if gridDenseUpTo < 1 { try fail("bon.grid_dense_up_to must be ≥ 1 (got \(gridDenseUpTo))") }
-        if gridPerDoubling < 1 { try fail("bon.grid_per_doubling must be ≥ 1 (got \(gridPerDoubling))") }
-        if batchSize < 1 { try fail("bon.batch_size must be ≥ 1 (got \(batchSize))") }
-        if scoreBatchSize < 1 { try fail("bon.score_batch_size must be ≥ 1 (got \(scoreBatchSize))") }
-        let rules = select ?? []
-        if Set(rules).count != rules.count { try fail("bon.select lists a rule twice: \(rules.map(\.rawValue))") }
-        for (key, rule, value) in [("soft_temperature", SelectionRule.soft, softTemperature), ("caution_coef", .caution, cautionCoef),
-                                   ("lcb_k", .lcb, lcbK)] {
-            guard let v = value else { continue }
-            if !rules.contains(rule) { try fail("bon.\(key) is set but bon.select has no \"\(rule.rawValue)\"") }
-            if rule == .soft ? !(v > 0 && v.isFinite) : !(v >= 0 && v.isFinite) {
-                try fail("bon.\(key) must be \(rule == .soft ? "> 0" : "≥ 0") and finite (got \(v))")
-            }
-        }
-    }
+    public static var schema: [ConfigKey<BestOfNConfig>] { [
+        .key("prompts", \.prompts, "evaluation prompts", .atLeast(1)),
+        .key("prompt_split", \.promptSplit, "where the evaluation prompts come from"),
+        .key("samples_per_prompt", \.samplesPerPrompt, "N (the paper: 405); KL reaches log N − (N−1)/N = 4.55 nats", .atLeast(1)),
+        .key("temperature", \.temperature, "sampling temperature of the base policy (best-of-n needs diverse samples)", .above(0)),
+        .key("top_p", \.topP, "nucleus sampling", .openClosed(0, 1)),
+        .key("max_n", \.maxN, "largest n on the curve", .atLeast(1),
+             .check("≤ samples_per_prompt", detail: { "\($0.samplesPerPrompt)" }) { $1 <= $0.samplesPerPrompt }, unset: "N"),
+        .key("grid_dense_up_to", \.gridDenseUpTo, "every n up to this is on the curve's grid", .atLeast(1)),
+        .key("grid_per_doubling", \.gridPerDoubling, "grid points per doubling of n above that", .atLeast(1)),
+        .key("save_samples", \.saveSamples, "store per-sample proxy and gold scores"),
+        .key("batch_size", \.batchSize, "rows decoded together by the sampler (part of the samples' identity)", .atLeast(1)),
+        .key("score_batch_size", \.scoreBatchSize, "sequences per proxy forward pass", .atLeast(1)),
+        .key("select", \.select, "selection rules besides the argmax, each with curves under `select/<rule>/` (\"Mitigations\")",
+             .distinct, unset: "unset (none)"),
+        .key("soft_temperature", \.softTemperature, "λ of soft best-of-n, keep ∝ exp(r/(λσ)), σ the proxy's std over the samples",
+             .above(0), .check("set only with \"soft\" in select") { r, _ in r.select?.contains(.soft) == true }, unset: "`1`"),
+        .key("caution_coef", \.cautionCoef, "c of caution, argmax of r − cσ·(relative prediction error)",
+             .atLeast(0), .check("set only with \"caution\" in select") { r, _ in r.select?.contains(.caution) == true }, unset: "`1`"),
+        .key("lcb_k", \.lcbK, "k of the ensemble lower confidence bound mean − k·std",
+             .atLeast(0), .check("set only with \"lcb\" in select") { r, _ in r.select?.contains(.lcb) == true }, unset: "`1`"),
+    ] }
 
     /// The n at which curves are evaluated (see `bestOfNGrid`), up to `max_n` (default N).
     public var grid: [Int] {
@@ -167,13 +126,11 @@ public struct BestOfNConfig: Codable, Sendable, Equatable {
 
 /// Errors of the best-of-n stage.
 public enum BestOfNError: Error, CustomStringConvertible, Equatable {
-    case invalidConfig(String)
     case nonFiniteScores(proxy: String, count: Int)
     case badSamples(String)
 
     public var description: String {
         switch self {
-        case .invalidConfig(let m): m
         case .nonFiniteScores(let p, let k): "proxy '\(p)' gave \(k) non-finite scores on the best-of-n samples"
         case .badSamples(let m): "best-of-n samples: \(m)"
         }

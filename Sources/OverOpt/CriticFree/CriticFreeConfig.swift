@@ -52,16 +52,8 @@ public struct CriticFreeSettings: Sendable, Equatable {
     public var shaping: RewardShaping { rewardShaping ?? .none }
 }
 
-/// A GRPO or RLOO setting outside its valid range.
-public struct CriticFreeConfigError: Error, CustomStringConvertible, Equatable {
-    public let section: String
-    public let key: String
-    public let message: String
-    public var description: String { "\(section).\(key): \(message)" }
-}
-
 /// `[grpo]`: Group Relative Policy Optimization (Shao et al. 2024) against each proxy.
-public struct GRPOConfig: Codable, Sendable, Equatable {
+public struct GRPOConfig: ConfigSection, Equatable {
     public var steps = 60
     /// Training prompts per iteration; each gets `group_size` responses.
     public var promptsPerStep = 16
@@ -97,42 +89,37 @@ public struct GRPOConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case rewardShaping = "reward_shaping", parReferenceSamples = "par_reference_samples"
-        case steps, temperature, epochs
-        case promptsPerStep = "prompts_per_step", groupSize = "group_size", topP = "top_p"
-        case temperedLogprobs = "tempered_logprobs", maxNewTokens = "max_new_tokens", learningRate = "learning_rate"
-        case weightDecay = "weight_decay", minibatchSize = "minibatch_size", clipRange = "clip_range", klCoef = "kl_coef"
-        case klEstimator = "kl_estimator", scaleRewards = "scale_rewards", lengthNormalization = "length_normalization"
-        case maxGradNorm = "max_grad_norm", evalEvery = "eval_every", evalPrompts = "eval_prompts"
-        case sampleTexts = "sample_texts", forwardBatchSize = "forward_batch_size"
-    }
+    public static let section = "grpo"
 
-    /// Decodes with every missing key at its default.
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = GRPOConfig()
-        func get<T: Decodable>(_ k: CodingKeys, _ def: T) throws -> T { try c.decodeIfPresent(T.self, forKey: k) ?? def }
-        steps = try get(.steps, d.steps); promptsPerStep = try get(.promptsPerStep, d.promptsPerStep)
-        groupSize = try get(.groupSize, d.groupSize); temperature = try get(.temperature, d.temperature)
-        topP = try get(.topP, d.topP); temperedLogprobs = try get(.temperedLogprobs, d.temperedLogprobs)
-        maxNewTokens = try get(.maxNewTokens, d.maxNewTokens); learningRate = try get(.learningRate, d.learningRate)
-        weightDecay = try get(.weightDecay, d.weightDecay); epochs = try get(.epochs, d.epochs)
-        minibatchSize = try get(.minibatchSize, d.minibatchSize); clipRange = try get(.clipRange, d.clipRange)
-        klCoef = try get(.klCoef, d.klCoef)
-        let est = try get(.klEstimator, d.klEstimator.rawValue)
-        guard let e = KLPenaltyEstimator(rawValue: est) else {
-            throw DecodingError.dataCorruptedError(forKey: .klEstimator, in: c, debugDescription: "must be k1, k2 or k3, got \"\(est)\"")
-        }
-        klEstimator = e
-        scaleRewards = try get(.scaleRewards, d.scaleRewards)
-        lengthNormalization = try get(.lengthNormalization, d.lengthNormalization)
-        maxGradNorm = try get(.maxGradNorm, d.maxGradNorm); evalEvery = try get(.evalEvery, d.evalEvery)
-        evalPrompts = try get(.evalPrompts, d.evalPrompts); sampleTexts = try get(.sampleTexts, d.sampleTexts)
-        forwardBatchSize = try get(.forwardBatchSize, d.forwardBatchSize)
-        rewardShaping = try c.decodeIfPresent(RewardShaping.self, forKey: .rewardShaping)
-        parReferenceSamples = try c.decodeIfPresent(Int.self, forKey: .parReferenceSamples)
-    }
+    public static var schema: [ConfigKey<GRPOConfig>] { [
+        .key("steps", \.steps, "GRPO iterations", .atLeast(0)),
+        .key("prompts_per_step", \.promptsPerStep, "training prompts per iteration (× `group_size` = 64 rollouts, as PPO's)", .atLeast(1)),
+        .key("group_size", \.groupSize, "G: responses per prompt (advantages compare the responses of one prompt)", .within(2, 256)),
+        .key("temperature", \.temperature, "rollout sampling temperature", .above(0)),
+        .key("top_p", \.topP, "rollout nucleus threshold", .openClosed(0, 1)),
+        .key("tempered_logprobs", \.temperedLogprobs, "ratios, KL and entropy use softmax(z/T), as `[ppo]`"),
+        .key("max_new_tokens", \.maxNewTokens, "response length limit, EOS included (≤ `world.max_response_tokens`)", .atLeast(1)),
+        .key("learning_rate", \.learningRate, "AdamW, constant", .above(0)),
+        .key("weight_decay", \.weightDecay, "AdamW weight decay on matrices", .atLeast(0)),
+        .key("minibatch_size", \.minibatchSize, "responses per minibatch, one optimizer step each", .atLeast(1),
+             .check("≤ prompts_per_step × group_size", detail: { "\($0.settings.rows)" }) { $1 <= $0.settings.rows }),
+        .key("kl_coef", \.klCoef, "β of the KL term β·k(log π − log π_ref) in the loss (0 so over-optimization shows; the paper: 0.04)", .atLeast(0)),
+        .key("max_grad_norm", \.maxGradNorm, "global gradient-norm clip", .above(0)),
+        .key("eval_every", \.evalEvery, "held-out evaluation cadence in iterations", .atLeast(1)),
+        .key("eval_prompts", \.evalPrompts, "held-out prompts per evaluation", .atLeast(1)),
+        .key("sample_texts", \.sampleTexts, "sample texts recorded per evaluation", .atLeast(0),
+             .check("≤ eval_prompts", detail: { "\($0.evalPrompts)" }) { $1 <= $0.evalPrompts }),
+        .key("forward_batch_size", \.forwardBatchSize, "rows per forward pass in the update", .atLeast(1)),
+        .key("epochs", \.epochs, "updates per batch: epochs over shuffled minibatches of responses (GRPO's μ)", .atLeast(1)),
+        .key("reward_shaping", \.rewardShaping, "`par`: PAR-shaped scores before the advantages (as `[ppo]`, s = the first batch's score std)",
+             unset: "`\"none\"`"),
+        .key("par_reference_samples", \.parReferenceSamples, "M reference responses per prompt for PAR", .within(1, 64),
+             .check("unset unless reward_shaping = \"par\"") { r, _ in r.rewardShaping == .par }, unset: "`1`"),
+        .key("clip_range", \.clipRange, "ε of the clipped ratio", .above(0)),
+        .key("kl_estimator", \.klEstimator, "the KL term's per-token estimator (k3: the paper's)"),
+        .key("scale_rewards", \.scaleRewards, "divide by the group's std; `false` is Dr. GRPO (Liu et al. 2025)"),
+        .key("length_normalization", \.lengthNormalization, "average a response's tokens; `false` divides by `max_new_tokens` instead (Dr. GRPO)"),
+    ] }
 
     public var settings: CriticFreeSettings {
         var s = CriticFreeSettings(algorithm: .grpo, steps: steps, promptsPerStep: promptsPerStep, groupSize: groupSize,
@@ -144,23 +131,10 @@ public struct GRPOConfig: Codable, Sendable, Equatable {
         s.rewardShaping = rewardShaping; s.parReferenceSamples = parReferenceSamples
         return s
     }
-
-    /// Throws `CriticFreeConfigError` naming the first key out of range.
-    public func validate() throws {
-        try settings.validate()
-    }
-
-    /// Every setting as an HDF5 attribute with its type.
-    public var attributes: [OptimizerSetting] {
-        settings.commonAttributes(groupKey: "group_size", epochs: true) + [
-            OptimizerSetting("clip_range", .float(clipRange)), OptimizerSetting("kl_estimator", .string(klEstimator.rawValue)),
-            OptimizerSetting("scale_rewards", .bool(scaleRewards)), OptimizerSetting("length_normalization", .bool(lengthNormalization)),
-        ]
-    }
 }
 
 /// `[rloo]`: REINFORCE Leave-One-Out (Ahmadian et al. 2024) against each proxy.
-public struct RLOOConfig: Codable, Sendable, Equatable {
+public struct RLOOConfig: ConfigSection, Equatable {
     public var steps = 60
     /// Training prompts per iteration; each gets `k` responses.
     public var promptsPerStep = 16
@@ -189,31 +163,31 @@ public struct RLOOConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case rewardShaping = "reward_shaping", parReferenceSamples = "par_reference_samples"
-        case steps, temperature, k
-        case promptsPerStep = "prompts_per_step", topP = "top_p"
-        case temperedLogprobs = "tempered_logprobs", maxNewTokens = "max_new_tokens", learningRate = "learning_rate"
-        case weightDecay = "weight_decay", minibatchSize = "minibatch_size", klCoef = "kl_coef"
-        case maxGradNorm = "max_grad_norm", evalEvery = "eval_every", evalPrompts = "eval_prompts"
-        case sampleTexts = "sample_texts", forwardBatchSize = "forward_batch_size"
-    }
+    public static let section = "rloo"
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = RLOOConfig()
-        func get<T: Decodable>(_ key: CodingKeys, _ def: T) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? def }
-        steps = try get(.steps, d.steps); promptsPerStep = try get(.promptsPerStep, d.promptsPerStep)
-        k = try get(.k, d.k); temperature = try get(.temperature, d.temperature)
-        topP = try get(.topP, d.topP); temperedLogprobs = try get(.temperedLogprobs, d.temperedLogprobs)
-        maxNewTokens = try get(.maxNewTokens, d.maxNewTokens); learningRate = try get(.learningRate, d.learningRate)
-        weightDecay = try get(.weightDecay, d.weightDecay); minibatchSize = try get(.minibatchSize, d.minibatchSize)
-        klCoef = try get(.klCoef, d.klCoef); maxGradNorm = try get(.maxGradNorm, d.maxGradNorm)
-        evalEvery = try get(.evalEvery, d.evalEvery); evalPrompts = try get(.evalPrompts, d.evalPrompts)
-        sampleTexts = try get(.sampleTexts, d.sampleTexts); forwardBatchSize = try get(.forwardBatchSize, d.forwardBatchSize)
-        rewardShaping = try c.decodeIfPresent(RewardShaping.self, forKey: .rewardShaping)
-        parReferenceSamples = try c.decodeIfPresent(Int.self, forKey: .parReferenceSamples)
-    }
+    public static var schema: [ConfigKey<RLOOConfig>] { [
+        .key("steps", \.steps, "RLOO iterations", .atLeast(0)),
+        .key("prompts_per_step", \.promptsPerStep, "training prompts per iteration (× `k` = 64 rollouts)", .atLeast(1)),
+        .key("k", \.k, "responses per prompt (the leave-one-out baseline uses the other k − 1)", .within(2, 256)),
+        .key("temperature", \.temperature, "rollout sampling temperature", .above(0)),
+        .key("top_p", \.topP, "rollout nucleus threshold", .openClosed(0, 1)),
+        .key("tempered_logprobs", \.temperedLogprobs, "log-probabilities of softmax(z/T), as `[ppo]`"),
+        .key("max_new_tokens", \.maxNewTokens, "response length limit, EOS included (≤ `world.max_response_tokens`)", .atLeast(1)),
+        .key("learning_rate", \.learningRate, "AdamW, constant (one step per batch, where PPO takes 16)", .above(0)),
+        .key("weight_decay", \.weightDecay, "AdamW weight decay on matrices", .atLeast(0)),
+        .key("minibatch_size", \.minibatchSize, "rows per gradient-accumulation chunk of the batch's one step", .atLeast(1),
+             .check("≤ prompts_per_step × k", detail: { "\($0.settings.rows)" }) { $1 <= $0.settings.rows }),
+        .key("kl_coef", \.klCoef, "β of the reward r = score − β·Σ_t (log π − log π_ref)", .atLeast(0)),
+        .key("max_grad_norm", \.maxGradNorm, "global gradient-norm clip", .above(0)),
+        .key("eval_every", \.evalEvery, "held-out evaluation cadence in iterations", .atLeast(1)),
+        .key("eval_prompts", \.evalPrompts, "held-out prompts per evaluation", .atLeast(1)),
+        .key("sample_texts", \.sampleTexts, "sample texts recorded per evaluation", .atLeast(0),
+             .check("≤ eval_prompts", detail: { "\($0.evalPrompts)" }) { $1 <= $0.evalPrompts }),
+        .key("forward_batch_size", \.forwardBatchSize, "rows per forward pass in the update", .atLeast(1)),
+        .key("reward_shaping", \.rewardShaping, "`par`: PAR-shaped scores before the advantages, as in `[grpo]`", unset: "`\"none\"`"),
+        .key("par_reference_samples", \.parReferenceSamples, "M reference responses per prompt for PAR", .within(1, 64),
+             .check("unset unless reward_shaping = \"par\"") { r, _ in r.rewardShaping == .par }, unset: "`1`"),
+    ] }
 
     public var settings: CriticFreeSettings {
         var s = CriticFreeSettings(algorithm: .rloo, steps: steps, promptsPerStep: promptsPerStep, groupSize: k,
@@ -225,64 +199,15 @@ public struct RLOOConfig: Codable, Sendable, Equatable {
         s.rewardShaping = rewardShaping; s.parReferenceSamples = parReferenceSamples
         return s
     }
-
-    public func validate() throws {
-        try settings.validate()
-    }
-
-    public var attributes: [OptimizerSetting] { settings.commonAttributes(groupKey: "k", epochs: false) }
 }
 
 extension CriticFreeSettings {
     var section: String { algorithm.rawValue }
 
-    /// Throws `CriticFreeConfigError` naming the first key out of range.
-    public func validate() throws {
-        func check(_ ok: Bool, _ key: String, _ message: String) throws {
-            if !ok { throw CriticFreeConfigError(section: section, key: key, message: message) }
-        }
-        // Rows per iteration; sizes too large to multiply are refused by the memory estimate.
+    /// Rows per iteration, prompts_per_step × G (Int.max when the product overflows; such
+    /// sizes are refused by the memory estimate).
+    var rows: Int {
         let (product, overflow) = promptsPerStep.multipliedReportingOverflow(by: groupSize)
-        let rows = overflow ? Int.max : product
-        try check(steps >= 0, "steps", "must be ≥ 0, got \(steps)")
-        try check(promptsPerStep >= 1, "prompts_per_step", "must be ≥ 1, got \(promptsPerStep)")
-        try check(groupSize >= 2 && groupSize <= 256, algorithm == .grpo ? "group_size" : "k",
-                  "must be in 2...256 (advantages compare the responses of one prompt), got \(groupSize)")
-        try check(temperature > 0, "temperature", "must be > 0, got \(temperature)")
-        try check(topP > 0 && topP <= 1, "top_p", "must be in (0, 1], got \(topP)")
-        try check(maxNewTokens >= 1, "max_new_tokens", "must be ≥ 1, got \(maxNewTokens)")
-        try check(learningRate > 0 && learningRate.isFinite, "learning_rate", "must be > 0, got \(learningRate)")
-        try check(weightDecay >= 0, "weight_decay", "must be ≥ 0, got \(weightDecay)")
-        try check(epochs >= 1, "epochs", "must be ≥ 1, got \(epochs)")
-        try check(minibatchSize >= 1 && minibatchSize <= rows, "minibatch_size",
-                  "must be in 1...prompts_per_step × \(algorithm == .grpo ? "group_size" : "k") (\(rows)), got \(minibatchSize)")
-        try check(clipRange > 0, "clip_range", "must be > 0, got \(clipRange)")
-        try check(klCoef >= 0 && klCoef.isFinite, "kl_coef", "must be ≥ 0, got \(klCoef)")
-        try check(maxGradNorm > 0, "max_grad_norm", "must be > 0, got \(maxGradNorm)")
-        try check(evalEvery >= 1, "eval_every", "must be ≥ 1, got \(evalEvery)")
-        try check(evalPrompts >= 1, "eval_prompts", "must be ≥ 1, got \(evalPrompts)")
-        try check(sampleTexts >= 0 && sampleTexts <= evalPrompts, "sample_texts",
-                  "must be in 0...eval_prompts (\(evalPrompts)), got \(sampleTexts)")
-        try check(forwardBatchSize >= 1, "forward_batch_size", "must be ≥ 1, got \(forwardBatchSize)")
-        if let m = parReferenceSamples {
-            try check(m >= 1 && m <= 64, "par_reference_samples", "must be in 1...64 when set, got \(m)")
-            try check(shaping == .par, "par_reference_samples", "needs reward_shaping = \"par\"")
-        }
-    }
-
-    func commonAttributes(groupKey: String, epochs withEpochs: Bool) -> [OptimizerSetting] {
-        var a: [OptimizerSetting] = [
-            .init("steps", .int(steps)), .init("prompts_per_step", .int(promptsPerStep)), .init(groupKey, .int(groupSize)),
-            .init("temperature", .float(decimalDouble(temperature))), .init("top_p", .float(decimalDouble(topP))),
-            .init("tempered_logprobs", .bool(temperedLogprobs)), .init("max_new_tokens", .int(maxNewTokens)),
-            .init("learning_rate", .float(learningRate)), .init("weight_decay", .float(weightDecay)),
-            .init("minibatch_size", .int(minibatchSize)), .init("kl_coef", .float(klCoef)), .init("max_grad_norm", .float(maxGradNorm)),
-            .init("eval_every", .int(evalEvery)), .init("eval_prompts", .int(evalPrompts)), .init("sample_texts", .int(sampleTexts)),
-            .init("forward_batch_size", .int(forwardBatchSize)),
-        ]
-        if withEpochs { a.append(.init("epochs", .int(epochs))) }
-        if let r = rewardShaping { a.append(.init("reward_shaping", .string(r.rawValue))) }
-        if let m = parReferenceSamples { a.append(.init("par_reference_samples", .int(m))) }
-        return a
+        return overflow ? Int.max : product
     }
 }

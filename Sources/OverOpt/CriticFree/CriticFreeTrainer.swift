@@ -68,13 +68,8 @@ public final class CriticFreeTrainer {
     init(settings: CriticFreeSettings, attributes: [OptimizerSetting], world: World, basePolicy: Transformer,
          scorer: @escaping PolicyScorer, seed: UInt64, evaluationRNG: RNG? = nil,
          detectors: (probe: DetectorProbe, config: DetectorConfig)? = nil) throws {
-        guard settings.maxNewTokens <= world.config.maxResponseTokens else {
-            throw CriticFreeConfigError(section: settings.section, key: "max_new_tokens",
-                                        message: "must be ≤ the world's max response tokens (\(world.config.maxResponseTokens)), got \(settings.maxNewTokens)")
-        }
-        guard basePolicy.config.vocabSize == world.vocabSize, basePolicy.config.contextLength >= world.maxSequenceLength else {
-            throw CriticFreeConfigError(section: settings.section, key: "policy", message: "the base policy's vocabulary/context does not fit the world")
-        }
+        if let problem = maxNewTokensProblem(section: settings.section, settings.maxNewTokens, world: world) { throw problem }
+        try checkPolicyFits(basePolicy, world: world)
         self.settings = settings
         self.attributes = attributes
         self.detectorConfig = detectors?.config

@@ -16,7 +16,7 @@ import OverOptEngine
 import OverOptHDF5
 
 /// Settings of the preference data (`[data]` in a config file).
-public struct PreferenceDataConfig: Codable, Sendable, Equatable {
+public struct PreferenceDataConfig: ConfigSection, Equatable {
     /// Number of training pairs.
     public var trainPairs = 4000
     /// Pairs in the ID evaluation set and in each OOD set.
@@ -32,19 +32,16 @@ public struct PreferenceDataConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
-        case trainPairs = "train_pairs", evalPairs = "eval_pairs", perturbedFraction = "perturbed_fraction"
-        case labelNoise = "label_noise", temperature, hotTemperature = "hot_temperature"
-    }
+    public static let section = "data"
 
-    public func validate() throws {
-        if trainPairs < 1 { throw ConfigError.invalid(key: "data.train_pairs", "must be positive (got \(trainPairs))") }
-        if evalPairs < 1 { throw ConfigError.invalid(key: "data.eval_pairs", "must be positive (got \(evalPairs))") }
-        if !(0...1).contains(perturbedFraction) { throw ConfigError.invalid(key: "data.perturbed_fraction", "must be in [0, 1] (got \(perturbedFraction))") }
-        if !(0...0.5).contains(labelNoise) { throw ConfigError.invalid(key: "data.label_noise", "must be in [0, 0.5] (got \(labelNoise))") }
-        if !(temperature > 0) { throw ConfigError.invalid(key: "data.temperature", "must be positive (got \(temperature))") }
-        if !(hotTemperature > 0) { throw ConfigError.invalid(key: "data.hot_temperature", "must be positive (got \(hotTemperature))") }
-    }
+    public static var schema: [ConfigKey<PreferenceDataConfig>] { [
+        .key("train_pairs", \.trainPairs, "training pairs (on training prompts)", .atLeast(1)),
+        .key("eval_pairs", \.evalPairs, "pairs in the ID set and in each OOD set", .atLeast(1)),
+        .key("perturbed_fraction", \.perturbedFraction, "share of base-vs-perturbed pairs (the rest base vs base): the pair-difficulty knob", .within(0, 1)),
+        .key("label_noise", \.labelNoise, "share of training pairs with chosen/rejected swapped (Coste et al.: 0.25)", .within(0, 0.5)),
+        .key("temperature", \.temperature, "base-policy sampling temperature for pair responses", .above(0)),
+        .key("hot_temperature", \.hotTemperature, "temperature of the `hot_samples` OOD set", .above(0)),
+    ] }
 }
 
 /// Samples responses of `policy` for `prompts` in batches (one response per entry).

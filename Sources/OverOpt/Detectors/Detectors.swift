@@ -28,7 +28,7 @@ import OverOptEngine
 import OverOptHDF5
 
 /// The settings of the detectors (`[detectors]`).
-public struct DetectorConfig: Codable, Sendable, Equatable {
+public struct DetectorConfig: ConfigSection, Equatable {
     /// δ: a detector should alarm once gold has fallen more than this below its running peak
     /// (gold reward units).
     public var goldDrop = 0.25
@@ -48,25 +48,17 @@ public struct DetectorConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
-        case goldDrop = "gold_drop", baseSamples = "base_samples", outlierQuantile = "outlier_quantile"
-        case outlierAlarmRate = "outlier_alarm_rate", disagreementFactor = "disagreement_factor"
-        case slopeWindow = "slope_window", slopeFraction = "slope_fraction"
-    }
+    public static let section = "detectors"
 
-    /// Checks every key; the error names the first bad one (as `detectors.<key>`).
-    public func validate() throws {
-        func bad(_ key: String, _ message: String) -> ConfigError { .invalid(key: "detectors." + key, message) }
-        if !(goldDrop >= 0 && goldDrop.isFinite) { throw bad("gold_drop", "must be non-negative and finite (got \(goldDrop))") }
-        if !(2...64).contains(baseSamples) { throw bad("base_samples", "must be in 2...64 (got \(baseSamples))") }
-        if !(outlierQuantile > 0 && outlierQuantile < 1) { throw bad("outlier_quantile", "must be in (0, 1) (got \(outlierQuantile))") }
-        if !(0..<1).contains(outlierAlarmRate) { throw bad("outlier_alarm_rate", "must be in [0, 1) (got \(outlierAlarmRate))") }
-        if !(disagreementFactor > 0 && disagreementFactor.isFinite) {
-            throw bad("disagreement_factor", "must be positive and finite (got \(disagreementFactor))")
-        }
-        if !(2...1000).contains(slopeWindow) { throw bad("slope_window", "must be in 2...1000 (got \(slopeWindow))") }
-        if !slopeFraction.isFinite { throw bad("slope_fraction", "must be finite (got \(slopeFraction))") }
-    }
+    public static var schema: [ConfigKey<DetectorConfig>] { [
+        .key("gold_drop", \.goldDrop, "δ: the label a detector should predict is \"gold is more than δ below its running peak\" (gold reward units; about the noise of a 64-prompt evaluation's mean gold)", .atLeast(0)),
+        .key("base_samples", \.baseSamples, "fresh base-policy samples per evaluation prompt for the calibration (even-indexed ones fit the InfoRM latent Gaussian, odd-indexed ones set its distance threshold); drawn only for ensembles and `inform` proxies", .within(2, 64)),
+        .key("outlier_quantile", \.outlierQuantile, "a latent is an outlier beyond this quantile of the base samples' Mahalanobis distances", .open(0, 1)),
+        .key("outlier_alarm_rate", \.outlierAlarmRate, "`latent_outlier_rate` alarms above this share of outliers (≈ 1 − `outlier_quantile` on base samples)", .halfOpen(0, 1)),
+        .key("disagreement_factor", \.disagreementFactor, "`ensemble_disagreement` alarms above this multiple of its value on the base samples", .above(0)),
+        .key("slope_window", \.slopeWindow, "evaluations in the trailing least-squares slope of proxy vs KL", .within(2, 1000)),
+        .key("slope_fraction", \.slopeFraction, "`proxy_slope` alarms once the slope falls below this share of the first window's"),
+    ] }
 }
 
 /// The detector names, in the order they are written.

@@ -5,7 +5,7 @@ import OverOptHDF5
 
 /// `[dpo]`: the policy trained directly on the run's training pairs (with their label noise),
 /// the base policy as reference; written to `/dpo/<loss>/`.
-public struct DPOConfig: Codable, Sendable, Equatable {
+public struct DPOConfig: ConfigSection, Equatable {
     /// "dpo" or "ipo".
     public var loss = DirectAlignmentLoss.dpo
     /// β: DPO's inverse temperature, IPO's regularization (target gap 1/(2β)).
@@ -30,60 +30,24 @@ public struct DPOConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case loss, beta, steps, temperature
-        case batchSize = "batch_size", learningRate = "learning_rate", weightDecay = "weight_decay"
-        case maxGradNorm = "max_grad_norm", topP = "top_p", temperedLogprobs = "tempered_logprobs"
-        case maxNewTokens = "max_new_tokens", evalEvery = "eval_every", evalPrompts = "eval_prompts"
-        case sampleTexts = "sample_texts", forwardBatchSize = "forward_batch_size"
-    }
+    public static let section = "dpo"
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = DPOConfig()
-        func get<T: Decodable>(_ k: CodingKeys, _ def: T) throws -> T { try c.decodeIfPresent(T.self, forKey: k) ?? def }
-        let name = try get(.loss, d.loss.rawValue)
-        guard let l = DirectAlignmentLoss(rawValue: name) else {
-            throw DecodingError.dataCorruptedError(forKey: .loss, in: c, debugDescription: "must be \"dpo\" or \"ipo\", got \"\(name)\"")
-        }
-        loss = l
-        beta = try get(.beta, d.beta); steps = try get(.steps, d.steps); batchSize = try get(.batchSize, d.batchSize)
-        learningRate = try get(.learningRate, d.learningRate); weightDecay = try get(.weightDecay, d.weightDecay)
-        maxGradNorm = try get(.maxGradNorm, d.maxGradNorm); temperature = try get(.temperature, d.temperature)
-        topP = try get(.topP, d.topP); temperedLogprobs = try get(.temperedLogprobs, d.temperedLogprobs)
-        maxNewTokens = try get(.maxNewTokens, d.maxNewTokens); evalEvery = try get(.evalEvery, d.evalEvery)
-        evalPrompts = try get(.evalPrompts, d.evalPrompts); sampleTexts = try get(.sampleTexts, d.sampleTexts)
-        forwardBatchSize = try get(.forwardBatchSize, d.forwardBatchSize)
-    }
-
-    /// Throws `CriticFreeConfigError` (section "dpo") naming the first key out of range.
-    public func validate() throws {
-        func check(_ ok: Bool, _ key: CodingKeys, _ message: String) throws {
-            if !ok { throw CriticFreeConfigError(section: "dpo", key: key.rawValue, message: message) }
-        }
-        try check(beta > 0 && beta.isFinite, .beta, "must be > 0, got \(beta)")
-        try check(steps >= 0, .steps, "must be ≥ 0, got \(steps)")
-        try check(batchSize >= 1, .batchSize, "must be ≥ 1, got \(batchSize)")
-        try check(learningRate > 0 && learningRate.isFinite, .learningRate, "must be > 0, got \(learningRate)")
-        try check(weightDecay >= 0, .weightDecay, "must be ≥ 0, got \(weightDecay)")
-        try check(maxGradNorm > 0, .maxGradNorm, "must be > 0, got \(maxGradNorm)")
-        try check(temperature > 0, .temperature, "must be > 0, got \(temperature)")
-        try check(topP > 0 && topP <= 1, .topP, "must be in (0, 1], got \(topP)")
-        try check(maxNewTokens >= 1, .maxNewTokens, "must be ≥ 1, got \(maxNewTokens)")
-        try check(evalEvery >= 1, .evalEvery, "must be ≥ 1, got \(evalEvery)")
-        try check(evalPrompts >= 1, .evalPrompts, "must be ≥ 1, got \(evalPrompts)")
-        try check(sampleTexts >= 0 && sampleTexts <= evalPrompts, .sampleTexts,
-                  "must be in 0...eval_prompts (\(evalPrompts)), got \(sampleTexts)")
-        try check(forwardBatchSize >= 1, .forwardBatchSize, "must be ≥ 1, got \(forwardBatchSize)")
-    }
-
-    public var attributes: [OptimizerSetting] {
-        [.init("loss", .string(loss.rawValue)), .init("beta", .float(beta)), .init("steps", .int(steps)),
-         .init("batch_size", .int(batchSize)), .init("learning_rate", .float(learningRate)),
-         .init("weight_decay", .float(weightDecay)), .init("max_grad_norm", .float(maxGradNorm)),
-         .init("temperature", .float(decimalDouble(temperature))), .init("top_p", .float(decimalDouble(topP))),
-         .init("tempered_logprobs", .bool(temperedLogprobs)), .init("max_new_tokens", .int(maxNewTokens)),
-         .init("eval_every", .int(evalEvery)), .init("eval_prompts", .int(evalPrompts)),
-         .init("sample_texts", .int(sampleTexts)), .init("forward_batch_size", .int(forwardBatchSize))]
-    }
+    public static var schema: [ConfigKey<DPOConfig>] { [
+        .key("loss", \.loss, "`dpo`: −log σ(β·h); `ipo`: (h − 1/(2β))², h = log-ratio of chosen minus that of rejected"),
+        .key("beta", \.beta, "β (a sweep over it gives the gold-vs-KL picture of Rafailov et al. 2024)", .above(0)),
+        .key("steps", \.steps, "optimizer steps of `batch_size` pairs (shuffled passes over the pairs)", .atLeast(0)),
+        .key("batch_size", \.batchSize, "pairs per step", .atLeast(1)),
+        .key("learning_rate", \.learningRate, "AdamW, constant; not yet tuned for this world", .above(0)),
+        .key("weight_decay", \.weightDecay, "AdamW weight decay on matrices", .atLeast(0)),
+        .key("max_grad_norm", \.maxGradNorm, "global gradient-norm clip", .above(0)),
+        .key("temperature", \.temperature, "evaluation sampling temperature, as `[ppo]`", .above(0)),
+        .key("top_p", \.topP, "evaluation nucleus threshold, as `[ppo]`", .openClosed(0, 1)),
+        .key("tempered_logprobs", \.temperedLogprobs, "KL and entropy of the tempered distribution, as `[ppo]`"),
+        .key("max_new_tokens", \.maxNewTokens, "evaluation response length limit (≤ `world.max_response_tokens`)", .atLeast(1)),
+        .key("eval_every", \.evalEvery, "evaluation cadence in steps", .atLeast(1)),
+        .key("eval_prompts", \.evalPrompts, "held-out prompts per evaluation", .atLeast(1)),
+        .key("sample_texts", \.sampleTexts, "sample texts recorded per evaluation", .atLeast(0),
+             .check("≤ eval_prompts", detail: { "\($0.evalPrompts)" }) { $1 <= $0.evalPrompts }),
+        .key("forward_batch_size", \.forwardBatchSize, "rows per forward pass", .atLeast(1)),
+    ] }
 }

@@ -38,11 +38,8 @@ public final class DPOTrainer {
     public init(config: DPOConfig, world: World, basePolicy: Transformer, pairs: [PreferencePair],
                 scorer: @escaping PolicyScorer, seed: UInt64, evaluationRNG: RNG? = nil) throws {
         try config.validate()
-        guard config.maxNewTokens <= world.config.maxResponseTokens else {
-            throw CriticFreeConfigError(section: "dpo", key: "max_new_tokens",
-                                        message: "must be ≤ the world's max response tokens (\(world.config.maxResponseTokens)), got \(config.maxNewTokens)")
-        }
-        guard !pairs.isEmpty else { throw CriticFreeConfigError(section: "dpo", key: "pairs", message: "needs training pairs") }
+        if let problem = maxNewTokensProblem(section: "dpo", config.maxNewTokens, world: world) { throw problem }
+        guard !pairs.isEmpty else { throw TrainerInputError("DPO needs training pairs") }
         self.config = config
         self.world = world
         self.pairs = pairs

@@ -1,18 +1,27 @@
 // ConfigLoader.swift — TOML config files and `--set` overrides into typed configs.
 //
 // A config file is read with TOMLKit and bridged to a JSON-like tree. `--set a.b=value`
-// overrides are applied to that tree, every key is checked against the keys the defaults
-// have (so a typo names the key, the file and the valid keys beside it), the tree is
-// merged over the defaults (so a file only lists what it changes) and decoded into the
-// Codable config. Type errors name the key and the expected type.
+// overrides are applied to that tree, which each section's schema then reads over the
+// defaults (ConfigSchema.swift): a file only lists what it changes, and every unknown key,
+// value of the wrong type and value out of range is reported, naming key, value and file.
 import Foundation
 import TOMLKit
 
 /// A JSON-like tree: [String: Any], [Any], String, NSNumber, Bool.
 public typealias ConfigTree = [String: Any]
 
-/// Parses TOML text into a tree; `source` names the file in errors.
+/// Parses TOML text into a tree; `source` names the file in errors. Throws every value that
+/// is not a config value (NaN, infinities, dates) at once.
 public func parseTOML(_ text: String, source: String) throws -> ConfigTree {
+    var report = ConfigReport()
+    let tree = try parseTOML(text, source: source, report: &report)
+    if !report.problems.isEmpty { throw ConfigError(source: source, problems: report.problems) }
+    return tree
+}
+
+/// Parses TOML text into a tree, leaving out (and adding to `report`) the values that are
+/// not config values; throws when the text is not TOML.
+func parseTOML(_ text: String, source: String, report: inout ConfigReport) throws -> ConfigTree {
     if let line = tableHeaderWithoutKey(text) {
         throw ConfigError.file(path: source, "not valid TOML: a table header needs a key after '[' at line \(line)")
     }
@@ -22,7 +31,7 @@ public func parseTOML(_ text: String, source: String) throws -> ConfigTree {
     } catch let e as TOMLParseError {
         throw ConfigError.file(path: source, "not valid TOML: \(e.description) at line \(e.source.begin.line), column \(e.source.begin.column)")
     }
-    return try configTree(table, source: source, prefix: "")
+    return configTree(table, prefix: "", report: &report)
 }
 
 /// The line of the first table header (`[…]` or `[[…]]` starting a line outside any value)
@@ -77,28 +86,36 @@ func tableHeaderWithoutKey(_ text: String) -> Int? {
 }
 
 /// A TOML table as a tree: integers as Int, floats as Double (finite only: NaN and
-/// infinities are refused naming the key), booleans, strings, arrays and tables.
-func configTree(_ table: TOMLTable, source: String, prefix: String) throws -> ConfigTree {
+/// infinities are left out and reported naming the key), booleans, strings, arrays and
+/// tables (dates are left out and reported).
+func configTree(_ table: TOMLTable, prefix: String, report: inout ConfigReport) -> ConfigTree {
     var tree: ConfigTree = [:]
     for key in table.keys {
         let full = prefix.isEmpty ? key : "\(prefix).\(key)"
-        tree[key] = try configValue(table[key]!, key: full, source: source)
+        if let v = configValue(table[key]!, key: full, report: &report) { tree[key] = v }
     }
     return tree
 }
 
-func configValue(_ value: TOMLValueConvertible, key: String, source: String) throws -> Any {
+func configValue(_ value: TOMLValueConvertible, key: String, report: inout ConfigReport) -> Any? {
     switch value.type {
-    case .table: return try configTree(value.table!, source: source, prefix: key)
-    case .array: return try value.array!.enumerated().map { try configValue($0.element, key: "\(key)[\($0.offset)]", source: source) }
+    case .table: return configTree(value.table!, prefix: key, report: &report)
+    case .array:
+        let elements = value.array!.enumerated().map { configValue($0.element, key: "\(key)[\($0.offset)]", report: &report) }
+        return elements.contains { $0 == nil } ? nil : elements.map { $0! }
     case .int: return value.int!
     case .double:
         let x = value.double!
-        guard x.isFinite else { throw ConfigError.invalid(key: key, "must be a finite number (got \(x)) in \(source)") }
+        guard x.isFinite else {
+            report.problems.append(ConfigProblem(key: key, value: numberText(x), expected: "a finite number"))
+            return nil
+        }
         return x
     case .bool: return value.bool!
     case .string: return value.string!
-    case .date, .time, .dateTime: throw ConfigError.wrongType(key: key, source: source, expected: "a number, string, boolean or list, not a date")
+    case .date, .time, .dateTime:
+        report.problems.append(ConfigProblem(key: key, value: "a date", expected: "a number, string, boolean or list, not a date"))
+        return nil
     }
 }
 
@@ -128,65 +145,20 @@ func setValue(_ value: Any, at path: ArraySlice<String>, in tree: inout ConfigTr
     tree[first] = sub
 }
 
-/// Checks that every key of `user` exists in `defaults` (recursively). Tables listed in
-/// `freeTables` may hold any key, each checked against `freeTableSchema` when given.
-public func checkKeys(_ user: ConfigTree, against defaults: ConfigTree, source: String, prefix: String = "",
-                      freeTables: [String: ConfigTree] = [:]) throws {
-    for (key, value) in user {
-        let full = prefix.isEmpty ? key : "\(prefix).\(key)"
-        if let schema = freeTables[full] {
-            guard let entries = value as? ConfigTree else {
-                throw ConfigError.wrongType(key: full, source: source, expected: "a table of named tables")
-            }
-            for (name, entry) in entries {
-                guard let t = entry as? ConfigTree else {
-                    throw ConfigError.wrongType(key: "\(full).\(name)", source: source, expected: "a table")
-                }
-                try checkKeys(t, against: schema, source: source, prefix: "\(full).\(name)")
-            }
-            continue
-        }
-        guard let d = defaults[key] else {
-            throw ConfigError.unknownKey(key: full, source: source, valid: Array(defaults.keys))
-        }
-        if let dt = d as? ConfigTree {
-            guard let ut = value as? ConfigTree else {
-                throw ConfigError.wrongType(key: full, source: source, expected: "a table [\(full)]")
-            }
-            try checkKeys(ut, against: dt, source: source, prefix: full, freeTables: freeTables)
-        }
-    }
+/// Deprecation notes already printed by `printDeprecationOnce`.
+private final class PrintedNotes: @unchecked Sendable {
+    let lock = NSLock()
+    var notes: Set<String> = []
 }
+private let printedNotes = PrintedNotes()
 
-/// The leaf of `user` (a key path and its value) that makes `decode` fail when it alone is
-/// merged over `defaults`, with what the key expects — for errors that the decoder reports
-/// without a key (a float or a negative number for an unsigned integer key). Nil when no
-/// single leaf fails.
-public func culpritLeaf(_ user: ConfigTree, defaults: ConfigTree, decode: (ConfigTree) throws -> Void) -> (key: String, expected: String)? {
-    for (key, value) in flattenTable(user) where !(value is ConfigTree) {
-        var tree = defaults
-        setValue(value, at: key.split(separator: ".").map(String.init)[...], in: &tree)
-        guard (try? decode(tree)) == nil else { continue }
-        let shown = value is String ? "\"\(value)\"" : "\(value)"
-        if let x = (value as? NSNumber)?.doubleValue, !(value is String) {
-            var rounded = defaults
-            setValue(abs(x.rounded()), at: key.split(separator: ".").map(String.init)[...], in: &rounded)
-            if (try? decode(rounded)) != nil {
-                return (key, x < 0 ? "an integer ≥ 0 (got \(shown))" : "an integer (got \(shown))")
-            }
-        }
-        return (key, "a value of this key's type (got \(shown))")
-    }
-    return nil
-}
-
-/// `user` merged over `base`, recursively for tables.
-public func deepMerge(_ base: ConfigTree, _ user: ConfigTree) -> ConfigTree {
-    var out = base
-    for (k, v) in user {
-        if let b = base[k] as? ConfigTree, let u = v as? ConfigTree { out[k] = deepMerge(b, u) } else { out[k] = v }
-    }
-    return out
+/// Prints a deprecation note to stderr, once per process (a sweep loads its base config for
+/// every entry).
+public func printDeprecationOnce(_ note: String) {
+    printedNotes.lock.lock()
+    let first = printedNotes.notes.insert(note).inserted
+    printedNotes.lock.unlock()
+    if first { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
 }
 
 /// The JSON tree of an encodable value.
@@ -195,53 +167,13 @@ public func encodeTree<T: Encodable>(_ value: T) throws -> ConfigTree {
     return try JSONSerialization.jsonObject(with: data) as? ConfigTree ?? [:]
 }
 
-/// Decodes a tree into `T`, turning decoding errors into `ConfigError`s naming the key.
-public func decodeTree<T: Decodable>(_ type: T.Type, from tree: ConfigTree, source: String) throws -> T {
-    let data = try JSONSerialization.data(withJSONObject: tree)
-    do {
-        return try JSONDecoder().decode(T.self, from: data)
-    } catch let DecodingError.typeMismatch(expected, ctx) {
-        throw ConfigError.wrongType(key: keyPath(ctx.codingPath), source: source, expected: typeName(expected))
-    } catch let DecodingError.dataCorrupted(ctx) {
-        let message = ctx.debugDescription
-        // "Cannot initialize PromptSplit from invalid String value bogus": name the valid values.
-        if let name = configEnumValues.keys.first(where: { message.hasPrefix("Cannot initialize \($0) from") }) {
-            let got = message.components(separatedBy: "invalid String value ").last ?? ""
-            throw ConfigError.invalid(key: keyPath(ctx.codingPath), "must be one of \(configEnumValues[name]!.joined(separator: ", ")) (got \"\(got)\")")
-        }
-        throw ConfigError.invalid(key: keyPath(ctx.codingPath), message)
-    } catch let DecodingError.valueNotFound(expected, ctx) {
-        throw ConfigError.wrongType(key: keyPath(ctx.codingPath), source: source, expected: typeName(expected))
-    } catch let DecodingError.keyNotFound(key, ctx) {
-        throw ConfigError.invalid(key: keyPath(ctx.codingPath + [key]), "missing")
-    }
+/// A section read from a tree over its defaults by its schema; throws a `ConfigError` listing
+/// every problem (keys named `<section>.<key>`).
+public func decodeTree<T: ConfigSection>(_ type: T.Type, from tree: ConfigTree, source: String) throws -> T {
+    var value = T()
+    var report = ConfigReport()
+    T.read(tree, prefix: T.section, into: &value, report: &report)
+    report.problems += T.problems(value)
+    if !report.problems.isEmpty { throw ConfigError(source: source, problems: report.problems) }
+    return value
 }
-
-func keyPath(_ path: [CodingKey]) -> String {
-    path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
-}
-
-func typeName(_ t: Any.Type) -> String {
-    switch t {
-    case is Int.Type, is Int64.Type, is UInt64.Type: return "an integer"
-    case is Double.Type, is Float.Type: return "a number"
-    case is Bool.Type: return "true or false"
-    case is String.Type: return "a string"
-    default: return "\(t)"
-    }
-}
-
-/// The valid values of the config's enumerations, for error messages.
-let configEnumValues: [String: [String]] = [
-    "PromptSplit": PromptSplit.allCases.map(\.rawValue),
-    "RewardObjective": RewardObjective.allCases.map(\.rawValue),
-    "GRMRegularizer": GRMRegularizer.allCases.map(\.rawValue),
-    "RewardHeadChoice": RewardHeadChoice.allCases.map(\.rawValue),
-    "FinetuneMode": FinetuneMode.allCases.map(\.rawValue),
-    "EnsembleCombiner": EnsembleCombiner.allCases.map(\.rawValue),
-    "WriterStyle": WriterStyle.allCases.map(\.rawValue),
-    "Perturbation": Perturbation.allCases.map(\.rawValue),
-    "SelectionRule": SelectionRule.allCases.map(\.rawValue),
-    "KLPenaltyEstimator": KLPenaltyEstimator.allCases.map(\.rawValue),
-    "RewardShaping": RewardShaping.allCases.map(\.rawValue),
-]

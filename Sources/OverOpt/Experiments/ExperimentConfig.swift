@@ -2,9 +2,9 @@
 //
 // A config file (TOML) lists only what it changes; everything else comes from the
 // defaults below, which are the built-in quick-start experiment. Resolution order:
-// defaults < file < `--set key=value` overrides < `--seed`. Every key is checked (an
-// unknown key names the file and the valid keys beside it), every value's type and
-// range is checked before any work starts.
+// defaults < file < `--set key=value` overrides < `--seed`. Every key is declared once in
+// its section's schema (ConfigSchema.swift); every key, value type and range is checked
+// before any work starts, and every problem found is reported at once.
 //
 // Proxy variants are named. Built-in names map to reward-model settings layered over the
 // `[rm]` table (e.g. "grm-sft" = objective grm, regularizer sft); a `[variants.NAME]`
@@ -13,7 +13,7 @@ import Foundation
 import OverOptEngine
 
 /// The configuration of one run (one seed).
-public struct ExperimentConfig: Codable, Sendable, Equatable {
+public struct ExperimentConfig: ConfigSection, Equatable {
     /// A label for the experiment (stored in the result file).
     public var name = "quickstart"
     /// Seed of the preference data, proxies, best-of-n samples and PPO. The base policy has
@@ -43,10 +43,35 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
-        case name, seed, proxies, stages, world, base, data, rm, variants, bon, ppo, grpo, rloo, dpo, detectors
-        case saveCheckpoints = "save_checkpoints"
-    }
+    public static let section = ""
+
+    public static var schema: [ConfigKey<ExperimentConfig>] { [
+        .key("name", \.name, "label; part of the result file name", .check(
+            "1–100 letters, digits, '.', '_' or '-', not starting with '.' (it starts the result file's name)") { _, name in
+                !name.isEmpty && name.count <= 100 && !name.hasPrefix(".") && name.allSatisfy(safeNameCharacters.contains) }),
+        .key("seed", \.seed, "seed of preference data, proxies, best-of-n samples and PPO"),
+        .key("proxies", \.proxies, "proxy variants to train (built-in names below, or `[variants.NAME]`)", .nonEmpty, .distinct),
+        .key("stages", \.stages, "optimization stages: `bon`, `ppo`, `grpo`, `rloo` (each against every proxy) and `dpo` (once, on the preference data)",
+             .check("each one of " + validStages.joined(separator: ", ")) { $1.allSatisfy(validStages.contains) }, .distinct),
+        .key("save_checkpoints", \.saveCheckpoints, "store each trained proxy's weights under `/rm/<variant>/checkpoint`"),
+        .section("world", \.world, "the world itself (see docs/world.md)"),
+        .section("base", \.base, "base policy pretraining (cached; shared by every seed)"),
+        .section("data", \.data, "preference data"),
+        .section("rm", \.rm, "every proxy"),
+        .hidden("variants", \.variants),
+        .section("bon", \.bon, "best-of-n"),
+        .section("ppo", \.ppo, "PPO against each proxy"),
+        .section("grpo", \.grpo, "GRPO against each proxy"),
+        .section("rloo", \.rloo, "RLOO against each proxy"),
+        .section("dpo", \.dpo, "direct alignment"),
+        .section("detectors", \.detectors, "over-optimization detectors"),
+    ] }
+
+    /// The stages a config may list.
+    static let validStages = ["bon"] + policyOptimizerStages
+    /// The characters of a `name` (it starts every result file's name, so that it can neither
+    /// leave the output folder nor, without a leading '.', hide the file).
+    static let safeNameCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
     /// Reward-model settings of the built-in variant names, layered over `[rm]`.
     public static let builtinVariants: [String: [String: String]] = [
@@ -65,128 +90,96 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
         "inform": ["objective": "inform"],
     ]
 
-    /// Keys that may appear although their default is absent (optional settings).
-    static let optionalKeys: [String: [String]] = [
-        "bon": ["max_n", "select", "soft_temperature", "caution_coef", "lcb_k"],
-        "ppo": ["target_kl", "reward_clip", "kl_estimator", "kl_horizon", "reward_shaping", "par_reference_samples"],
-        "grpo": ["reward_shaping", "par_reference_samples"],
-        "rloo": ["reward_shaping", "par_reference_samples"],
-        "rm": ["base", "inform_latent_dim", "inform_beta"],
-    ]
-
-    /// Resolves each proxy name to its reward-model settings.
-    static func resolveVariants(_ names: [String], rm: ConfigTree, user: [String: Any], source: String) throws -> [String: RewardModelConfig] {
+    /// Resolves each proxy name to its reward-model settings: `[rm]`, then the built-in
+    /// variant's settings, then the user's `[variants.NAME]` table (`user`, already read once
+    /// for its own problems). A variant's problems are reported as `variants.NAME.<key>`,
+    /// except those `[rm]` has too (reported once, as `rm.<key>`).
+    static func resolveVariants(_ names: [String], rm: RewardModelConfig, user: [String: ConfigTree], report: inout ConfigReport) -> [String: RewardModelConfig] {
         var out: [String: RewardModelConfig] = [:]
+        let rmProblems = Set(RewardModelConfig.problems(rm).map { $0.key.dropFirst("rm.".count) })
         for name in names {
             guard builtinVariants[name] != nil || user[name] != nil else {
                 let known = Set(builtinVariants.keys).union(user.keys).sorted()
-                throw ConfigError.invalid(key: "proxies", "unknown proxy variant '\(name)' in \(source); known: \(known.joined(separator: ", ")) (or define [variants.\(name)])")
+                report.problems.append(ConfigProblem(key: "proxies", value: jsonString(name),
+                                                     expected: "a variant: one of \(known.joined(separator: ", ")) (or define [variants.\(name)])"))
+                continue
             }
-            var tree = deepMerge(rm, (builtinVariants[name] ?? [:]) as ConfigTree)
-            tree = deepMerge(tree, user[name] as? ConfigTree ?? [:])
-            let cfg = try decodeTree(RewardModelConfig.self, from: tree, source: "\(source) [variants.\(name)]").resolvingInformKeys
-            do { try cfg.validate() } catch let ConfigError.invalid(key, message) {
-                throw ConfigError.invalid(key: key.replacingOccurrences(of: "rm.", with: "variants.\(name)."), message)
-            }
+            var cfg = rm, ignored = ConfigReport()
+            RewardModelConfig.read((builtinVariants[name] ?? [:]) as ConfigTree, prefix: "variants.\(name)", into: &cfg, report: &ignored)
+            RewardModelConfig.read(user[name] ?? [:], prefix: "variants.\(name)", into: &cfg, report: &ignored)
+            cfg = cfg.resolvingInformKeys
+            let prefix = "variants.\(name)"
+            report.problems += RewardModelConfig.problems(cfg, prefix: prefix).filter { !rmProblems.contains($0.key.dropFirst(prefix.count + 1)) }
             out[name] = cfg
         }
         return out
     }
 
     /// Loads a config: the defaults, then `path` (if any), then `overrides` ("a.b=value"),
-    /// then `seed` (if any). Throws `ConfigError` naming the key on any problem.
-    public static func load(path: String?, overrides: [String] = [], seed: UInt64? = nil) throws -> ExperimentConfig {
+    /// then `seed` (if any). Throws a `ConfigError` listing every problem found. Deprecated
+    /// key spellings go to `deprecation` (by default printed once per process to stderr).
+    public static func load(path: String?, overrides: [String] = [], seed: UInt64? = nil,
+                            deprecation: (String) -> Void = printDeprecationOnce) throws -> ExperimentConfig {
         var user: ConfigTree = [:]
+        var report = ConfigReport()
         let source = (path ?? "the built-in quick-start config") + (overrides.isEmpty ? "" : " (with --set overrides)")
         if let path {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ConfigError.file(path: path, FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
             }
-            user = try parseTOML(String(decoding: data, as: UTF8.self), source: path)
+            user = try parseTOML(String(decoding: data, as: UTF8.self), source: path, report: &report)
         }
         try applyOverrides(overrides, to: &user)
-        if let seed { user["seed"] = NSNumber(value: seed) }
+        if let seed { user["seed"] = seed }
 
-        var defaults = try encodeTree(ExperimentConfig())
-        defaults["variants"] = [String: Any]()
-        for (section, keys) in optionalKeys {
-            var t = defaults[section] as? ConfigTree ?? [:]
-            for k in keys where t[k] == nil { t[k] = NSNull() }
-            defaults[section] = t
-        }
-        try checkKeys(user, against: defaults, source: source, freeTables: ["variants": try encodeTree(RewardModelConfig()).merging(["base": NSNull(), "inform_latent_dim": NSNull(), "inform_beta": NSNull()]) { a, _ in a }])
-
-        let userVariants = user["variants"] as? [String: Any] ?? [:]
-        /// The defaults with `user` merged over them, ready to decode.
-        func resolved(_ user: ConfigTree) -> ConfigTree {
-            var merged = deepMerge(defaults, user)
-            merged["variants"] = [String: Any]()
-            for (section, keys) in optionalKeys {
-                var t = merged[section] as? ConfigTree ?? [:]
-                for k in keys where t[k] is NSNull { t[k] = nil }
-                merged[section] = t
+        // `[variants.NAME]` tables: each read once for its own problems (unknown keys, types).
+        var variantTables: [String: ConfigTree] = [:]
+        if let v = user.removeValue(forKey: "variants") {
+            if let tables = v as? ConfigTree {
+                for (name, entry) in tables.sorted(by: { $0.key < $1.key }) {
+                    guard let t = entry as? ConfigTree else {
+                        report.problems.append(ConfigProblem(key: "variants.\(name)", value: tomlLiteral(entry), expected: "a table [variants.\(name)]"))
+                        continue
+                    }
+                    var scratch = RewardModelConfig()
+                    RewardModelConfig.read(t, prefix: "variants.\(name)", into: &scratch, report: &report)
+                    variantTables[name] = t
+                }
+            } else {
+                report.problems.append(ConfigProblem(key: "variants", value: tomlLiteral(v), expected: "a table of named tables [variants.NAME]"))
             }
-            return merged
         }
-        let merged = resolved(user)
-        var config: ExperimentConfig
-        do {
-            config = try decodeTree(ExperimentConfig.self, from: merged, source: source)
-        } catch ConfigError.invalid(let key, _) where key.isEmpty {
-            // The decoder named no key: find the value that breaks it.
-            let decode = { (tree: ConfigTree) throws -> Void in _ = try decodeTree(ExperimentConfig.self, from: tree, source: source) }
-            guard let culprit = culpritLeaf(user, defaults: resolved([:]), decode: decode) else { throw ConfigError.invalid(key: "", "cannot be read") }
-            throw ConfigError.wrongType(key: culprit.key, source: source, expected: culprit.expected)
-        }
-        try config.rm.validate()   // before the variants, so that a bad [rm] key is named as such
-        config.variants = try resolveVariants(config.proxies, rm: try encodeTree(config.rm), user: userVariants, source: source)
-        try config.validate()
+        var config = ExperimentConfig()
+        read(user, prefix: "", into: &config, report: &report)
+        report.problems += problems(config, prefix: "")
+        config.variants = resolveVariants(config.proxies, rm: config.rm, user: variantTables, report: &report)
+        report.problems += config.crossSectionProblems(checkMemory: report.problems.isEmpty)
+        for note in report.deprecations { deprecation(note) }
+        if !report.problems.isEmpty { throw ConfigError(source: source, problems: report.problems) }
         return config
     }
 
-    /// Checks every section; throws the first problem.
+    /// Every problem of the resolved config (its keys, its variants, and the relations
+    /// between sections), thrown as one `ConfigError`.
     public func validate() throws {
-        try validateName(name)
-        if proxies.isEmpty { throw ConfigError.invalid(key: "proxies", "needs at least one proxy variant") }
-        if Set(proxies).count != proxies.count { throw ConfigError.invalid(key: "proxies", "lists a variant twice: \(proxies)") }
-        let validStages = ["bon"] + policyOptimizerStages
-        for s in stages where !validStages.contains(s) {
-            throw ConfigError.invalid(key: "stages", "unknown stage '\(s)'; valid stages: \(validStages.joined(separator: ", "))")
+        var report = ConfigReport()
+        report.problems = Self.problems(self, prefix: "")
+        _ = Self.resolveVariants(proxies, rm: rm, user: [:], report: &report)
+        report.problems += crossSectionProblems(checkMemory: report.problems.isEmpty)
+        if !report.problems.isEmpty { throw ConfigError(source: nil, problems: report.problems) }
+    }
+
+    /// Problems between sections: response lengths beyond the world's, and (when asked, once
+    /// every size is valid) a memory estimate beyond the machine's.
+    func crossSectionProblems(checkMemory: Bool) -> [ConfigProblem] {
+        var out: [ConfigProblem] = []
+        for (section, tokens) in [("ppo", ppo.maxNewTokens), ("grpo", grpo.maxNewTokens), ("rloo", rloo.maxNewTokens), ("dpo", dpo.maxNewTokens)]
+        where tokens > world.maxResponseTokens {
+            out.append(ConfigProblem(key: "\(section).max_new_tokens", value: "\(tokens)",
+                                     expected: "≤ world.max_response_tokens (\(world.maxResponseTokens))"))
         }
-        if Set(stages).count != stages.count { throw ConfigError.invalid(key: "stages", "lists a stage twice: \(stages)") }
-        try base.validate()
-        try data.validate()
-        try rm.validate()
-        do {
-            try bon.validate()
-        } catch BestOfNError.invalidConfig(let message) {
-            // "bon.<key> must be …": the key, then what it must be.
-            let key = String(message.prefix { $0 != " " })
-            throw ConfigError.invalid(key: key, String(message.dropFirst(key.count + 1)))
-        }
-        do {
-            try ppo.validate()
-        } catch let e as PPOConfigError {
-            throw ConfigError.invalid(key: "ppo.\(e.key)", e.message)
-        }
-        do {
-            try grpo.validate()
-            try rloo.validate()
-            try dpo.validate()
-        } catch let e as CriticFreeConfigError {
-            throw ConfigError.invalid(key: "\(e.section).\(e.key)", e.message)
-        }
-        try detectors.validate()
-        if bon.prompts < 1 { throw ConfigError.invalid(key: "bon.prompts", "must be positive") }
-        try checkMemory(limit: Double(ProcessInfo.processInfo.physicalMemory))
-        for (section, tokens) in [("grpo", grpo.maxNewTokens), ("rloo", rloo.maxNewTokens), ("dpo", dpo.maxNewTokens)] where tokens > world.maxResponseTokens {
-            throw ConfigError.invalid(key: "\(section).max_new_tokens",
-                                      "must be ≤ the world's max response tokens (\(world.maxResponseTokens)), got \(tokens)")
-        }
-        if ppo.maxNewTokens > world.maxResponseTokens {
-            throw ConfigError.invalid(key: "ppo.max_new_tokens",
-                                      "must be ≤ the world's max response tokens (\(world.maxResponseTokens)), got \(ppo.maxNewTokens)")
-        }
+        if checkMemory, let problem = memoryProblem(limit: Double(ProcessInfo.processInfo.physicalMemory)) { out.append(problem) }
+        return out
     }
 
     /// A rough upper estimate, in bytes, of what the config's sizes make the run hold at
@@ -221,26 +214,16 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
         return out.map { (key: $0.0, bytes: $0.1) }
     }
 
-    /// Refuses, before any work, a config whose `memoryEstimate` exceeds `limit` bytes (the
-    /// machine's memory), naming the keys that drive it.
-    func checkMemory(limit: Double) throws {
+    /// The problem of a config whose `memoryEstimate` exceeds `limit` bytes (the machine's
+    /// memory), naming the keys that drive it; nil when it fits.
+    func memoryProblem(limit: Double) -> ConfigProblem? {
         let parts = memoryEstimate()
         let total = parts.reduce(0) { $0 + $1.bytes }
-        guard total > limit else { return }
+        guard total > limit else { return nil }
         let gib = { (b: Double) in b / 1_073_741_824 }
         let drivers = parts.prefix { $0.bytes > 0.1 * total }.map { "\($0.key) (\(String(format: "%.3g", gib($0.bytes))) GiB)" }
-        throw ConfigError.invalid(key: parts[0].key, "needs about \(String(format: "%.3g", gib(total))) GiB, more than this machine's "
-                                  + "\(String(format: "%.3g", gib(limit))) GiB; it comes from \(drivers.joined(separator: ", "))")
-    }
-
-    /// `name` starts every result file's name: 1–100 letters, digits, '.', '_' or '-', not
-    /// starting with '.', so that it can neither leave the output folder nor hide the file.
-    func validateName(_ name: String) throws {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-        guard !name.isEmpty, name.count <= 100, !name.hasPrefix("."), name.allSatisfy(allowed.contains) else {
-            throw ConfigError.invalid(key: "name", "must be 1–100 letters, digits, '.', '_' or '-', not starting with '.' "
-                                      + "(it starts the result file's name), got \"\(name)\"")
-        }
+        return ConfigProblem(key: parts[0].key, expected: "needs about \(String(format: "%.3g", gib(total))) GiB, more than this machine's "
+                             + "\(String(format: "%.3g", gib(limit))) GiB; it comes from \(drivers.joined(separator: ", "))")
     }
 
     /// The resolved config as pretty JSON (stored in every result file).

@@ -8,15 +8,8 @@
 import OverOptEngine
 import OverOptHDF5
 
-/// A PPO setting outside its valid range.
-public struct PPOConfigError: Error, CustomStringConvertible, Equatable {
-    public let key: String
-    public let message: String
-    public var description: String { "ppo.\(key): \(message)" }
-}
-
 /// Settings of one PPO run against a proxy reward.
-public struct PPOConfig: Codable, Sendable, Equatable {
+public struct PPOConfig: ConfigSection, Equatable {
     /// Number of PPO iterations (rollout batch + update).
     public var steps = 60
     /// Training prompts per iteration (the rollout batch size; one response each).
@@ -95,145 +88,47 @@ public struct PPOConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case steps
-        case promptsPerStep = "prompts_per_step"
-        case temperature
-        case topP = "top_p"
-        case temperedLogprobs = "tempered_logprobs"
-        case maxNewTokens = "max_new_tokens"
-        case learningRate = "learning_rate"
-        case weightDecay = "weight_decay"
-        case ppoEpochs = "ppo_epochs"
-        case minibatchSize = "minibatch_size"
-        case clipRange = "clip_range"
-        case valueClipRange = "value_clip_range"
-        case gamma
-        case lambda
-        case vfCoef = "vf_coef"
-        case entropyCoef = "entropy_coef"
-        case klCoef = "kl_coef"
-        case targetKL = "target_kl"
-        case normalizeReward = "normalize_reward"
-        case rewardClip = "reward_clip"
-        case whitenAdvantages = "whiten_advantages"
-        case maxGradNorm = "max_grad_norm"
-        case evalEvery = "eval_every"
-        case evalPrompts = "eval_prompts"
-        case sampleTexts = "sample_texts"
-        case forwardBatchSize = "forward_batch_size"
-        case klEstimator = "kl_estimator"
-        case klHorizon = "kl_horizon"
-        case rewardShaping = "reward_shaping"
-        case parReferenceSamples = "par_reference_samples"
-    }
+    public static let section = "ppo"
 
-    /// Decodes with every missing key at its default.
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = PPOConfig()
-        func get<T: Decodable>(_ k: CodingKeys, _ def: T) throws -> T { try c.decodeIfPresent(T.self, forKey: k) ?? def }
-        steps = try get(.steps, d.steps)
-        promptsPerStep = try get(.promptsPerStep, d.promptsPerStep)
-        temperature = try get(.temperature, d.temperature)
-        topP = try get(.topP, d.topP)
-        temperedLogprobs = try get(.temperedLogprobs, d.temperedLogprobs)
-        maxNewTokens = try get(.maxNewTokens, d.maxNewTokens)
-        learningRate = try get(.learningRate, d.learningRate)
-        weightDecay = try get(.weightDecay, d.weightDecay)
-        ppoEpochs = try get(.ppoEpochs, d.ppoEpochs)
-        minibatchSize = try get(.minibatchSize, d.minibatchSize)
-        clipRange = try get(.clipRange, d.clipRange)
-        valueClipRange = try get(.valueClipRange, d.valueClipRange)
-        gamma = try get(.gamma, d.gamma)
-        lambda = try get(.lambda, d.lambda)
-        vfCoef = try get(.vfCoef, d.vfCoef)
-        entropyCoef = try get(.entropyCoef, d.entropyCoef)
-        klCoef = try get(.klCoef, d.klCoef)
-        targetKL = try c.decodeIfPresent(Double.self, forKey: .targetKL)
-        normalizeReward = try get(.normalizeReward, d.normalizeReward)
-        rewardClip = try c.decodeIfPresent(Double.self, forKey: .rewardClip)
-        whitenAdvantages = try get(.whitenAdvantages, d.whitenAdvantages)
-        maxGradNorm = try get(.maxGradNorm, d.maxGradNorm)
-        evalEvery = try get(.evalEvery, d.evalEvery)
-        evalPrompts = try get(.evalPrompts, d.evalPrompts)
-        sampleTexts = try get(.sampleTexts, d.sampleTexts)
-        forwardBatchSize = try get(.forwardBatchSize, d.forwardBatchSize)
-        klEstimator = try c.decodeIfPresent(KLPenaltyEstimator.self, forKey: .klEstimator)
-        klHorizon = try c.decodeIfPresent(Double.self, forKey: .klHorizon)
-        rewardShaping = try c.decodeIfPresent(RewardShaping.self, forKey: .rewardShaping)
-        parReferenceSamples = try c.decodeIfPresent(Int.self, forKey: .parReferenceSamples)
-    }
-
-    /// Throws `PPOConfigError` naming the first key out of range.
-    public func validate() throws {
-        func check(_ ok: Bool, _ key: CodingKeys, _ message: String) throws {
-            if !ok { throw PPOConfigError(key: key.rawValue, message: message) }
-        }
-        try check(steps >= 0, .steps, "must be ≥ 0, got \(steps)")
-        try check(promptsPerStep >= 1, .promptsPerStep, "must be ≥ 1, got \(promptsPerStep)")
-        try check(temperature > 0, .temperature, "must be > 0, got \(temperature)")
-        try check(topP > 0 && topP <= 1, .topP, "must be in (0, 1], got \(topP)")
-        try check(maxNewTokens >= 1, .maxNewTokens, "must be ≥ 1, got \(maxNewTokens)")
-        try check(learningRate > 0 && learningRate.isFinite, .learningRate, "must be > 0, got \(learningRate)")
-        try check(weightDecay >= 0, .weightDecay, "must be ≥ 0, got \(weightDecay)")
-        try check(ppoEpochs >= 1, .ppoEpochs, "must be ≥ 1, got \(ppoEpochs)")
-        try check(minibatchSize >= 1 && minibatchSize <= promptsPerStep, .minibatchSize,
-                  "must be in 1...prompts_per_step (\(promptsPerStep)), got \(minibatchSize)")
-        try check(clipRange > 0, .clipRange, "must be > 0, got \(clipRange)")
-        try check(valueClipRange > 0, .valueClipRange, "must be > 0, got \(valueClipRange)")
-        try check(gamma >= 0 && gamma <= 1, .gamma, "must be in [0, 1], got \(gamma)")
-        try check(lambda >= 0 && lambda <= 1, .lambda, "must be in [0, 1], got \(lambda)")
-        try check(vfCoef >= 0, .vfCoef, "must be ≥ 0, got \(vfCoef)")
-        try check(entropyCoef >= 0, .entropyCoef, "must be ≥ 0, got \(entropyCoef)")
-        try check(klCoef >= 0, .klCoef, "must be ≥ 0, got \(klCoef)")
-        if let t = targetKL {
-            try check(t > 0, .targetKL, "must be > 0 nats when set, got \(t)")
-            try check(klCoef > 0, .klCoef, "must be > 0 (the initial β) when target_kl is set")
-        }
-        if let c = rewardClip { try check(c > 0, .rewardClip, "must be > 0 when set, got \(c)") }
-        if let h = klHorizon {
-            try check(h > 0 && h.isFinite, .klHorizon, "must be > 0 samples when set, got \(h)")
-            try check(targetKL != nil, .klHorizon, "is the adaptive controller's horizon and needs target_kl")
-        }
-        if let m = parReferenceSamples {
-            try check(m >= 1 && m <= 64, .parReferenceSamples, "must be in 1...64 when set, got \(m)")
-            try check(shaping == .par, .parReferenceSamples, "needs reward_shaping = \"par\"")
-        }
-        if shaping == .par {
-            try check(rewardClip == nil, .rewardClip, "has no effect with reward_shaping = \"par\" (its reward is bounded in (0, 1)); unset it")
-        }
-        try check(maxGradNorm > 0, .maxGradNorm, "must be > 0, got \(maxGradNorm)")
-        try check(evalEvery >= 1, .evalEvery, "must be ≥ 1, got \(evalEvery)")
-        try check(evalPrompts >= 1, .evalPrompts, "must be ≥ 1, got \(evalPrompts)")
-        try check(sampleTexts >= 0 && sampleTexts <= evalPrompts, .sampleTexts,
-                  "must be in 0...eval_prompts (\(evalPrompts)), got \(sampleTexts)")
-        try check(forwardBatchSize >= 1, .forwardBatchSize, "must be ≥ 1, got \(forwardBatchSize)")
-    }
-
-    /// Every setting as (key, value) for HDF5 attributes, with its type (integer, boolean or
-    /// float); optional unset values are omitted.
-    public var attributes: [(key: String, value: AttributeValue)] {
-        var a: [(String, AttributeValue)] = [
-            ("steps", .int(steps)), ("prompts_per_step", .int(promptsPerStep)),
-            ("temperature", .float(decimalDouble(temperature))), ("top_p", .float(decimalDouble(topP))),
-            ("max_new_tokens", .int(maxNewTokens)), ("tempered_logprobs", .bool(temperedLogprobs)),
-            ("learning_rate", .float(learningRate)), ("weight_decay", .float(weightDecay)), ("ppo_epochs", .int(ppoEpochs)),
-            ("minibatch_size", .int(minibatchSize)), ("clip_range", .float(clipRange)), ("value_clip_range", .float(valueClipRange)),
-            ("gamma", .float(gamma)), ("lambda", .float(lambda)), ("vf_coef", .float(vfCoef)), ("entropy_coef", .float(entropyCoef)),
-            ("kl_coef", .float(klCoef)), ("normalize_reward", .bool(normalizeReward)),
-            ("whiten_advantages", .bool(whitenAdvantages)), ("max_grad_norm", .float(maxGradNorm)),
-            ("eval_every", .int(evalEvery)), ("eval_prompts", .int(evalPrompts)),
-            ("sample_texts", .int(sampleTexts)), ("forward_batch_size", .int(forwardBatchSize)),
-        ]
-        if let t = targetKL { a.append(("target_kl", .float(t))) }
-        if let c = rewardClip { a.append(("reward_clip", .float(c))) }
-        if let e = klEstimator { a.append(("kl_estimator", .string(e.rawValue))) }
-        if let h = klHorizon { a.append(("kl_horizon", .float(h))) }
-        if let r = rewardShaping { a.append(("reward_shaping", .string(r.rawValue))) }
-        if let m = parReferenceSamples { a.append(("par_reference_samples", .int(m))) }
-        return a
-    }
+    public static var schema: [ConfigKey<PPOConfig>] { [
+        .key("steps", \.steps, "PPO iterations", .atLeast(0)),
+        .key("prompts_per_step", \.promptsPerStep, "rollouts per iteration (training prompts)", .atLeast(1)),
+        .key("temperature", \.temperature, "rollout sampling temperature (as in the paper)", .above(0)),
+        .key("top_p", \.topP, "rollout nucleus threshold (as in the paper)", .openClosed(0, 1)),
+        .key("max_new_tokens", \.maxNewTokens, "response length limit, EOS included (≤ `world.max_response_tokens`)", .atLeast(1)),
+        .key("tempered_logprobs", \.temperedLogprobs, "ratios, KL and entropy use softmax(z/T), the distribution actually sampled"),
+        .key("learning_rate", \.learningRate, "AdamW, constant", .above(0)),
+        .key("weight_decay", \.weightDecay, "AdamW weight decay on matrices", .atLeast(0)),
+        .key("ppo_epochs", \.ppoEpochs, "update epochs over each rollout batch", .atLeast(1)),
+        .key("minibatch_size", \.minibatchSize, "responses per minibatch", .atLeast(1),
+             .check("≤ prompts_per_step", detail: { "\($0.promptsPerStep)" }) { $1 <= $0.promptsPerStep }),
+        .key("clip_range", \.clipRange, "ε of the clipped surrogate", .above(0)),
+        .key("value_clip_range", \.valueClipRange, "ε_v of the clipped value loss", .above(0)),
+        .key("gamma", \.gamma, "GAE discount γ", .within(0, 1)),
+        .key("lambda", \.lambda, "GAE λ", .within(0, 1)),
+        .key("vf_coef", \.vfCoef, "weight of the value loss", .atLeast(0)),
+        .key("entropy_coef", \.entropyCoef, "weight of the entropy bonus", .atLeast(0)),
+        .key("kl_coef", \.klCoef, "per-token KL penalty β (0 as in the paper, so over-optimization shows); the initial β with `target_kl`",
+             .atLeast(0), .check("> 0 when target_kl is set (the initial β)") { $0.targetKL == nil || $1 > 0 }),
+        .key("normalize_reward", \.normalizeReward, "normalize by the first batch's mean and std (as in the paper)"),
+        .key("whiten_advantages", \.whitenAdvantages, "whiten advantages over each rollout batch"),
+        .key("max_grad_norm", \.maxGradNorm, "global gradient-norm clip", .above(0)),
+        .key("eval_every", \.evalEvery, "held-out evaluation cadence in iterations (and at 0 and at the end)", .atLeast(1)),
+        .key("eval_prompts", \.evalPrompts, "held-out prompts per evaluation", .atLeast(1)),
+        .key("sample_texts", \.sampleTexts, "sample texts recorded per evaluation", .atLeast(0),
+             .check("≤ eval_prompts", detail: { "\($0.evalPrompts)" }) { $1 <= $0.evalPrompts }),
+        .key("forward_batch_size", \.forwardBatchSize, "rows per forward pass in the update", .atLeast(1)),
+        .key("target_kl", \.targetKL, "adaptive KL controller target in nats (needs `kl_coef` > 0)", .above(0), unset: "unset"),
+        .key("reward_clip", \.rewardClip, "clip normalized rewards to ±value", .above(0),
+             .check("unset with reward_shaping = \"par\" (its reward is bounded in (0, 1))") { r, _ in r.shaping != .par }, unset: "unset"),
+        .key("kl_estimator", \.klEstimator, "the penalty's per-token estimator", unset: "`\"k1\"`"),
+        .key("kl_horizon", \.klHorizon, "the adaptive controller's horizon in samples", .above(0),
+             .check("unset unless target_kl is set (it is the adaptive controller's horizon)") { r, _ in r.targetKL != nil }, unset: "`10000`"),
+        .key("reward_shaping", \.rewardShaping, "`par`: PAR's sigmoid of the score minus the reference responses' scores (\"Mitigations\"; excludes `reward_clip`)",
+             unset: "`\"none\"`"),
+        .key("par_reference_samples", \.parReferenceSamples, "M reference responses per rollout prompt for PAR", .within(1, 64),
+             .check("unset unless reward_shaping = \"par\"") { r, _ in r.shaping == .par }, unset: "`1`"),
+    ] }
 }
 
 /// A Float as the Double of its shortest decimal form (0.7 rather than 0.699999988), so that

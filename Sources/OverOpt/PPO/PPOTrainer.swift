@@ -82,14 +82,8 @@ public final class PPOTrainer {
     public init(config: PPOConfig, world: World, basePolicy: Transformer, scorer: @escaping PPOScorer, seed: UInt64,
                 detectors: (probe: DetectorProbe, config: DetectorConfig)? = nil) throws {
         try config.validate()
-        guard config.maxNewTokens <= world.config.maxResponseTokens else {
-            throw PPOConfigError(key: "max_new_tokens",
-                                 message: "must be ≤ the world's max response tokens (\(world.config.maxResponseTokens)), got \(config.maxNewTokens)")
-        }
-        guard basePolicy.config.vocabSize == world.vocabSize,
-              basePolicy.config.contextLength >= world.maxSequenceLength else {
-            throw PPOConfigError(key: "policy", message: "the base policy's vocabulary/context does not fit the world")
-        }
+        if let problem = maxNewTokensProblem(section: "ppo", config.maxNewTokens, world: world) { throw problem }
+        try checkPolicyFits(basePolicy, world: world)
         self.config = config
         self.world = world
         self.scorer = scorer

@@ -54,7 +54,7 @@ public enum FinetuneMode: String, Codable, Sendable, CaseIterable {
 }
 
 /// Settings of one proxy reward model variant.
-public struct RewardModelConfig: Codable, Sendable, Equatable {
+public struct RewardModelConfig: ConfigSection, Equatable {
     /// The model preset the proxy is fine-tuned from (`TransformerConfig.presetNames`): a
     /// base model of that size pretrained with the run's `[base]` settings on the same world.
     /// nil (the default, and not encoded, so configs without it keep their hashes): the
@@ -122,44 +122,39 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
-        case base, objective, regularizer, alpha, beta, smoothing, head, combiner, finetune, epochs
-        case marginScale = "margin_scale", headHidden = "head_hidden", headDropout = "head_dropout"
-        case ensembleSize = "ensemble_size", uwoLambda = "uwo_lambda"
-        case loraRank = "lora_rank", loraAlpha = "lora_alpha", loraDropout = "lora_dropout"
-        case batchSize = "batch_size", learningRate = "learning_rate", warmupFraction = "warmup_fraction"
-        case maxGradNorm = "max_grad_norm", weightDecay = "weight_decay", evalBatchSize = "eval_batch_size"
-        case informLatentDim = "inform_latent_dim", informBeta = "inform_beta"
-    }
+    public static let section = "rm"
 
-    /// Checks every key; the error names the first bad one (as `rm.<key>`).
-    public func validate() throws {
-        func bad(_ key: String, _ message: String) -> ConfigError { .invalid(key: "rm." + key, message) }
-        if let base, let message = presetError(base) { throw bad("base", message) }
-        if !(0...1).contains(alpha) { throw bad("alpha", "must be in [0, 1] (got \(alpha))") }
-        if !(beta > 0) { throw bad("beta", "must be positive (got \(beta))") }
-        if !(marginScale >= 0) { throw bad("margin_scale", "must be non-negative (got \(marginScale))") }
-        if !(0..<0.5).contains(smoothing) { throw bad("smoothing", "must be in [0, 0.5) (got \(smoothing))") }
-        if headHidden < 1 { throw bad("head_hidden", "must be positive (got \(headHidden))") }
-        if !(0..<1).contains(headDropout) { throw bad("head_dropout", "must be in [0, 1) (got \(headDropout))") }
-        if ensembleSize < 1 { throw bad("ensemble_size", "must be positive (got \(ensembleSize))") }
-        if !(uwoLambda >= 0) { throw bad("uwo_lambda", "must be non-negative (got \(uwoLambda))") }
-        if loraRank < 1 { throw bad("lora_rank", "must be positive (got \(loraRank))") }
-        if !(loraAlpha > 0) { throw bad("lora_alpha", "must be positive (got \(loraAlpha))") }
-        if !(0..<1).contains(loraDropout) { throw bad("lora_dropout", "must be in [0, 1) (got \(loraDropout))") }
-        if epochs < 1 { throw bad("epochs", "must be positive (got \(epochs))") }
-        if batchSize < 1 { throw bad("batch_size", "must be positive (got \(batchSize))") }
-        if !(learningRate > 0) { throw bad("learning_rate", "must be positive (got \(learningRate))") }
-        if !(0..<1).contains(warmupFraction) { throw bad("warmup_fraction", "must be in [0, 1) (got \(warmupFraction))") }
-        if !(maxGradNorm > 0) { throw bad("max_grad_norm", "must be positive (got \(maxGradNorm))") }
-        if !(weightDecay >= 0) { throw bad("weight_decay", "must be non-negative (got \(weightDecay))") }
-        if evalBatchSize < 1 { throw bad("eval_batch_size", "must be positive (got \(evalBatchSize))") }
-        if let d = informLatentDim, !(1...4096).contains(d) { throw bad("inform_latent_dim", "must be in 1...4096 (got \(d))") }
-        if let b = informBeta, !(b >= 0 && b.isFinite) { throw bad("inform_beta", "must be non-negative and finite (got \(b))") }
-        if objective == .frozen && finetune == .lora {
-            throw bad("finetune", "must be \"full\" with objective = \"frozen\" (a frozen trunk has nothing for adapters to do)")
-        }
-    }
+    public static var schema: [ConfigKey<RewardModelConfig>] { [
+        .key("base", \.base, "the preset the proxy is fine-tuned from: a base model of that size pretrained with the run's `[base]` settings on the same world (cached like the policy's base, key `base` of the stage cache). The policy, its best-of-n samples and PPO stay those of `base.preset`; the proxy's LM head (GRM's regularizer, DPO's reference, the `lm_*` and `base_lm_*` metrics) is its own base's. Works per variant (`[variants.bt-xl] base = \"xl\"`), with ensembles and LoRA",
+             .isPreset, unset: "unset (the policy's preset)"),
+        .key("objective", \.objective, "the proxy variant's training objective (\"Mitigations\")"),
+        .key("regularizer", \.regularizer, "GRM's text loss: `sft` (−log σ(β log π(y_c))), `sft-nll`, `dpo`, `dpo-noref`"),
+        .key("alpha", \.alpha, "GRM weight: (1−α)·L_reward + α·L_reg", .within(0, 1)),
+        .key("beta", \.beta, "β of the GRM regularizers", .above(0)),
+        .key("margin_scale", \.marginScale, "margin m = scale × \\|gold gap\\|", .atLeast(0)),
+        .key("smoothing", \.smoothing, "label-smoothing ε", .halfOpen(0, 0.5)),
+        .key("head", \.head, "reward head (`frozen` always uses the MLP head)"),
+        .key("head_hidden", \.headHidden, "MLP head width", .atLeast(1)),
+        .key("head_dropout", \.headDropout, "dropout before the MLP head while training", .halfOpen(0, 1)),
+        .key("ensemble_size", \.ensembleSize, "members of `ensemble` and `warm`", .atLeast(1)),
+        .key("combiner", \.combiner, "ensemble combiner (`min`: WCO)"),
+        .key("uwo_lambda", \.uwoLambda, "UWO: mean − λ·variance", .atLeast(0)),
+        .key("finetune", \.finetune, "`lora`: adapters on q, k, v and the attention output; trunk and LM head frozen",
+             .check("\"full\" with objective = \"frozen\" (a frozen trunk has nothing for adapters to do)") { !($0.objective == .frozen && $1 == .lora) }),
+        .key("lora_rank", \.loraRank, "LoRA rank r", .atLeast(1)),
+        .key("lora_alpha", \.loraAlpha, "LoRA α (adapter output scaled by α/r)", .above(0)),
+        .key("lora_dropout", \.loraDropout, "dropout on each adapter's input while training", .halfOpen(0, 1)),
+        .key("epochs", \.epochs, "passes over the training pairs", .atLeast(1)),
+        .key("batch_size", \.batchSize, "pairs per step", .atLeast(1)),
+        .key("learning_rate", \.learningRate, "AdamW peak (3% warmup, cosine to 0)", .above(0)),
+        .key("warmup_fraction", \.warmupFraction, "warmup share of the steps", .halfOpen(0, 1)),
+        .key("max_grad_norm", \.maxGradNorm, "gradient-norm clip, as in the paper", .above(0)),
+        .key("weight_decay", \.weightDecay, "AdamW weight decay on matrices", .atLeast(0)),
+        .key("eval_batch_size", \.evalBatchSize, "sequences per scoring batch", .atLeast(1)),
+        .key("inform_latent_dim", \.informLatentDim, "InfoRM's bottleneck width D; kept only for `objective = \"inform\"` (other variants drop it, so their settings and cache keys are unchanged)",
+             .within(1, 4096), unset: "`16` (inform only)"),
+        .key("inform_beta", \.informBeta, "InfoRM's β: loss = Bradley–Terry + β·KL(q(z\\|h) ‖ N(0, I))", .atLeast(0), unset: "`0.01` (inform only)"),
+    ] }
 
     // MARK: Derived settings
 

@@ -138,38 +138,6 @@ extension RewardModelResult {
     }
 }
 
-extension RewardModelConfig {
-    /// Every key as an attribute of `group`.
-    public func writeAttributes(to g: H5Group) throws {
-        if let base { try g.setAttribute("base", base) }
-        try g.setAttribute("objective", objective.rawValue)
-        try g.setAttribute("regularizer", regularizer.rawValue)
-        try g.setAttribute("alpha", alpha)
-        try g.setAttribute("beta", beta)
-        try g.setAttribute("margin_scale", marginScale)
-        try g.setAttribute("smoothing", smoothing)
-        try g.setAttribute("head", head.rawValue)
-        try g.setAttribute("head_hidden", Int64(headHidden))
-        try g.setAttribute("head_dropout", headDropout)
-        try g.setAttribute("ensemble_size", Int64(ensembleSize))
-        try g.setAttribute("combiner", combiner.rawValue)
-        try g.setAttribute("uwo_lambda", uwoLambda)
-        try g.setAttribute("finetune", finetune.rawValue)
-        try g.setAttribute("lora_rank", Int64(loraRank))
-        try g.setAttribute("lora_alpha", loraAlpha)
-        try g.setAttribute("lora_dropout", loraDropout)
-        try g.setAttribute("epochs", Int64(epochs))
-        try g.setAttribute("batch_size", Int64(batchSize))
-        try g.setAttribute("learning_rate", learningRate)
-        try g.setAttribute("warmup_fraction", warmupFraction)
-        try g.setAttribute("max_grad_norm", maxGradNorm)
-        try g.setAttribute("weight_decay", weightDecay)
-        try g.setAttribute("eval_batch_size", Int64(evalBatchSize))
-        if let informLatentDim { try g.setAttribute("inform_latent_dim", Int64(informLatentDim)) }
-        if let informBeta { try g.setAttribute("inform_beta", informBeta) }
-    }
-}
-
 // MARK: - Proxy checkpoints
 
 /// A proxy checkpoint that cannot be read.

@@ -23,7 +23,7 @@
 import Foundation
 
 /// Weights of the gold reward's components. Defaults: docs/world.md, "Gold reward".
-public struct GoldConfig: Codable, Hashable, Sendable {
+public struct GoldConfig: ConfigSection, Hashable {
     public var relevanceWeight = 1.0
     public var toneWeight = 3.0
     /// τ: strength at which tone saturates (tanh(match/τ)); diminishing returns.
@@ -38,18 +38,18 @@ public struct GoldConfig: Codable, Hashable, Sendable {
 
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = GoldConfig()
-        func get(_ k: CodingKeys, _ def: Double) throws -> Double { try c.decodeIfPresent(Double.self, forKey: k) ?? def }
-        relevanceWeight = try get(.relevanceWeight, d.relevanceWeight)
-        toneWeight = try get(.toneWeight, d.toneWeight)
-        toneScale = try get(.toneScale, d.toneScale)
-        intensifierBoost = try get(.intensifierBoost, d.intensifierBoost)
-        fluencyWeight = try get(.fluencyWeight, d.fluencyWeight)
-        lengthWeight = try get(.lengthWeight, d.lengthWeight)
-        repetitionWeight = try get(.repetitionWeight, d.repetitionWeight)
-    }
+    public static let section = "world.gold"
+    public static let jsonCamelCase = true
+
+    public static var schema: [ConfigKey<GoldConfig>] { [
+        .key("relevance_weight", \.relevanceWeight, "w_rel: weight of relevance"),
+        .key("tone_weight", \.toneWeight, "w_tone: weight of the tone match"),
+        .key("tone_scale", \.toneScale, "τ: strength at which tone saturates, tanh(match/τ)", .above(0)),
+        .key("intensifier_boost", \.intensifierBoost, "a tone adjective right after an intensifier counts this many times its strength"),
+        .key("fluency_weight", \.fluencyWeight, "w_flu: weight of the share of sentences that parse"),
+        .key("length_weight", \.lengthWeight, "w_len: cost per sentence too many or too few"),
+        .key("repetition_weight", \.repetitionWeight, "w_rep: cost per repeated content word"),
+    ] }
 }
 
 /// The gold reward of one response and its weighted components (they sum to `total`).

@@ -34,7 +34,7 @@ public enum PromptSplit: String, Sendable, Codable, CaseIterable {
 }
 
 /// How prompts are built and split. All fields have documented defaults.
-public struct PromptConfig: Codable, Hashable, Sendable {
+public struct PromptConfig: ConfigSection, Hashable {
     /// Phrasing templates with the slots {n} (number word), {tone} (tone word),
     /// {sentences} ("sentence"/"sentences") and {topic} (topic name).
     public var phrasings: [String] = PromptConfig.defaultPhrasings
@@ -57,15 +57,19 @@ public struct PromptConfig: Codable, Hashable, Sendable {
 
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = PromptConfig()
-        phrasings = try c.decodeIfPresent([String].self, forKey: .phrasings) ?? d.phrasings
-        minRequestedSentences = try c.decodeIfPresent(Int.self, forKey: .minRequestedSentences) ?? d.minRequestedSentences
-        maxRequestedSentences = try c.decodeIfPresent(Int.self, forKey: .maxRequestedSentences) ?? d.maxRequestedSentences
-        heldOutPhrasings = try c.decodeIfPresent([Int].self, forKey: .heldOutPhrasings) ?? d.heldOutPhrasings
-        heldOutTopicTones = try c.decodeIfPresent([String].self, forKey: .heldOutTopicTones) ?? d.heldOutTopicTones
-    }
+    public static let section = "world.prompts"
+    public static let jsonCamelCase = true
+
+    public static var schema: [ConfigKey<PromptConfig>] { [
+        .key("phrasings", \.phrasings, "templates with the slots {n}, {tone}, {sentences} and {topic}", .nonEmpty,
+             default: "6 phrasings (`PromptConfig.defaultPhrasings`)"),
+        .key("min_requested_sentences", \.minRequestedSentences, "fewest sentences a prompt asks for", .within(1, 9)),
+        .key("max_requested_sentences", \.maxRequestedSentences, "most sentences a prompt asks for", .within(1, 9),
+             .check("≥ min_requested_sentences", detail: { "\($0.minRequestedSentences)" }) { $1 >= $0.minRequestedSentences }),
+        .key("held_out_phrasings", \.heldOutPhrasings, "phrasings (indices) held out entirely",
+             .check("indices of phrasings", detail: { "0...\($0.phrasings.count - 1)" }) { r, v in v.allSatisfy { $0 >= 0 && $0 < r.phrasings.count } }),
+        .key("held_out_topic_tones", \.heldOutTopicTones, "\"topic:tone\" combinations held out in every phrasing"),
+    ] }
 }
 
 /// Number words used for the requested length, 1-based.

@@ -17,7 +17,7 @@
 import OverOptEngine
 
 /// Mixture probabilities of the writer. Defaults describe the reference writer.
-public struct WriterConfig: Codable, Hashable, Sendable {
+public struct WriterConfig: ConfigSection, Hashable {
     /// A sentence's nouns and verbs come from the prompt's topic (else a random other topic).
     public var onTopic = 0.8
     /// A sentence's adjectives have the prompt's tone.
@@ -50,25 +50,29 @@ public struct WriterConfig: Codable, Hashable, Sendable {
 
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = WriterConfig()
-        func get<T: Decodable>(_ k: CodingKeys, _ def: T) throws -> T { try c.decodeIfPresent(T.self, forKey: k) ?? def }
-        onTopic = try get(.onTopic, d.onTopic)
-        rightTone = try get(.rightTone, d.rightTone)
-        wrongTone = try get(.wrongTone, d.wrongTone)
-        intensifier = try get(.intensifier, d.intensifier)
-        attributiveAdjective = try get(.attributiveAdjective, d.attributiveAdjective)
-        itSubject = try get(.itSubject, d.itSubject)
-        disfluent = try get(.disfluent, d.disfluent)
-        ramble = try get(.ramble, d.ramble)
-        lengthOffsets = try get(.lengthOffsets, d.lengthOffsets)
-        lengthOffsetWeights = try get(.lengthOffsetWeights, d.lengthOffsetWeights)
-        mirrorShortLengths = try get(.mirrorShortLengths, d.mirrorShortLengths)
-        sentenceFormWeights = try get(.sentenceFormWeights, d.sentenceFormWeights)
-        clauseWeights = try get(.clauseWeights, d.clauseWeights)
-        maxSentences = try get(.maxSentences, d.maxSentences)
-    }
+    public static let section = "world.writer"
+    public static let jsonCamelCase = true
+
+    public static var schema: [ConfigKey<WriterConfig>] { [
+        .key("on_topic", \.onTopic, "P(a sentence's nouns and verbs come from the prompt's topic)", .within(0, 1)),
+        .key("right_tone", \.rightTone, "P(a sentence's adjectives have the prompt's tone)", .within(0, 1)),
+        .key("wrong_tone", \.wrongTone, "P(they have the opposite tone); the rest are neutral", .within(0, 1)),
+        .key("intensifier", \.intensifier, "P(an adjective phrase starts with an intensifier)", .within(0, 1)),
+        .key("attributive_adjective", \.attributiveAdjective, "P(a noun phrase carries an adjective)", .within(0, 1)),
+        .key("it_subject", \.itSubject, "P(a clause's noun-phrase subject is \"it\")", .within(0, 1)),
+        .key("disfluent", \.disfluent, "P(a sentence is corrupted until it no longer parses)", .within(0, 1)),
+        .key("ramble", \.ramble, "P(a sentence after the first repeats an earlier one verbatim)", .within(0, 1)),
+        .key("length_offsets", \.lengthOffsets, "offsets to the requested number of sentences", .nonEmpty),
+        .key("length_offset_weights", \.lengthOffsetWeights, "their weights",
+             .check("as many non-negative weights as length_offsets", detail: { "\($0.lengthOffsets.count)" }) { r, v in
+                 v.count == r.lengthOffsets.count && v.allSatisfy { $0 >= 0 } && v.contains { $0 > 0 } }),
+        .key("mirror_short_lengths", \.mirrorShortLengths, "if requested + offset < 1: write requested − offset sentences (true) or 1 (false)"),
+        .key("sentence_form_weights", \.sentenceFormWeights, "weights of the Sentence productions: simple, opener, compound",
+             .check("3 non-negative weights") { $1.count == 3 && $1.allSatisfy { $0 >= 0 } && $1.contains { $0 > 0 } }),
+        .key("clause_weights", \.clauseWeights, "weights of the Clause productions: copula, pronoun-verb, noun-verb, feel",
+             .check("4 non-negative weights") { $1.count == 4 && $1.allSatisfy { $0 >= 0 } && $1.contains { $0 > 0 } }),
+        .key("max_sentences", \.maxSentences, "never more sentences than this", .atLeast(1)),
+    ] }
 
     /// The writer of a style, derived from this (reference) configuration.
     public func styled(_ style: WriterStyle) -> WriterConfig {

@@ -10,7 +10,7 @@ import Foundation
 import OverOptEngine
 
 /// Everything that defines a world. Seed-independent; hash it (`World.fingerprint`) for caches.
-public struct WorldConfig: Codable, Hashable, Sendable {
+public struct WorldConfig: ConfigSection, Hashable {
     /// Name of the lexicon resource (Resources/<lexicon>.json).
     public var lexicon = "lexicon"
     public var prompts = PromptConfig()
@@ -23,16 +23,19 @@ public struct WorldConfig: Codable, Hashable, Sendable {
 
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = WorldConfig()
-        lexicon = try c.decodeIfPresent(String.self, forKey: .lexicon) ?? d.lexicon
-        prompts = try c.decodeIfPresent(PromptConfig.self, forKey: .prompts) ?? d.prompts
-        writer = try c.decodeIfPresent(WriterConfig.self, forKey: .writer) ?? d.writer
-        gold = try c.decodeIfPresent(GoldConfig.self, forKey: .gold) ?? d.gold
-        maxPromptTokens = try c.decodeIfPresent(Int.self, forKey: .maxPromptTokens) ?? d.maxPromptTokens
-        maxResponseTokens = try c.decodeIfPresent(Int.self, forKey: .maxResponseTokens) ?? d.maxResponseTokens
-    }
+    public static let section = "world"
+    public static let jsonCamelCase = true
+
+    public static var schema: [ConfigKey<WorldConfig>] { [
+        .key("lexicon", \.lexicon, "the lexicon resource (`Sources/OverOpt/World/Resources/<lexicon>.json`)"),
+        .key("max_prompt_tokens", \.maxPromptTokens, "longest prompt in tokens (every prompt must fit)", .atLeast(1)),
+        .key("max_response_tokens", \.maxResponseTokens, "longest response in tokens, EOS included", .atLeast(2),
+             .check("≤ 62 − max_prompt_tokens (BOS, prompt, SEP and response fit the models' 64-token context)",
+                    detail: { "\(62 - $0.maxPromptTokens)" }) { $0.maxPromptTokens + $1 <= 62 }),
+        .section("prompts", \.prompts, "how prompts are built and split into train and held out"),
+        .section("writer", \.writer, "the reference writer's mixture probabilities"),
+        .section("gold", \.gold, "the gold reward's weights"),
+    ] }
 }
 
 /// The synthetic RLHF world: language, prompts, reference writer and gold reward.
