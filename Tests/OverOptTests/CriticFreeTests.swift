@@ -80,17 +80,17 @@ import OverOptHDF5
     #expect(throws: DecodingError.self) { try JSONDecoder().decode(GRPOConfig.self, from: Data(#"{"kl_estimator": "k4"}"#.utf8)) }
     var bad = GRPOConfig()
     bad.groupSize = 1
-    do { try bad.validate(); Issue.record("group_size 1 must not validate") } catch let e as CriticFreeConfigError {
-        #expect(e.description.hasPrefix("grpo.group_size: must be in 2...256"))
+    do { try bad.validate(); Issue.record("group_size 1 must not validate") } catch let e as ConfigError {
+        #expect(e.description.hasPrefix("invalid value for 'grpo.group_size': expected in 2...256 (got 1)"))
     }
     var r = RLOOConfig()
     r.minibatchSize = 65
-    do { try r.validate(); Issue.record("minibatch_size 65 > 64 rows must not validate") } catch let e as CriticFreeConfigError {
-        #expect(e.description.hasPrefix("rloo.minibatch_size:"))
+    do { try r.validate(); Issue.record("minibatch_size 65 > 64 rows must not validate") } catch let e as ConfigError {
+        #expect(e.description.hasPrefix("invalid value for 'rloo.minibatch_size': expected ≤ prompts_per_step × k (64) (got 65)"))
     }
     r = RLOOConfig()
     r.k = 1
-    do { try r.validate(); Issue.record("k 1 must not validate") } catch let e as CriticFreeConfigError { #expect(e.key == "k") }
+    do { try r.validate(); Issue.record("k 1 must not validate") } catch let e as ConfigError { #expect(e.problems.map(\.key) == ["rloo.k"]) }
 }
 
 // MARK: Trainers

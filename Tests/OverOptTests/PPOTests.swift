@@ -170,14 +170,14 @@ func tokenCountScorer(_ token: Int32) -> PPOScorer {
     #expect(PPOConfig().klCoef == 0 && PPOConfig().temperature == 0.7 && PPOConfig().topP == 0.9)
     var bad = PPOConfig()
     bad.minibatchSize = 100
-    #expect(throws: PPOConfigError.self) { try bad.validate() }
-    do { try bad.validate() } catch let e as PPOConfigError { #expect(e.key == "minibatch_size") }
+    #expect(throws: ConfigError.self) { try bad.validate() }
+    do { try bad.validate() } catch let e as ConfigError { #expect(e.problems.map(\.key) == ["ppo.minibatch_size"]) }
     bad = PPOConfig()
     bad.targetKL = 4
-    do { try bad.validate(); Issue.record("target_kl with kl_coef 0 must not validate") } catch let e as PPOConfigError { #expect(e.key == "kl_coef") }
+    do { try bad.validate(); Issue.record("target_kl with kl_coef 0 must not validate") } catch let e as ConfigError { #expect(e.problems.map(\.key) == ["ppo.kl_coef"]) }
     bad = PPOConfig()
     bad.maxNewTokens = 60
-    #expect(throws: PPOConfigError.self) {
+    #expect(throws: ConfigError.self) {
         _ = try PPOTrainer(config: bad, world: testWorld, basePolicy: tinyPolicy(), scorer: tokenCountScorer(5), seed: 0)
     }
 }

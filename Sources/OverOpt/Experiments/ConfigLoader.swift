@@ -152,13 +152,17 @@ private final class PrintedNotes: @unchecked Sendable {
 }
 private let printedNotes = PrintedNotes()
 
+/// Whether `note` is new to this process (and records it).
+public func deprecationNoteIsNew(_ note: String) -> Bool {
+    printedNotes.lock.lock()
+    defer { printedNotes.lock.unlock() }
+    return printedNotes.notes.insert(note).inserted
+}
+
 /// Prints a deprecation note to stderr, once per process (a sweep loads its base config for
 /// every entry).
 public func printDeprecationOnce(_ note: String) {
-    printedNotes.lock.lock()
-    let first = printedNotes.notes.insert(note).inserted
-    printedNotes.lock.unlock()
-    if first { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+    if deprecationNoteIsNew(note) { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
 }
 
 /// The JSON tree of an encodable value.

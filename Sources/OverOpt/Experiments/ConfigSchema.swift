@@ -385,9 +385,15 @@ extension ConfigKey where Root: ConfigSection {
     }
 }
 
-/// README's valid column of a key: its type, then its rules.
+/// README's valid column of a key: its type ("integer", "list of strings"), then its rules.
 func keyValidText<V: ConfigValue>(_ type: V.Type, _ rules: [String]) -> String {
-    ([V.configTypeName] + rules).joined(separator: ", ")
+    var name = V.configTypeName
+    if name == "true or false" { name = "boolean" }
+    for article in ["an ", "a "] where name.hasPrefix(article) { name = String(name.dropFirst(article.count)) }
+    guard let first = rules.first else { return name }
+    // "integer ≥ 1", "string, one of …", "one of a, b; …".
+    let comparison = ["≥", "≤", ">", "<", "in "].contains { first.hasPrefix($0) }
+    return name + (name.contains(",") ? "; " : comparison ? " " : ", ") + rules.joined(separator: ", ")
 }
 
 /// The problems of one value: non-finite numbers, then the rules it breaks.

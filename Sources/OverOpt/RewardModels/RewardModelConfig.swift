@@ -131,7 +131,7 @@ public struct RewardModelConfig: ConfigSection, Equatable {
         .key("regularizer", \.regularizer, "GRM's text loss: `sft` (−log σ(β log π(y_c))), `sft-nll`, `dpo`, `dpo-noref`"),
         .key("alpha", \.alpha, "GRM weight: (1−α)·L_reward + α·L_reg", .within(0, 1)),
         .key("beta", \.beta, "β of the GRM regularizers", .above(0)),
-        .key("margin_scale", \.marginScale, "margin m = scale × \\|gold gap\\|", .atLeast(0)),
+        .key("margin_scale", \.marginScale, "margin m = scale × |gold gap|", .atLeast(0)),
         .key("smoothing", \.smoothing, "label-smoothing ε", .halfOpen(0, 0.5)),
         .key("head", \.head, "reward head (`frozen` always uses the MLP head)"),
         .key("head_hidden", \.headHidden, "MLP head width", .atLeast(1)),
@@ -153,7 +153,7 @@ public struct RewardModelConfig: ConfigSection, Equatable {
         .key("eval_batch_size", \.evalBatchSize, "sequences per scoring batch", .atLeast(1)),
         .key("inform_latent_dim", \.informLatentDim, "InfoRM's bottleneck width D; kept only for `objective = \"inform\"` (other variants drop it, so their settings and cache keys are unchanged)",
              .within(1, 4096), unset: "`16` (inform only)"),
-        .key("inform_beta", \.informBeta, "InfoRM's β: loss = Bradley–Terry + β·KL(q(z\\|h) ‖ N(0, I))", .atLeast(0), unset: "`0.01` (inform only)"),
+        .key("inform_beta", \.informBeta, "InfoRM's β: loss = Bradley–Terry + β·KL(q(z|h) ‖ N(0, I))", .atLeast(0), unset: "`0.01` (inform only)"),
     ] }
 
     // MARK: Derived settings
