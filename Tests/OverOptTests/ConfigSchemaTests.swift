@@ -102,7 +102,7 @@ func thrownConfigError(_ body: () throws -> Void) -> ConfigError? {
         ("ppo.top_p=1.5", "'ppo.top_p'", "expected in (0, 1] (got 1.5)"),                          // Float
         ("ppo.normalize_reward=3", "'ppo.normalize_reward'", "expected true or false (got 3)"),    // Bool
         ("name=3", "'name'", "expected a string (got 3)"),                                          // String
-        ("base.preset=\"huge\"", "'base.preset'", "expected one of tiny, small, medium, large, xl (got \"huge\")"),
+        ("base.preset=\"huge\"", "'base.preset'", "expected one of \"tiny\", \"small\", \"medium\", \"large\", \"xl\" (got \"huge\")"),
         ("bon.prompt_split=\"bogus\"", "'bon.prompt_split'", "expected one of train, heldOut, all (got \"bogus\")"),   // choice
         ("bon.select=[\"argmin\"]", "'bon.select'", "each one of soft, caution, lcb (got [\"argmin\"])"),             // list of choices
         ("ppo.reward_clip=-1", "'ppo.reward_clip'", "expected > 0 (got -1)"),                      // optional

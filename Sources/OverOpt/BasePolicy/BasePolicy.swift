@@ -58,7 +58,7 @@ public struct BasePolicyConfig: ConfigSection, Equatable {
 extension ConfigRule where Value == String {
     /// A model preset name (`TransformerConfig.presetNames`).
     static var isPreset: Self {
-        .check("one of " + TransformerConfig.presetNames.joined(separator: ", ")) { TransformerConfig.preset($1, vocabSize: 2) != nil }
+        .check("one of " + TransformerConfig.presetNames.map(jsonString).joined(separator: ", ")) { TransformerConfig.preset($1, vocabSize: 2) != nil }
     }
 }
 

@@ -39,9 +39,19 @@ public protocol ConfigNumber: ConfigValue, Comparable {
     var isFiniteNumber: Bool { get }
 }
 
+/// A value of a parsed tree with JSONSerialization's NSNumbers (a JSON-encoded config) as
+/// the Swift value they hold: Bool, Double or Int. Other values are returned as they are.
+func nativeValue(_ value: Any) -> Any {
+    guard type(of: value) is NSNumber.Type, let n = value as? NSNumber else { return value }
+    let type = String(cString: n.objCType)
+    if type == "c" || type == "B" { return n.boolValue }
+    if type == "d" || type == "f" { return n.doubleValue }
+    return Int(truncatingIfNeeded: n.int64Value)
+}
+
 extension Int: ConfigNumber {
     public static func fromConfig(_ value: Any) -> Int? {
-        switch value {
+        switch nativeValue(value) {
         case is Bool: return nil
         case let i as Int: return i
         case let u as UInt64: return Int(exactly: u)
@@ -57,7 +67,7 @@ extension Int: ConfigNumber {
 
 extension UInt64: ConfigNumber {
     public static func fromConfig(_ value: Any) -> UInt64? {
-        switch value {
+        switch nativeValue(value) {
         case is Bool: return nil
         case let u as UInt64: return u
         case let i as Int: return UInt64(exactly: i)
@@ -73,7 +83,7 @@ extension UInt64: ConfigNumber {
 
 extension Double: ConfigNumber {
     public static func fromConfig(_ value: Any) -> Double? {
-        switch value {
+        switch nativeValue(value) {
         case is Bool: return nil
         case let d as Double: return d
         case let i as Int: return Double(i)
@@ -96,7 +106,7 @@ extension Float: ConfigNumber {
 }
 
 extension Bool: ConfigValue {
-    public static func fromConfig(_ value: Any) -> Bool? { value as? Bool }
+    public static func fromConfig(_ value: Any) -> Bool? { nativeValue(value) as? Bool }
     public static var configTypeName: String { "true or false" }
     public var tomlText: String { self ? "true" : "false" }
     public var attributeValue: AttributeValue? { .bool(self) }
@@ -276,7 +286,7 @@ public struct ConfigKey<Root>: @unchecked Sendable {
     /// A nested section (`[world.gold]`): its keys, README rows and problems come from its own schema.
     public let nested: (any ConfigSection.Type)?
     /// Not part of README (a table read by the loader itself, e.g. `variants`).
-    public let hidden: Bool
+    public internal(set) var hidden: Bool
 
     let read: (inout Root, Any, String, inout ConfigReport) -> Void
     let problems: (Root, String) -> [ConfigProblem]
@@ -304,84 +314,73 @@ extension ConfigKey where Root: ConfigSection {
     /// A key whose value is always set.
     public static func key<V: ConfigValue>(_ name: String, _ path: WritableKeyPath<Root, V>, _ doc: String,
                                            _ rules: ConfigRule<Root, V>..., default shown: String? = nil) -> Self {
-        let jsonName = Root.jsonCamelCase ? camelCase(name) : name
-        return Self(
-            name: name, jsonName: jsonName, doc: doc, defaultText: shown ?? "`\(Root()[keyPath: path].tomlText)`",
-            validText: keyValidText(V.self, rules.map(\.text)), nested: nil, hidden: false,
-            read: { root, raw, key, report in
-                guard let v = V.fromConfig(raw) else {
-                    report.problems.append(ConfigProblem(key: key, value: tomlLiteral(raw), expected: V.configTypeName))
-                    return
-                }
-                root[keyPath: path] = v
-            },
-            problems: { root, key in valueProblems(root, root[keyPath: path], key: key, rules: rules) },
-            encode: { root, c in try c.encode(root[keyPath: path], forKey: ConfigCodingKey(jsonName)) },
-            decode: { root, c in
-                for k in Set([jsonName, name]) {
-                    if let v = try c.decodeIfPresent(V.self, forKey: ConfigCodingKey(k)) { root[keyPath: path] = v; return }
-                }
-            },
-            attribute: { $0[keyPath: path].attributeValue })
+        make(name, doc, shown ?? "`\(Root()[keyPath: path].tomlText)`", keyValidText(V.self, rules.map(\.text)), nested: nil,
+             read: { raw in V.fromConfig(raw).map { v in .success { $0[keyPath: path] = v } } ?? .failure(V.configTypeName) },
+             problems: { root, key in valueProblems(root, root[keyPath: path], key: key, rules: rules) },
+             get: { $0[keyPath: path] }, set: { $0[keyPath: path] = $1 }, attribute: { $0[keyPath: path].attributeValue })
     }
 
     /// An optional key: absent (nil) unless set; its rules apply when it is set. `unset`
     /// says what absence means (README's default column).
     public static func key<V: ConfigValue>(_ name: String, _ path: WritableKeyPath<Root, V?>, _ doc: String,
                                            _ rules: ConfigRule<Root, V>..., unset: String) -> Self {
-        let jsonName = Root.jsonCamelCase ? camelCase(name) : name
-        return Self(
-            name: name, jsonName: jsonName, doc: doc, defaultText: unset,
-            validText: keyValidText(V.self, rules.map(\.text)), nested: nil, hidden: false,
-            read: { root, raw, key, report in
-                guard let v = V.fromConfig(raw) else {
-                    report.problems.append(ConfigProblem(key: key, value: tomlLiteral(raw), expected: V.configTypeName))
-                    return
-                }
-                root[keyPath: path] = v
-            },
-            problems: { root, key in root[keyPath: path].map { valueProblems(root, $0, key: key, rules: rules) } ?? [] },
-            encode: { root, c in try c.encodeIfPresent(root[keyPath: path], forKey: ConfigCodingKey(jsonName)) },
-            decode: { root, c in
-                for k in Set([jsonName, name]) {
-                    if let v = try c.decodeIfPresent(V.self, forKey: ConfigCodingKey(k)) { root[keyPath: path] = v; return }
-                }
-            },
-            attribute: { $0[keyPath: path]?.attributeValue })
+        make(name, doc, unset, keyValidText(V.self, rules.map(\.text)), nested: nil,
+             read: { raw in V.fromConfig(raw).map { v in .success { $0[keyPath: path] = v } } ?? .failure(V.configTypeName) },
+             problems: { root, key in root[keyPath: path].map { valueProblems(root, $0, key: key, rules: rules) } ?? [] },
+             get: { $0[keyPath: path] }, set: { $0[keyPath: path] = $1 }, attribute: { $0[keyPath: path]?.attributeValue })
     }
 
     /// A nested section (`[world.gold]`).
     public static func section<S: ConfigSection>(_ name: String, _ path: WritableKeyPath<Root, S>, _ doc: String) -> Self {
-        let jsonName = Root.jsonCamelCase ? camelCase(name) : name
-        return Self(
-            name: name, jsonName: jsonName, doc: doc, defaultText: "", validText: "a table", nested: S.self, hidden: false,
-            read: { root, raw, key, report in
-                guard let table = raw as? ConfigTree else {
-                    report.problems.append(ConfigProblem(key: key, value: tomlLiteral(raw), expected: "a table [\(key)]"))
-                    return
-                }
-                S.read(table, prefix: key, into: &root[keyPath: path], report: &report)
-            },
-            problems: { root, key in S.problems(root[keyPath: path], prefix: key) },
-            encode: { root, c in try c.encode(root[keyPath: path], forKey: ConfigCodingKey(jsonName)) },
-            decode: { root, c in
-                for k in Set([jsonName, name]) {
-                    if let v = try c.decodeIfPresent(S.self, forKey: ConfigCodingKey(k)) { root[keyPath: path] = v; return }
-                }
-            },
-            attribute: { _ in nil })
+        make(name, doc, "", "a table", nested: S.self,
+             read: { _ in .failure("") },   // tables are read by `readTable` below
+             problems: { root, key in S.problems(root[keyPath: path], prefix: key) },
+             get: { $0[keyPath: path] }, set: { $0[keyPath: path] = $1 }, attribute: { _ in nil },
+             readTable: { root, raw, key, report in
+                 guard let table = raw as? ConfigTree else {
+                     report.problems.append(ConfigProblem(key: key, value: tomlLiteral(raw), expected: "a table [\(key)]"))
+                     return
+                 }
+                 S.read(table, prefix: key, into: &root[keyPath: path], report: &report)
+             })
     }
 
     /// A value carried in JSON only, read from TOML by the loader itself (e.g. the resolved `variants`).
     public static func hidden<V: Codable>(_ name: String, _ path: WritableKeyPath<Root, V>) -> Self {
-        Self(
-            name: name, jsonName: name, doc: "", defaultText: "", validText: "", nested: nil, hidden: true,
-            read: { _, _, _, _ in }, problems: { _, _ in [] },
-            encode: { root, c in try c.encode(root[keyPath: path], forKey: ConfigCodingKey(name)) },
-            decode: { root, c in
-                if let v = try c.decodeIfPresent(V.self, forKey: ConfigCodingKey(name)) { root[keyPath: path] = v }
+        var key = make(name, "", "", "", nested: nil, read: { _ in .failure("") }, problems: { _, _ in [] },
+                       get: { $0[keyPath: path] }, set: { $0[keyPath: path] = $1 }, attribute: { _ in nil })
+        key.hidden = true
+        return key
+    }
+
+    /// What reading a TOML value gives: a setter, or what the key takes.
+    enum Reading { case success((inout Root) -> Void), failure(String) }
+
+    /// The key from its parts. JSON: the value under `jsonName` (or, when decoding, `name`);
+    /// nil values are left out.
+    private static func make<V: Codable>(
+        _ name: String, _ doc: String, _ defaultText: String, _ validText: String, nested: (any ConfigSection.Type)?,
+        read: @escaping (Any) -> Reading, problems: @escaping (Root, String) -> [ConfigProblem],
+        get: @escaping (Root) -> V?, set: @escaping (inout Root, V) -> Void, attribute: @escaping (Root) -> AttributeValue?,
+        readTable: ((inout Root, Any, String, inout ConfigReport) -> Void)? = nil
+    ) -> Self {
+        let jsonName = Root.jsonCamelCase ? camelCase(name) : name
+        return Self(
+            name: name, jsonName: jsonName, doc: doc, defaultText: defaultText, validText: validText, nested: nested, hidden: false,
+            read: readTable ?? { root, raw, key, report in
+                switch read(raw) {
+                case .success(let apply): apply(&root)
+                case .failure(let expected): report.problems.append(ConfigProblem(key: key, value: tomlLiteral(raw), expected: expected))
+                }
             },
-            attribute: { _ in nil })
+            problems: problems,
+            encode: { root, c in try c.encodeIfPresent(get(root), forKey: ConfigCodingKey(jsonName)) },
+            decode: { root, c in
+                for k in Set([jsonName, name]) {
+                    if let v = try c.decodeIfPresent(V.self, forKey: ConfigCodingKey(k)) { set(&root, v); return }
+                }
+            },
+            attribute: attribute)
     }
 }
 

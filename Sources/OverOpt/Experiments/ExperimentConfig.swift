@@ -162,11 +162,18 @@ public struct ExperimentConfig: ConfigSection, Equatable {
     /// Every problem of the resolved config (its keys, its variants, and the relations
     /// between sections), thrown as one `ConfigError`.
     public func validate() throws {
-        var report = ConfigReport()
-        report.problems = Self.problems(self, prefix: "")
-        _ = Self.resolveVariants(proxies, rm: rm, user: [:], report: &report)
-        report.problems += crossSectionProblems(checkMemory: report.problems.isEmpty)
-        if !report.problems.isEmpty { throw ConfigError(source: nil, problems: report.problems) }
+        var found = Self.problems(self, prefix: "")
+        for name in proxies {
+            if let v = variants[name] {
+                found += RewardModelConfig.problems(v, prefix: "variants.\(name)")
+            } else {   // not resolved yet: a built-in name over `[rm]`
+                var report = ConfigReport()
+                _ = Self.resolveVariants([name], rm: rm, user: [:], report: &report)
+                found += report.problems
+            }
+        }
+        found += crossSectionProblems(checkMemory: found.isEmpty)
+        if !found.isEmpty { throw ConfigError(source: nil, problems: found) }
     }
 
     /// Problems between sections: response lengths beyond the world's, and (when asked, once
