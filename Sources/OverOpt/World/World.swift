@@ -29,9 +29,8 @@ public struct WorldConfig: ConfigSection, Hashable {
     public static var schema: [ConfigKey<WorldConfig>] { [
         .key("lexicon", \.lexicon, "the lexicon resource (`Sources/OverOpt/World/Resources/<lexicon>.json`)"),
         .key("max_prompt_tokens", \.maxPromptTokens, "longest prompt in tokens (every prompt must fit)", .atLeast(1)),
-        .key("max_response_tokens", \.maxResponseTokens, "longest response in tokens, EOS included", .atLeast(2),
-             .check("≤ 62 − max_prompt_tokens (BOS, prompt, SEP and response fit the models' 64-token context)",
-                    detail: { "\(62 - $0.maxPromptTokens)" }) { $0.maxPromptTokens + $1 <= 62 }),
+        .key("max_response_tokens", \.maxResponseTokens, "longest response in tokens, EOS included; BOS, prompt, SEP and response fit the models' 64-token context",
+             .atLeast(2), .check("≤ 62 − max_prompt_tokens", detail: { "\(62 - $0.maxPromptTokens)" }) { $0.maxPromptTokens + $1 <= 62 }),
         .section("prompts", \.prompts, "how prompts are built and split into train and held out"),
         .section("writer", \.writer, "the reference writer's mixture probabilities"),
         .section("gold", \.gold, "the gold reward's weights"),
