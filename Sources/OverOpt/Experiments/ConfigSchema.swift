@@ -376,7 +376,7 @@ extension ConfigKey where Root: ConfigSection {
             problems: problems,
             encode: { root, c in try c.encodeIfPresent(get(root), forKey: ConfigCodingKey(jsonName)) },
             decode: { root, c in
-                for k in Set([jsonName, name]) {
+                for k in jsonName == name ? [name] : [jsonName, name] {
                     if let v = try c.decodeIfPresent(V.self, forKey: ConfigCodingKey(k)) { set(&root, v); return }
                 }
             },
