@@ -120,7 +120,7 @@ public struct PPOConfig: ConfigSection, Equatable {
         .key("forward_batch_size", \.forwardBatchSize, "rows per forward pass in the update", .atLeast(1)),
         .key("target_kl", \.targetKL, "adaptive KL controller target in nats (needs `kl_coef` > 0)", .above(0), unset: "unset"),
         .key("reward_clip", \.rewardClip, "clip normalized rewards to ±value", .above(0),
-             .check("unset with reward_shaping = \"par\" (its reward is bounded in (0, 1))") { r, _ in r.shaping != .par }, unset: "unset"),
+             .check("unset with reward_shaping = \"par\" (its reward is bounded in (−½, ½))") { r, _ in r.shaping != .par }, unset: "unset"),
         .key("kl_estimator", \.klEstimator, "the penalty's per-token estimator", unset: "`\"k1\"`"),
         .key("kl_horizon", \.klHorizon, "the adaptive controller's horizon in samples", .above(0),
              .check("unset unless target_kl is set (it is the adaptive controller's horizon)") { r, _ in r.targetKL != nil }, unset: "`10000`"),
