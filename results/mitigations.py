@@ -20,7 +20,7 @@ minus its value at step 0 (PPO) or at n = 1 (best-of-n), against the KL to the b
 3. Detectors. Per detector its AUROC for "gold has fallen more than δ below its running
    peak" (over the seeds where gold fell and where it did not, somewhere on the curve), the
    gold lost when stopping at its first alarm, and, for reference, what is lost by not
-   stopping at all (peak − end).
+   stopping at all (peak − end); their paired difference is the gold saved by the detector.
 Needs numpy, pandas (and matplotlib for --figure).
 """
 import argparse
@@ -189,9 +189,9 @@ def detector_table(folder):
                          "AUROC (seeds where defined)": f"{mean_sem(x.auroc, signed=False)} ({int(x.auroc.notna().sum())})",
                          "alarms": f"{alarms}/{len(x)}", "gold lost, stop at alarm": mean_sem(x.gold_lost, signed=False),
                          "gold lost, never stop": mean_sem(x["drop"], signed=False),
-                         "alarm − never (paired)": paired(np.asarray(x.gold_lost, float) - np.asarray(x["drop"], float))})
+                         "saved by stopping (paired)": paired(np.asarray(x["drop"], float) - np.asarray(x.gold_lost, float))})
         print(markdown(rows, ["proxy", "detector", "seeds", "AUROC (seeds where defined)", "alarms",
-                              "gold lost, stop at alarm", "gold lost, never stop", "alarm − never (paired)"]))
+                              "gold lost, stop at alarm", "gold lost, never stop", "saved by stopping (paired)"]))
 
 
 def mean_gain_curve(group, grid):
