@@ -153,7 +153,7 @@ def bon_table(c):
     c["proxy"] = [v.split("/select/")[0] for v in c.variant]
     c["rule"] = [v.split("/select/")[1] if "/select/" in v else "argmax" for v in c.variant]
     c["strength"] = [rule_strength(r.path, r.proxy, r.rule) for _, r in c.iterrows()]
-    metrics = ["end", "gold@KL=2", "gold@KL=3", "peak"]
+    metrics = ["end", "gold@KL=1", "gold@KL=2", "gold@KL=3", "peak"]
     for noise, g in c.groupby("noise"):
         print(f"\n### Best-of-n, label noise {noise:g}: each selection rule against the argmax of the same samples "
               "(mean [95 % t interval] (seeds where positive / seeds)); `end` is n = 256\n")
