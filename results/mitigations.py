@@ -212,10 +212,15 @@ def figure(ppo, bon, path):
         for j, (noise, proxy) in enumerate([(n, p) for n in noises for p in proxies]):
             ax = axes[r][j]
             g = ppo[(ppo.noise == noise) & (ppo.variant == proxy)]
-            for name, x in g.groupby("mitigation", sort=False):
+            # One colour per mitigation in every panel, in the sweep file's order.
+            names = list(dict.fromkeys(ppo.sort_values("order")["mitigation"]))
+            for k, name in enumerate(names):
+                x = g[g.mitigation == name]
+                if not len(x):
+                    continue
                 grid = np.linspace(0, min(c.max() for c in x.kl), 50)
                 ax.plot(grid, mean_gain_curve(x, grid), lw=2.2 if name == "none" else 1.2,
-                        color="black" if name == "none" else None, label=name)
+                        color="black" if name == "none" else plt.cm.tab10(k % 10), label=name)
             ax.axhline(0, color="grey", lw=0.5)
             ax.set_title(f"PPO against {proxy}, noise {noise:g}", fontsize=9)
             ax.set_xlabel("KL (nats)")
