@@ -20,8 +20,8 @@
 // the last tokens larger than those of the first ones, and whitening the advantages over all
 // tokens turns that into a push toward ending responses early that is not in the reward. Measured
 // (small preset, `bt` proxy, seed 0, 60 steps): uncentred, responses shrank from 16.8 to 11
-// tokens and gold fell below the base policy's for 45 steps; centred, gold rose by 1.2 like
-// the unshaped run's. GRPO and RLOO subtract a per-prompt baseline, which removes the shift.
+// tokens and gold stayed below the base policy's from iteration 10 to 50; centred, gold rose
+// by 1.2 (the unshaped run: 0.8). GRPO and RLOO subtract a per-prompt baseline, which removes the shift.
 #if canImport(Glibc)
 import Glibc
 #else
