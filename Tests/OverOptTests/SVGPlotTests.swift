@@ -132,3 +132,18 @@ private func attribute(_ e: XMLElement, _ name: String) -> String? {
     #expect(panel.series.contains { $0.curve == "ood" })
     #expect(renderSVG(fig).contains("OOD accuracy"))
 }
+
+@Test func theLegendIsWideEnoughForItsLongestLabel() throws {
+    let dir = try temporaryFolder("plot-legend")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let long = "a-rather-long-variant-name-of-forty-chars"
+    try writeToyRun("\(dir)/r.h5", seed: 3, goldAtN: [0.5, 1, 0.8], ppoGold: [2, 3, 1], variants: ["bt", long])
+    let fig = try figure(file: "\(dir)/r.h5")
+    let doc = try XMLDocument(xmlString: renderSVG(fig))
+    let width = try #require(doc.rootElement().flatMap { attribute($0, "width") }.flatMap { Double($0) })
+    // Two panels of 440 px, then the legend: a 36-px line sample and the label at ≈ 7 px a
+    // character must end inside the figure.
+    #expect(width >= 2 * 440 + 36 + 7 * Double(long.count))
+    let short = try figure(file: "\(dir)/r.h5", options: FigureOptions(variants: ["bt"]))
+    #expect(try XMLDocument(xmlString: renderSVG(short)).rootElement().flatMap { attribute($0, "width") } == "\(2 * 440 + 170)")
+}

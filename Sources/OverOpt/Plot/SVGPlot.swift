@@ -358,7 +358,9 @@ func lineStyle(_ curve: String) -> (dash: String, width: String, fit: Bool, labe
 /// data-variant=… data-curve=gold|proxy>`, each band one `<path class="band" …>`.
 public func renderSVG(_ fig: Figure) -> String {
     let panelW = 440.0, panelH = 320.0, left = 62.0, right = 16.0, top = 34.0, bottom = 48.0
-    let legendW = 170.0, titleH = 30.0
+    // The legend is wide enough for its longest label (12-px Helvetica: ≈ 7 px a character).
+    let labels = fig.variants + fig.curves.map { lineStyle($0).label }
+    let legendW = max(170.0, 46 + 7 * Double(labels.map(\.count).max() ?? 0)), titleH = 30.0
     let cols = Double(max(1, fig.rows.map(\.count).max() ?? 1))
     let width = cols * panelW + legendW, height = titleH + Double(max(1, fig.rows.count)) * panelH
     let variants = fig.variants
