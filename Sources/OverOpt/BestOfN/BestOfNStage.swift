@@ -309,14 +309,10 @@ public struct BestOfNCurves: Sendable, Equatable {
     /// Computes the curves from every sample's proxy score (prompts × N, prompt-major) with
     /// the unbiased estimator, per prompt, then mean and sem over prompts.
     public init(name: String, proxyScores: [Double], samples: BestOfNSamples, grid: [Int], keepSamples: Bool = false) {
-        let P = samples.promptCount, N = samples.samplesPerPrompt
-        precondition(proxyScores.count == P * N, "one proxy score per sample (\(P * N)), got \(proxyScores.count)")
-        precondition(grid.first == 1 && grid.allSatisfy { $0 <= N }, "the grid must start at n = 1 and stay ≤ N = \(N)")
-        let weights = grid.map { bestOfNWeights(N: N, n: $0) }
+        let weights = Self.rankWeights(proxyScores: proxyScores, samples: samples, grid: grid)
         let C = samples.goldComponents.count
-        // perPrompt[series][p][n index]; series 0 proxy, 1 gold, 2 oracle, 3… components.
         var perPrompt = [[[Double]]](repeating: [], count: 3 + C)
-        for p in 0..<P {
+        for p in 0..<samples.promptCount {
             let r = samples.range(ofPrompt: p)
             let s = Array(proxyScores[r]), g = Array(samples.gold[r])
             let byProxy = BestOfNRanking(selectBy: s).expected(
@@ -325,19 +321,8 @@ public struct BestOfNCurves: Sendable, Equatable {
             perPrompt[0].append(byProxy[0]); perPrompt[1].append(byProxy[1]); perPrompt[2].append(oracle)
             for k in 0..<C { perPrompt[3 + k].append(byProxy[2 + k]) }
         }
-        // Mean and sem over prompts of each series at each n.
-        let stats = perPrompt.map { series in grid.indices.map { j in meanAndStandardError(series.map { $0[j] }) } }
-        self.name = name
-        n = grid
-        kl = grid.map(klBestOfN(n:))
-        proxy = stats[0].map(\.mean); proxySEM = stats[0].map(\.sem)
-        gold = stats[1].map(\.mean); goldSEM = stats[1].map(\.sem)
-        goldOracle = stats[2].map(\.mean); goldOracleSEM = stats[2].map(\.sem)
-        goldComponents = (0..<C).map { k in stats[3 + k].map(\.mean) }
-        samplesPerPrompt = N; prompts = P
-        temperature = samples.temperature; topP = samples.topP
-        sampleProxy = keepSamples ? proxyScores : nil
-        sampleGold = keepSamples ? samples.gold : nil
+        self.init(name: name, grid: grid, kl: grid.map(klBestOfN(n:)), perPrompt: perPrompt, samples: samples,
+                  keptProxyScores: keepSamples ? proxyScores : nil)
     }
 
     /// Curves of a selection rule given, for each prompt p, the probability that each of its
@@ -347,11 +332,8 @@ public struct BestOfNCurves: Sendable, Equatable {
     /// gold series are Σ_i p_i v_i; the oracle is the plain one (selection by gold).
     public init(name: String, proxyScores: [Double], samples: BestOfNSamples, grid: [Int],
                 selection: (Int) -> (probabilities: [[Double]], kl: [Double]?)) {
-        let P = samples.promptCount, N = samples.samplesPerPrompt
-        precondition(proxyScores.count == P * N, "one proxy score per sample (\(P * N)), got \(proxyScores.count)")
-        precondition(grid.first == 1 && grid.allSatisfy { $0 <= N }, "the grid must start at n = 1 and stay ≤ N = \(N)")
-        let weights = grid.map { bestOfNWeights(N: N, n: $0) }
-        let C = samples.goldComponents.count
+        let weights = Self.rankWeights(proxyScores: proxyScores, samples: samples, grid: grid)
+        let P = samples.promptCount, N = samples.samplesPerPrompt, C = samples.goldComponents.count
         var perPrompt = [[[Double]]](repeating: [], count: 3 + C)
         var klPerPrompt: [[Double]] = []
         for p in 0..<P {
@@ -372,17 +354,34 @@ public struct BestOfNCurves: Sendable, Equatable {
             for k in 0..<C { perPrompt[3 + k].append(series[2 + k]) }
             if let kl = sel.kl { klPerPrompt.append(kl) }
         }
+        let kl = klPerPrompt.count == P ? grid.indices.map { j in klPerPrompt.reduce(0) { $0 + $1[j] } / Double(P) } : grid.map(klBestOfN(n:))
+        self.init(name: name, grid: grid, kl: kl, perPrompt: perPrompt, samples: samples, keptProxyScores: nil)
+    }
+
+    /// The unbiased estimator's rank weights at each n of `grid`, after checking the shapes.
+    private static func rankWeights(proxyScores: [Double], samples: BestOfNSamples, grid: [Int]) -> [[Double]] {
+        let P = samples.promptCount, N = samples.samplesPerPrompt
+        precondition(proxyScores.count == P * N, "one proxy score per sample (\(P * N)), got \(proxyScores.count)")
+        precondition(grid.first == 1 && grid.allSatisfy { $0 <= N }, "the grid must start at n = 1 and stay ≤ N = \(N)")
+        return grid.map { bestOfNWeights(N: N, n: $0) }
+    }
+
+    /// The curves from per-prompt expectations `perPrompt[series][prompt][n index]` (series 0
+    /// proxy, 1 gold, 2 the gold oracle, 3… gold components): mean and sem over prompts.
+    private init(name: String, grid: [Int], kl: [Double], perPrompt: [[[Double]]], samples: BestOfNSamples,
+                 keptProxyScores: [Double]?) {
         let stats = perPrompt.map { series in grid.indices.map { j in meanAndStandardError(series.map { $0[j] }) } }
         self.name = name
         n = grid
-        kl = klPerPrompt.count == P ? grid.indices.map { j in klPerPrompt.reduce(0) { $0 + $1[j] } / Double(P) } : grid.map(klBestOfN(n:))
+        self.kl = kl
         proxy = stats[0].map(\.mean); proxySEM = stats[0].map(\.sem)
         gold = stats[1].map(\.mean); goldSEM = stats[1].map(\.sem)
         goldOracle = stats[2].map(\.mean); goldOracleSEM = stats[2].map(\.sem)
-        goldComponents = (0..<C).map { k in stats[3 + k].map(\.mean) }
-        samplesPerPrompt = N; prompts = P
+        goldComponents = stats.dropFirst(3).map { $0.map(\.mean) }
+        samplesPerPrompt = samples.samplesPerPrompt; prompts = samples.promptCount
         temperature = samples.temperature; topP = samples.topP
-        sampleProxy = nil; sampleGold = nil
+        sampleProxy = keptProxyScores
+        sampleGold = keptProxyScores == nil ? nil : samples.gold
     }
 
     /// Writes `n` (int64), `kl`, `proxy`, `gold`, `proxy_sem`, `gold_sem`, `gold_oracle`,

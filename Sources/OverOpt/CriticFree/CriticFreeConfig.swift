@@ -53,7 +53,7 @@ public struct CriticFreeSettings: Sendable, Equatable {
 }
 
 /// `[grpo]`: Group Relative Policy Optimization (Shao et al. 2024) against each proxy.
-public struct GRPOConfig: ConfigSection, Equatable {
+public struct GRPOConfig: PolicyOptimizerSection, Equatable {
     public var steps = 60
     /// Training prompts per iteration; each gets `group_size` responses.
     public var promptsPerStep = 16
@@ -95,26 +95,17 @@ public struct GRPOConfig: ConfigSection, Equatable {
         .key("steps", \.steps, "GRPO iterations", .atLeast(0)),
         .key("prompts_per_step", \.promptsPerStep, "training prompts per iteration (× `group_size` = 64 rollouts, as PPO's)", .atLeast(1)),
         .key("group_size", \.groupSize, "G: responses per prompt (advantages compare the responses of one prompt)", .within(2, 256)),
-        .key("temperature", \.temperature, "rollout sampling temperature", .above(0)),
-        .key("top_p", \.topP, "rollout nucleus threshold", .openClosed(0, 1)),
+    ] + samplingKeys() + [
         .key("tempered_logprobs", \.temperedLogprobs, "ratios, KL and entropy use softmax(z/T), as `[ppo]`"),
-        .key("max_new_tokens", \.maxNewTokens, "response length limit, EOS included (≤ `world.max_response_tokens`)", .atLeast(1)),
+        maxNewTokensKey,
         .key("learning_rate", \.learningRate, "AdamW, constant", .above(0)),
-        .key("weight_decay", \.weightDecay, "AdamW weight decay on matrices", .atLeast(0)),
+        weightDecayKey,
         .key("minibatch_size", \.minibatchSize, "responses per minibatch, one optimizer step each", .atLeast(1),
              .check("≤ prompts_per_step × group_size", detail: { "\($0.settings.rows)" }) { $1 <= $0.settings.rows }),
         .key("kl_coef", \.klCoef, "β of the KL term β·k(log π − log π_ref) in the loss (0 so over-optimization shows; the paper: 0.04)", .atLeast(0)),
-        .key("max_grad_norm", \.maxGradNorm, "global gradient-norm clip", .above(0)),
-        .key("eval_every", \.evalEvery, "held-out evaluation cadence in iterations", .atLeast(1)),
-        .key("eval_prompts", \.evalPrompts, "held-out prompts per evaluation", .atLeast(1)),
-        .key("sample_texts", \.sampleTexts, "sample texts recorded per evaluation", .atLeast(0),
-             .check("≤ eval_prompts", detail: { "\($0.evalPrompts)" }) { $1 <= $0.evalPrompts }),
-        .key("forward_batch_size", \.forwardBatchSize, "rows per forward pass in the update", .atLeast(1)),
+    ] + updateAndEvaluationKeys + [
         .key("epochs", \.epochs, "updates per batch: epochs over shuffled minibatches of responses (GRPO's μ)", .atLeast(1)),
-        .key("reward_shaping", \.rewardShaping, "`par`: PAR-shaped scores before the advantages (as `[ppo]`, s = the first batch's score std)",
-             unset: "`\"none\"`"),
-        .key("par_reference_samples", \.parReferenceSamples, "M reference responses per prompt for PAR", .within(1, 64),
-             .check("unset unless reward_shaping = \"par\"") { r, _ in r.rewardShaping == .par }, unset: "`1`"),
+    ] + parKeys(shaping: "`par`: PAR-shaped scores before the advantages (as `[ppo]`, s = the first batch's score std)") + [
         .key("clip_range", \.clipRange, "ε of the clipped ratio", .above(0)),
         .key("kl_estimator", \.klEstimator, "the KL term's per-token estimator (k3: the paper's)"),
         .key("scale_rewards", \.scaleRewards, "divide by the group's std; `false` is Dr. GRPO (Liu et al. 2025)"),
@@ -134,7 +125,7 @@ public struct GRPOConfig: ConfigSection, Equatable {
 }
 
 /// `[rloo]`: REINFORCE Leave-One-Out (Ahmadian et al. 2024) against each proxy.
-public struct RLOOConfig: ConfigSection, Equatable {
+public struct RLOOConfig: PolicyOptimizerSection, Equatable {
     public var steps = 60
     /// Training prompts per iteration; each gets `k` responses.
     public var promptsPerStep = 16
@@ -169,25 +160,16 @@ public struct RLOOConfig: ConfigSection, Equatable {
         .key("steps", \.steps, "RLOO iterations", .atLeast(0)),
         .key("prompts_per_step", \.promptsPerStep, "training prompts per iteration (× `k` = 64 rollouts)", .atLeast(1)),
         .key("k", \.k, "responses per prompt (the leave-one-out baseline uses the other k − 1)", .within(2, 256)),
-        .key("temperature", \.temperature, "rollout sampling temperature", .above(0)),
-        .key("top_p", \.topP, "rollout nucleus threshold", .openClosed(0, 1)),
+    ] + samplingKeys() + [
         .key("tempered_logprobs", \.temperedLogprobs, "log-probabilities of softmax(z/T), as `[ppo]`"),
-        .key("max_new_tokens", \.maxNewTokens, "response length limit, EOS included (≤ `world.max_response_tokens`)", .atLeast(1)),
+        maxNewTokensKey,
         .key("learning_rate", \.learningRate, "AdamW, constant (one step per batch, where PPO takes 16)", .above(0)),
-        .key("weight_decay", \.weightDecay, "AdamW weight decay on matrices", .atLeast(0)),
+        weightDecayKey,
         .key("minibatch_size", \.minibatchSize, "rows per gradient-accumulation chunk of the batch's one step", .atLeast(1),
              .check("≤ prompts_per_step × k", detail: { "\($0.settings.rows)" }) { $1 <= $0.settings.rows }),
         .key("kl_coef", \.klCoef, "β of the reward r = score − β·Σ_t (log π − log π_ref)", .atLeast(0)),
-        .key("max_grad_norm", \.maxGradNorm, "global gradient-norm clip", .above(0)),
-        .key("eval_every", \.evalEvery, "held-out evaluation cadence in iterations", .atLeast(1)),
-        .key("eval_prompts", \.evalPrompts, "held-out prompts per evaluation", .atLeast(1)),
-        .key("sample_texts", \.sampleTexts, "sample texts recorded per evaluation", .atLeast(0),
-             .check("≤ eval_prompts", detail: { "\($0.evalPrompts)" }) { $1 <= $0.evalPrompts }),
-        .key("forward_batch_size", \.forwardBatchSize, "rows per forward pass in the update", .atLeast(1)),
-        .key("reward_shaping", \.rewardShaping, "`par`: PAR-shaped scores before the advantages, as in `[grpo]`", unset: "`\"none\"`"),
-        .key("par_reference_samples", \.parReferenceSamples, "M reference responses per prompt for PAR", .within(1, 64),
-             .check("unset unless reward_shaping = \"par\"") { r, _ in r.rewardShaping == .par }, unset: "`1`"),
-    ] }
+    ] + updateAndEvaluationKeys + parKeys(shaping: "`par`: PAR-shaped scores before the advantages, as in `[grpo]`")
+    }
 
     public var settings: CriticFreeSettings {
         var s = CriticFreeSettings(algorithm: .rloo, steps: steps, promptsPerStep: promptsPerStep, groupSize: k,

@@ -9,7 +9,7 @@ import OverOptEngine
 import OverOptHDF5
 
 /// Settings of one PPO run against a proxy reward.
-public struct PPOConfig: ConfigSection, Equatable {
+public struct PPOConfig: PolicyOptimizerSection, Equatable {
     /// Number of PPO iterations (rollout batch + update).
     public var steps = 60
     /// Training prompts per iteration (the rollout batch size; one response each).
@@ -93,12 +93,11 @@ public struct PPOConfig: ConfigSection, Equatable {
     public static var schema: [ConfigKey<PPOConfig>] { [
         .key("steps", \.steps, "PPO iterations", .atLeast(0)),
         .key("prompts_per_step", \.promptsPerStep, "rollouts per iteration (training prompts)", .atLeast(1)),
-        .key("temperature", \.temperature, "rollout sampling temperature (as in the paper)", .above(0)),
-        .key("top_p", \.topP, "rollout nucleus threshold (as in the paper)", .openClosed(0, 1)),
-        .key("max_new_tokens", \.maxNewTokens, "response length limit, EOS included (≤ `world.max_response_tokens`)", .atLeast(1)),
+    ] + samplingKeys(note: " (as in the paper)") + [
+        maxNewTokensKey,
         .key("tempered_logprobs", \.temperedLogprobs, "ratios, KL and entropy use softmax(z/T), the distribution actually sampled"),
         .key("learning_rate", \.learningRate, "AdamW, constant", .above(0)),
-        .key("weight_decay", \.weightDecay, "AdamW weight decay on matrices", .atLeast(0)),
+        weightDecayKey,
         .key("ppo_epochs", \.ppoEpochs, "update epochs over each rollout batch", .atLeast(1)),
         .key("minibatch_size", \.minibatchSize, "responses per minibatch", .atLeast(1),
              .check("≤ prompts_per_step", detail: { "\($0.promptsPerStep)" }) { $1 <= $0.promptsPerStep }),
@@ -112,23 +111,15 @@ public struct PPOConfig: ConfigSection, Equatable {
              .atLeast(0), .check("> 0 when target_kl is set (the initial β)") { $0.targetKL == nil || $1 > 0 }),
         .key("normalize_reward", \.normalizeReward, "normalize by the first batch's mean and std (as in the paper)"),
         .key("whiten_advantages", \.whitenAdvantages, "whiten advantages over each rollout batch"),
-        .key("max_grad_norm", \.maxGradNorm, "global gradient-norm clip", .above(0)),
-        .key("eval_every", \.evalEvery, "held-out evaluation cadence in iterations (and at 0 and at the end)", .atLeast(1)),
-        .key("eval_prompts", \.evalPrompts, "held-out prompts per evaluation", .atLeast(1)),
-        .key("sample_texts", \.sampleTexts, "sample texts recorded per evaluation", .atLeast(0),
-             .check("≤ eval_prompts", detail: { "\($0.evalPrompts)" }) { $1 <= $0.evalPrompts }),
-        .key("forward_batch_size", \.forwardBatchSize, "rows per forward pass in the update", .atLeast(1)),
+    ] + updateAndEvaluationKeys + [
         .key("target_kl", \.targetKL, "adaptive KL controller target in nats (needs `kl_coef` > 0)", .above(0), unset: "unset"),
         .key("reward_clip", \.rewardClip, "clip normalized rewards to ±value", .above(0),
              .check("unset with reward_shaping = \"par\" (its reward is bounded in (−½, ½))") { r, _ in r.shaping != .par }, unset: "unset"),
         .key("kl_estimator", \.klEstimator, "the penalty's per-token estimator", unset: "`\"k1\"`"),
         .key("kl_horizon", \.klHorizon, "the adaptive controller's horizon in samples", .above(0),
              .check("unset unless target_kl is set (it is the adaptive controller's horizon)") { r, _ in r.targetKL != nil }, unset: "`10000`"),
-        .key("reward_shaping", \.rewardShaping, "`par`: PAR's sigmoid of the score minus the reference responses' scores (\"Mitigations\"; excludes `reward_clip`)",
-             unset: "`\"none\"`"),
-        .key("par_reference_samples", \.parReferenceSamples, "M reference responses per rollout prompt for PAR", .within(1, 64),
-             .check("unset unless reward_shaping = \"par\"") { r, _ in r.shaping == .par }, unset: "`1`"),
-    ] }
+    ] + parKeys(shaping: "`par`: PAR's sigmoid of the score minus the reference responses' scores (\"Mitigations\"; excludes `reward_clip`)")
+    }
 }
 
 /// A Float as the Double of its shortest decimal form (0.7 rather than 0.699999988), so that
