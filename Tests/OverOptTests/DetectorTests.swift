@@ -295,3 +295,24 @@ func invert(_ a: [[Double]]) -> [[Double]] {
     #expect(try g.readInt64s("seed").values == [0, 1, 2])
     #expect(try g.readDoubles("auroc_per_seed").values[2].isNaN)
 }
+
+@Test func summaryLinesSayWhatIsUndefinedInsteadOfPrintingNaN() throws {
+    #expect(meanAndSem(0.25, 0.0125) == "0.250 ± 0.013")
+    #expect(meanAndSem(0.25, .nan) == "0.250")
+    #expect(intervalText(0.1, 0.2) == "[0.100, 0.200]")
+    #expect(intervalText(.nan, .nan) == "[no interval]")
+    // One seed whose AUROC is undefined: no mean, no sem.
+    let dir = try temporaryFolder("collect-one-seed")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let path = (dir as NSString).appendingPathComponent("run-0.h5")
+    try writeToyRun(path, seed: 0, goldAtN: [0, 1, 2])
+    let f = try H5File.open(path, writable: true)
+    let g = try f.root.createGroup("ppo/bt/detectors/proxy_slope")
+    try g.setAttribute("auroc", Double.nan)
+    try g.setAttribute("gold_lost", 0.062)
+    f.close()
+    let report = try collectResults(directory: dir, outputPath: (dir as NSString).appendingPathComponent("summary.h5"))
+    let line = try #require(report.detectorLines.first)
+    #expect(line.hasSuffix("ppo/bt proxy_slope: AUROC undefined (0 of 1 seeds defined), gold lost 0.062"), "\(line)")
+    #expect(!line.lowercased().contains("nan"))
+}

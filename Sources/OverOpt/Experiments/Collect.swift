@@ -329,11 +329,22 @@ func writeDetectorSummaries(_ summaries: [DetectorSeedSummary], to vg: H5Group) 
 }
 
 /// One line per detector: AUROC and gold lost, mean ± sem over seeds.
-func detectorLines(_ summaries: [DetectorSeedSummary], label: String) -> [String] {
+public func detectorLines(_ summaries: [DetectorSeedSummary], label: String) -> [String] {
     summaries.map { d in
-        String(format: "%@ %@: AUROC %.3f ± %.3f (%d of %d seeds defined), gold lost %.3f ± %.3f",
-               label, d.name, d.auroc.mean, d.auroc.sem, d.aurocCount, d.seeds.count, d.goldLost.mean, d.goldLost.sem)
+        let auroc = d.aurocCount == 0 ? "AUROC undefined" : "AUROC " + meanAndSem(d.auroc.mean, d.auroc.sem)
+        return "\(label) \(d.name): \(auroc) (\(d.aurocCount) of \(d.seeds.count) seeds defined), gold lost "
+            + meanAndSem(d.goldLost.mean, d.goldLost.sem)
     }
+}
+
+/// "m ± s" to three decimals, or only "m" where the sem is undefined (one seed).
+public func meanAndSem(_ mean: Double, _ sem: Double) -> String {
+    sem.isFinite ? String(format: "%.3f ± %.3f", mean, sem) : String(format: "%.3f", mean)
+}
+
+/// "[low, high]" to three decimals, or "[no interval]" where it is undefined (one seed).
+public func intervalText(_ low: Double, _ high: Double) -> String {
+    low.isFinite && high.isFinite ? String(format: "[%.3f, %.3f]", low, high) : "[no interval]"
 }
 
 /// Reads every complete `*.h5` run file directly in `directory`, groups them by config
@@ -579,8 +590,9 @@ func writeScaling(key: String, rows: [ScalingRow], to g: H5Group) throws -> [Str
                 for (i, (r, f)) in zip(sorted, fs).enumerated() {
                     var v = configValue(r.config, key: key)?.text ?? "default"
                     if key == "rm.base" { v += String(format: " (%.0f parameters)", xs[order[i]]) }
-                    lines.append(String(format: "  %@ = %@: α %.3f [%.3f, %.3f]  β %.3f [%.3f, %.3f]  R² %.2f  (%d seeds)",
-                                        key, v, f.fit.alpha, f.alphaLow, f.alphaHigh, f.fit.beta, f.betaLow, f.betaHigh, f.fit.r2, f.seeds))
+                    lines.append("  \(key) = \(v): α " + String(format: "%.3f ", f.fit.alpha) + intervalText(f.alphaLow, f.alphaHigh)
+                                 + "  β " + String(format: "%.3f ", f.fit.beta) + intervalText(f.betaLow, f.betaHigh)
+                                 + String(format: "  R² %.2f  (%d seed%@)", f.fit.r2, f.seeds, f.seeds == 1 ? "" : "s"))
                 }
             }
         }
