@@ -98,6 +98,20 @@ private func attribute(_ e: XMLElement, _ name: String) -> String? {
                                                      #"{"data": {"label_noise": 0.25}, "seed": 2}"#])
             == ["label_noise = 0", "label_noise = 0.25"])
     #expect(groupLabels(names: ["x"], configs: [#"{"data": {"label_noise": 0}}"#]) == ["x"])
+    // A variant's resolved settings follow from the run's keys: only the run's key labels the row.
+    let sizes = ["xl", "tiny", "large", "small"].map {
+        #"{"base": {"preset": "small"}, "rm": {"base": "\#($0)"}, "variants": {"bt": {"base": "\#($0)"}}}"#
+    }
+    #expect(groupLabels(names: ["a", "b", "c", "d"], configs: sizes)
+            == ["rm.base = xl", "rm.base = tiny", "rm.base = large", "rm.base = small"])
+    #expect(groupLabels(names: ["a", "b"], configs: [#"{"variants": {"bt": {"margin": 1}}}"#, #"{"variants": {"bt": {"margin": 2}}}"#])
+            == ["margin = 1", "margin = 2"])
+    // Rows in the order of the values: along the preset ladder, numerically, then by the next key.
+    #expect(naturalGroupOrder(configs: sizes) == [1, 3, 2, 0])
+    let pairs = [8000, 500, 4000, 1000].map { #"{"data": {"train_pairs": \#($0)}}"# }
+    #expect(naturalGroupOrder(configs: pairs) == [1, 3, 2, 0])
+    let two = [(0.25, 2), (0, 2), (0.25, 1), (0, 1)].map { #"{"data": {"label_noise": \#($0.0)}, "seed_like": \#($0.1)}"# }
+    #expect(naturalGroupOrder(configs: two) == [3, 1, 2, 0])
     let dir = try temporaryFolder("plot-labels")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     try writeToyRun("\(dir)/a0.h5", seed: 0, goldAtN: [0, 1, 2])

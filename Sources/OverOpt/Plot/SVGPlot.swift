@@ -8,6 +8,7 @@
 // `figure(file:)` reads a run or summary file into plain series (the schema is in
 // Experiment.swift / Collect.swift); `renderSVG` draws them with no dependencies.
 import Foundation
+import OverOptEngine
 import OverOptHDF5
 
 /// One line of a panel.
@@ -111,8 +112,10 @@ public func figure(file path: String, options: FigureOptions = FigureOptions()) 
     } else if root.hasAttribute("kind"), (try? root.stringAttribute("kind")) == "summary" {
         guard root.contains("groups") else { throw PlotError("\(path): a summary without /groups") }
         let groups = try root.group("groups")
-        let names = try groups.children().filter { groups.isGroup($0) }
-        let configs = try names.map { try groups.group($0).stringAttribute("config") }
+        let unordered = try groups.children().filter { groups.isGroup($0) }
+        let unorderedConfigs = try unordered.map { try groups.group($0).stringAttribute("config") }
+        let order = naturalGroupOrder(configs: unorderedConfigs)
+        let names = order.map { unordered[$0] }, configs = order.map { unorderedConfigs[$0] }
         let runNames = names.map { g in (try? groups.group(g).stringAttribute("name")) ?? g }
         let labels = groupLabels(names: runNames, configs: configs)
         var rows: [[PlotPanel]] = []
@@ -213,20 +216,49 @@ func flatConfig(_ json: String) -> [String: String] {
 }
 
 /// The config keys (dotted, sorted) whose values differ between `configs`, other than seed.
+/// A variant's resolved settings (`variants.…`) follow from the run's keys (`rm.base` sets
+/// every `variants.<name>.base`), so they count only when nothing else differs.
 public func differingConfigKeys(_ configs: [String]) -> [String] {
     let flat = configs.map(flatConfig)
     let keys = Set(flat.flatMap(\.keys)).subtracting(["seed"])
-    return keys.filter { k in Set(flat.map { $0[k] ?? "–" }).count > 1 }.sorted()
+    let differing = keys.filter { k in Set(flat.map { $0[k] ?? "–" }).count > 1 }.sorted()
+    let ownKeys = differing.filter { !$0.hasPrefix("variants.") }
+    return ownKeys.isEmpty ? differing : ownKeys
+}
+
+/// The order in which a summary's groups are drawn: by the values of the keys that differ,
+/// first key first — numerically where every value is a number, along the preset ladder
+/// (tiny … xl) where every value is a preset, else as text.
+public func naturalGroupOrder(configs: [String]) -> [Int] {
+    let keys = differingConfigKeys(configs)
+    let flat = configs.map(flatConfig)
+    func rank(_ key: String) -> (Int, Int) -> Bool {
+        let values = flat.map { $0[key] ?? "" }
+        if values.allSatisfy({ Double($0) != nil }) { return { Double(values[$0])! < Double(values[$1])! } }
+        let ladder = TransformerConfig.presetNames
+        if values.allSatisfy(ladder.contains) { return { ladder.firstIndex(of: values[$0])! < ladder.firstIndex(of: values[$1])! } }
+        return { values[$0] < values[$1] }
+    }
+    let before = keys.map(rank)
+    let equal = keys.map { k in { (a: Int, b: Int) in flat[a][k] == flat[b][k] } }
+    return configs.indices.sorted { a, b in
+        for (less, same) in zip(before, equal) where !same(a, b) { return less(a, b) }
+        return a < b
+    }
 }
 
 /// A readable label per group: the differing config keys with their values
-/// ("label_noise = 0.25"; the last part of the key unless two keys share it), else `names`
+/// ("label_noise = 0.25"; the last part of the key unless two keys share it or it names a
+/// section), else `names`
 /// (the groups' run names, without the config hash).
 public func groupLabels(names: [String], configs: [String]) -> [String] {
     let keys = differingConfigKeys(configs)
     guard !keys.isEmpty else { return names }
+    // The last part of each key, unless two keys share it or it also names a section
+    // ("rm.base" stays whole: "base" would read as the [base] section).
+    let sections = Set(configs.flatMap { flatConfig($0).keys.compactMap { $0.split(separator: ".").first.map(String.init) } })
     let lasts = keys.map { String($0.split(separator: ".").last ?? Substring($0)) }
-    let short = Set(lasts).count == lasts.count ? lasts : keys
+    let short = Set(lasts).count == lasts.count && sections.isDisjoint(with: lasts) ? lasts : keys
     return configs.map { json in
         let flat = flatConfig(json)
         return zip(keys, short).map { "\($1) = \(flat[$0] ?? "–")" }.joined(separator: ", ")
