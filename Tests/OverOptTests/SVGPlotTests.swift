@@ -106,6 +106,9 @@ private func attribute(_ e: XMLElement, _ name: String) -> String? {
             == ["rm.base = xl", "rm.base = tiny", "rm.base = large", "rm.base = small"])
     #expect(groupLabels(names: ["a", "b"], configs: [#"{"variants": {"bt": {"margin": 1}}}"#, #"{"variants": {"bt": {"margin": 2}}}"#])
             == ["margin = 1", "margin = 2"])
+    #expect(groupLabels(names: ["a", "b"], configs: [#"{"proxies": ["bt"], "ppo": {"tempered": true}}"#,
+                                                     #"{"proxies": ["bt", "grm-sft"], "ppo": {"tempered": false}}"#])
+            == ["tempered = true, proxies = [bt]", "tempered = false, proxies = [bt, grm-sft]"])
     // Rows in the order of the values: along the preset ladder, numerically, then by the next key.
     #expect(naturalGroupOrder(configs: sizes) == [1, 3, 2, 0])
     let pairs = [8000, 500, 4000, 1000].map { #"{"data": {"train_pairs": \#($0)}}"# }

@@ -173,33 +173,32 @@ public func singleDifferingKey(_ configs: [String]) -> String? {
 /// differ among them, with this config's value as canonical JSON text ("0.25", "\"xl\"",
 /// "∅" where the key is absent). Empty dictionaries for fewer than two configs.
 public func differingSettings(_ configs: [String]) -> [[String: String]] {
-    let flat = configs.map { text -> [String: String] in
-        guard let tree = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return [:] }
-        var out: [String: String] = [:]
-        flattenConfig(tree, prefix: "", into: &out)
-        return out
-    }
+    let flat = configs.map(flatConfigJSON)
     guard flat.count > 1 else { return flat.map { _ in [:] } }
     let keys = Set(flat.flatMap(\.keys)).filter { !$0.hasPrefix("variants.") }
     let differing = keys.filter { k in Set(flat.map { $0[k] ?? "∅" }).count > 1 }
-    return flat.map { f in
-        Dictionary(uniqueKeysWithValues: differing.map { k in
-            (k, f[k].map { String($0.dropFirst().dropLast()) } ?? "∅")
-        })
-    }
+    return flat.map { f in Dictionary(uniqueKeysWithValues: differing.map { k in (k, f[k] ?? "∅") }) }
 }
 
-/// Dotted leaf keys of a JSON tree with their values as canonical text.
-func flattenConfig(_ tree: [String: Any], prefix: String, into out: inout [String: String]) {
-    for (k, v) in tree {
-        let key = prefix.isEmpty ? k : "\(prefix).\(k)"
-        if let t = v as? [String: Any] { flattenConfig(t, prefix: key, into: &out); continue }
-        if let data = try? JSONSerialization.data(withJSONObject: [v], options: [.sortedKeys]) {
-            out[key] = String(decoding: data, as: UTF8.self)
-        } else {
-            out[key] = "\(v)"
+/// A config JSON object as dotted leaf keys → the value as canonical JSON text ("0.25",
+/// "\"xl\"", "[\"bt\",\"grm-sft\"]"); empty for text that is not a JSON object.
+public func flatConfigJSON(_ text: String) -> [String: String] {
+    guard let tree = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return [:] }
+    var out: [String: String] = [:]
+    func walk(_ node: [String: Any], _ prefix: String) {
+        for (k, v) in node {
+            let key = prefix.isEmpty ? k : "\(prefix).\(k)"
+            if let t = v as? [String: Any] { walk(t, key); continue }
+            // Serialized inside a one-element array (JSON text needs a container), then unwrapped.
+            if let data = try? JSONSerialization.data(withJSONObject: [v], options: [.sortedKeys]) {
+                out[key] = String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
+            } else {
+                out[key] = "\(v)"
+            }
         }
     }
+    walk(tree, "")
+    return out
 }
 
 /// The value of the dotted `key` in a config JSON object, as a number when it is one,

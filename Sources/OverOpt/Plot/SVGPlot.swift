@@ -200,19 +200,13 @@ func fitSeries(_ line: PlotSeries, form: GaoForm) -> PlotSeries {
 
 // MARK: - Groups and accuracy figures
 
-/// A config JSON as dotted keys → value text ("data.label_noise" → "0.25").
+/// A config JSON as dotted keys → value text for labels ("data.label_noise" → "0.25",
+/// "rm.base" → "xl", "proxies" → "[bt, grm-sft]": `flatConfigJSON` without quotes).
 func flatConfig(_ json: String) -> [String: String] {
-    guard let tree = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return [:] }
-    var out: [String: String] = [:]
-    func walk(_ node: [String: Any], _ prefix: String) {
-        for (k, v) in node {
-            if let sub = v as? [String: Any] { walk(sub, prefix + k + ".") } else if let list = v as? [Any] {
-                out[prefix + k] = "[" + list.map { "\($0)" }.joined(separator: ", ") + "]"
-            } else { out[prefix + k] = "\(v)" }
-        }
+    flatConfigJSON(json).mapValues { v in
+        v.hasPrefix("[") ? v.replacingOccurrences(of: "\"", with: "").replacingOccurrences(of: ",", with: ", ")
+            : v.count >= 2 && v.hasPrefix("\"") && v.hasSuffix("\"") ? String(v.dropFirst().dropLast()) : v
     }
-    walk(tree, "")
-    return out
 }
 
 /// The config keys (dotted, sorted) whose values differ between `configs`, other than seed.
@@ -256,7 +250,9 @@ public func groupLabels(names: [String], configs: [String]) -> [String] {
     guard !keys.isEmpty else { return names }
     // The last part of each key, unless two keys share it or it also names a section
     // ("rm.base" stays whole: "base" would read as the [base] section).
-    let sections = Set(configs.flatMap { flatConfig($0).keys.compactMap { $0.split(separator: ".").first.map(String.init) } })
+    let sections = Set(configs.flatMap { flatConfig($0).keys.compactMap { k in
+        k.contains(".") ? k.split(separator: ".").first.map(String.init) : nil
+    } })
     let lasts = keys.map { String($0.split(separator: ".").last ?? Substring($0)) }
     let short = Set(lasts).count == lasts.count && sections.isDisjoint(with: lasts) ? lasts : keys
     return configs.map { json in
