@@ -248,17 +248,12 @@ public func naturalGroupOrder(configs: [String]) -> [Int] {
 public func groupLabels(names: [String], configs: [String]) -> [String] {
     let keys = differingConfigKeys(configs)
     guard !keys.isEmpty else { return names }
-    // The last part of each key, unless two keys share it or it also names a section
-    // ("rm.base" stays whole: "base" would read as the [base] section).
-    let sections = Set(configs.flatMap { flatConfig($0).keys.compactMap { k in
-        k.contains(".") ? k.split(separator: ".").first.map(String.init) : nil
-    } })
+    let flat = configs.map(flatConfig)
+    // "rm.base" stays whole: "base" would read as the [base] section.
+    let sections = Set(flat.flatMap { $0.keys.compactMap { k in k.contains(".") ? k.split(separator: ".").first.map(String.init) : nil } })
     let lasts = keys.map { String($0.split(separator: ".").last ?? Substring($0)) }
     let short = Set(lasts).count == lasts.count && sections.isDisjoint(with: lasts) ? lasts : keys
-    return configs.map { json in
-        let flat = flatConfig(json)
-        return zip(keys, short).map { "\($1) = \(flat[$0] ?? "–")" }.joined(separator: ", ")
-    }
+    return flat.map { f in zip(keys, short).map { "\($1) = \(f[$0] ?? "–")" }.joined(separator: ", ") }
 }
 
 /// Fig. 1 style: each reward model's ID (solid) and mean OOD (dashed) accuracy, mean ± sem
