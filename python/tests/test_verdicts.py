@@ -57,3 +57,35 @@ def test_table_matches_groups_by_experiment_and_settings(tmp_path):
     assert "old table" not in text and "| claim | variant − bt |" in text
     with pytest.raises(SystemExit):
         verdicts.main([str(tmp_path / "missing.json")])
+
+
+def test_seeds_on_the_claims_side_count_losses_for_a_claim_that_the_variant_is_lower():
+    d = difference(-0.2, -0.4, -0.05, 0.1, wins=1, seeds=5)
+    assert verdicts.on_claims_side(d, +1) == 1
+    assert verdicts.on_claims_side(d, -1) == 4
+    groups = [{"group": "claims-small-1234abcd", "settings": {"data.label_noise": "0"},
+               "rows": [{"metric": "ppo/drop_from_peak", "variant": "grm-sft", "difference": d}]}]
+    claims = [("drops less", "claims-small", verdicts.CLEAN, ["grm-sft"], "ppo/drop_from_peak", -1)]
+    row = verdicts.table(groups, claims).splitlines()[2]
+    assert "| 4/5 |" in row and "**supported**" in row
+
+
+def test_large_preset_claims_mirror_the_small_preset_claims_for_the_proxies_it_trained():
+    large = [c for c in verdicts.CLAIMS if c[1] == "claims-large"]
+    small = [c for c in verdicts.CLAIMS if c[1] == "claims-small"]
+    assert len(large) == len([c for c in small if set(c[3]) & verdicts.LARGE_VARIANTS])
+    for claim, _, settings, variants, metric, _ in large:
+        assert set(variants) <= verdicts.LARGE_VARIANTS and variants
+    names = [c[0] for c in large]
+    assert "At the large preset: GRM keeps more gold under PPO at matched KL (clean)" in names
+    assert "At the large preset: an ensemble reaches more gold under best-of-n (clean)" in names
+
+
+def test_the_committed_readme_block_is_what_the_committed_compare_files_give():
+    paths = sorted((REPO / "results").glob("*-compare.json"))
+    assert any(p.name == "claims-large-compare.json" for p in paths)
+    groups = [g for p in paths for g in json.loads(p.read_text())]
+    text = (REPO / "results" / "README.md").read_text()
+    block = text.split(verdicts.BEGIN, 1)[1].split(verdicts.END, 1)[0].strip("\n")
+    assert block == verdicts.table(groups)
+    assert "Not run yet" not in block
