@@ -139,28 +139,56 @@ public func openBLASCoreLevel(_ core: String) -> InstructionLevel {
     }
 }
 
+/// Whether OpenBLAS's `core` (a name as OPENBLAS_CORETYPE takes it, case ignored) runs on
+/// `cpu`: its instruction level is within the CPU's, and the cores built for AVX-512 BF16
+/// (Cooperlake, SapphireRapids) need that too. OpenBLAS 0.3.21 does not check a forced
+/// core: one the CPU cannot run stops the process with an illegal instruction.
+public func openBLASCoreRuns(_ core: String, on cpu: CPUFeatures) -> Bool {
+    guard openBLASCoreLevel(core) <= cpu.level else { return false }
+    let needsBF16 = ["cooperlake", "sapphirerapids"].contains(core.lowercased())
+    return !needsBF16 || cpu.avx512bf16
+}
+
 /// What to do about OpenBLAS's core: keep the library's choice, or ask for `core`.
 public struct OpenBLASCoreChoice: Equatable, Sendable {
     /// The core to request through OPENBLAS_CORETYPE, or nil to keep the library's.
     public var core: String?
     /// One line for the log: why.
     public var reason: String
+    /// Set when the user's OPENBLAS_CORETYPE names a core this CPU cannot run and `core`
+    /// replaces it: one line for stderr.
+    public var warning: String? = nil
+}
+
+/// The widest core OpenBLAS 0.3.x has for `cpu`: Cooperlake (AVX-512 with BF16), SkylakeX
+/// (AVX-512), Zen (AMD with AVX2), Haswell (other AVX2 + FMA CPUs), Sandybridge (AVX) or
+/// Prescott (SSE3).
+public func widestOpenBLASCore(for cpu: CPUFeatures) -> String {
+    switch cpu.level {
+    case .avx512: cpu.avx512bf16 ? "Cooperlake" : "SkylakeX"
+    case .avx2: cpu.vendor == "AuthenticAMD" ? "Zen" : "Haswell"
+    case .avx: "Sandybridge"
+    case .baseline: "Prescott"
+    }
 }
 
 /// The OpenBLAS core to run on `cpu`, given the core the library chose itself and the
-/// user's OPENBLAS_CORETYPE (nil when unset). A user's setting is always kept, even an
-/// empty one; otherwise a library core below the CPU's instruction level is replaced by the
-/// widest core OpenBLAS 0.3.x has for it: Cooperlake (AVX-512 with BF16), SkylakeX
-/// (AVX-512), Zen (AMD with AVX2) or Haswell (other AVX2 + FMA CPUs).
+/// user's OPENBLAS_CORETYPE (nil when unset). A user's setting is kept, even an empty one,
+/// unless it names a core this CPU cannot run (`openBLASCoreRuns`): that one is replaced by
+/// the CPU's widest core, with a warning, so that a sweep's environment written for one
+/// kind of node still runs on another. Without a user setting, a library core below the
+/// CPU's instruction level is replaced by the CPU's widest core when the CPU has AVX2.
 public func chooseOpenBLASCore(cpu: CPUFeatures, libraryCore: String, userSetting: String?) -> OpenBLASCoreChoice {
+    let wanted = widestOpenBLASCore(for: cpu)
     if let userSetting {
-        return OpenBLASCoreChoice(core: nil, reason: "OPENBLAS_CORETYPE=\(userSetting) set by the user")
+        if openBLASCoreRuns(userSetting, on: cpu) {
+            return OpenBLASCoreChoice(core: nil, reason: "OPENBLAS_CORETYPE=\(userSetting) set by the user")
+        }
+        let why = "OPENBLAS_CORETYPE=\(userSetting) names kernels this CPU (\(cpu.level)) cannot run"
+        return OpenBLASCoreChoice(core: wanted, reason: "\(why); using \(wanted)",
+                                  warning: "warning: \(why) (an illegal instruction); using \(wanted) instead")
     }
-    let wanted: String
-    switch cpu.level {
-    case .avx512: wanted = cpu.avx512bf16 ? "Cooperlake" : "SkylakeX"
-    case .avx2: wanted = cpu.vendor == "AuthenticAMD" ? "Zen" : "Haswell"
-    case .avx, .baseline:
+    guard cpu.level >= .avx2 else {
         return OpenBLASCoreChoice(core: nil, reason: "OpenBLAS chose \(libraryCore) for a CPU without AVX2")
     }
     if openBLASCoreLevel(libraryCore) >= cpu.level {

@@ -51,8 +51,9 @@ struct OverOptCommand: ParsableCommand {
 ///   and spreads products over its own threads (BLAS.swift), so the library's worker pool
 ///   would only spin idle next to them;
 /// - OPENBLAS_CORETYPE when the library fell back to kernels below the CPU's instruction
-///   level (`chooseOpenBLASCore`; a user's setting is kept). OVEROPT_OPENBLAS_CORE records
-///   that OverOpt chose it, for the run header and result files.
+///   level (`chooseOpenBLASCore`; a user's setting is kept unless this CPU cannot run it,
+///   which is then replaced with a warning on stderr). OVEROPT_OPENBLAS_CORE records that
+///   OverOpt chose it, for the run header and result files.
 /// Then it checks a few products against a Double reference and refuses to run on a core
 /// that computes them wrongly.
 func configureOpenBLAS() {
@@ -63,6 +64,9 @@ func configureOpenBLAS() {
     }
     let choice = chooseOpenBLASCore(cpu: .host, libraryCore: openBLASCoreName(),
                                     userSetting: getenv("OPENBLAS_CORETYPE").map { String(cString: $0) })
+    if let warning = choice.warning {
+        FileHandle.standardError.write(Data((warning + "\n").utf8))
+    }
     if let core = choice.core {
         setenv("OPENBLAS_CORETYPE", core, 1)
         setenv("OVEROPT_OPENBLAS_CORE", core, 1)

@@ -182,3 +182,32 @@ with h5py.File(sys.argv[1], 'w') as f:
         #expect(r.stderr.split(separator: "\n").count == 1, "one line: \(r.stderr)")
     }
 }
+
+@Suite("OpenBLAS core set by the user") struct UserOpenBLASCoreCLITests {
+    /// A sweep's environment written for another kind of node (OPENBLAS_CORETYPE=SkylakeX on a
+    /// CPU without AVX-512) must not end in an illegal instruction: the core is replaced by
+    /// one the CPU runs, with one warning line, and the result names it.
+    @Test func aCoreThisCPUCannotRunIsReplacedNotExecuted() throws {
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) }
+        guard let flags else {
+            print("no /proc/cpuinfo flags here: the replacement of an unrunnable OPENBLAS_CORETYPE is not tested")
+            return
+        }
+        let core: String
+        if !flags.contains("avx512f") { core = "SkylakeX" }
+        else if !flags.contains("avx512_bf16") { core = "Cooperlake" }
+        else {
+            print("this CPU runs every OpenBLAS core: the replacement of an unrunnable OPENBLAS_CORETYPE is not tested")
+            return
+        }
+        let result = try runProcess("/usr/bin/env", ["OPENBLAS_CORETYPE=\(core)", try overoptBinary(), "bench", "--json", "--repeats", "1"])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.filter { $0.hasPrefix("warning: OPENBLAS_CORETYPE=\(core) names kernels this CPU") }.count == 1,
+                "stderr: \(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let blasCore = report?["blas_core"] as? String ?? ""
+        #expect(blasCore.hasSuffix("(chosen by overopt)") && !blasCore.hasPrefix(core), "blas_core: \(blasCore)")
+    }
+}

@@ -41,6 +41,22 @@ struct OpenBLASCoreChoiceTests {
         }
     }
 
+    @Test func aUserCoreThisCPUCannotRunIsReplacedWithAWarning() {
+        for (cpu, setting, replacement) in [(epyc, "SkylakeX", "Zen"), (epyc, "cooperlake", "Zen"),
+                                            (skylakeSP, "Cooperlake", "SkylakeX"), (skylakeSP, "SapphireRapids", "SkylakeX"),
+                                            (haswellDesktop, "SkylakeX", "Haswell"), (sandyBridge, "Haswell", "Sandybridge")] {
+            let choice = chooseOpenBLASCore(cpu: cpu, libraryCore: "Zen", userSetting: setting)
+            #expect(choice.core == replacement, "\(setting) on \(cpu.modelName)")
+            let warning = choice.warning ?? ""
+            #expect(warning.contains("OPENBLAS_CORETYPE=\(setting)") && warning.hasSuffix("using \(replacement) instead"))
+        }
+        // Cores the CPU runs stay as the user set them, without a warning.
+        for (cpu, setting) in [(epyc, "Haswell"), (epyc, "Sandybridge"), (skylakeSP, "SkylakeX"), (sapphireRapids, "Cooperlake")] {
+            let choice = chooseOpenBLASCore(cpu: cpu, libraryCore: "Zen", userSetting: setting)
+            #expect(choice.core == nil && choice.warning == nil, "\(setting) on \(cpu.modelName)")
+        }
+    }
+
     @Test func coreLevelsIgnoreCase() {
         #expect(openBLASCoreLevel("SKYLAKEX") == .avx512)
         #expect(openBLASCoreLevel("zen") == .avx2)
