@@ -62,14 +62,14 @@ let package = Package(
                 resources: [.copy("World/Resources")], swiftSettings: checked),
         // The command-line tool: one file per subcommand.
         .executableTarget(name: "overopt", dependencies: [
-            "OverOpt", "OverOptEngine", "OverOptHDF5", "CProcess",
+            "OverOpt", "OverOptEngine", "OverOptHDF5", "CProcess", "CPUID",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // What the test targets share: temporary folders, processes, tiny models, a case stream.
         .target(name: "TestSupport", dependencies: ["OverOptEngine"], path: "Tests/TestSupport"),
         .testTarget(name: "HDF5Tests", dependencies: ["OverOptHDF5", "TestSupport"]),
-        .testTarget(name: "EngineTests", dependencies: ["OverOptEngine", "OverOptKernelsAVX512", "OverOptHDF5", "TestSupport"],
+        .testTarget(name: "EngineTests", dependencies: ["OverOptEngine", "OverOptKernelsAVX512", "OverOptHDF5", "CPUID", "TestSupport"],
                     swiftSettings: fast),
         .testTarget(name: "OverOptTests", dependencies: ["OverOpt", "OverOptEngine", "OverOptHDF5", "TestSupport"],
                     swiftSettings: fast),

@@ -18,6 +18,13 @@ unsigned long long overopt_xcr0(void) {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return ((unsigned long long)hi << 32) | lo;
 }
+
+int overopt_runs_avx2_fma(void) {
+    overopt_cpuid_registers r1, r7;
+    if (!overopt_cpuid(1, 0, &r1) || !overopt_cpuid(7, 0, &r7)) return 0;
+    int avx = (overopt_xcr0() & 0x6) == 0x6 && (r1.ecx & (1u << 28));
+    return avx && (r1.ecx & (1u << 12)) && (r7.ebx & (1u << 5));   // FMA, AVX2
+}
 #else
 int overopt_cpuid(unsigned int leaf, unsigned int subleaf, overopt_cpuid_registers *out) {
     (void)leaf; (void)subleaf;
@@ -26,4 +33,6 @@ int overopt_cpuid(unsigned int leaf, unsigned int subleaf, overopt_cpuid_registe
 }
 
 unsigned long long overopt_xcr0(void) { return 0; }
+
+int overopt_runs_avx2_fma(void) { return 0; }
 #endif

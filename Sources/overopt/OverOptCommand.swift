@@ -1,4 +1,5 @@
 import ArgumentParser
+import CPUID
 import Foundation
 import OverOpt
 import OverOptEngine
@@ -8,6 +9,7 @@ import OverOptHDF5
 @main
 struct OverOptCommand: ParsableCommand {
     static func main() {
+        refuseACPUWithoutTheBuildsInstructions()
         configureOpenBLAS()
         stopOnInterrupt()
         // A corrupt input file that crashes or hangs the HDF5 library ends as bad input (exit
@@ -43,6 +45,22 @@ struct OverOptCommand: ParsableCommand {
             Bench.self,
         ]
     )
+}
+
+/// The engine's x86-64 build targets AVX2 + FMA (Package.swift); on an older CPU its first
+/// instruction would stop the process with SIGILL, so the command says so first. This runs
+/// before any engine code, through the CPUID module, which is compiled for the baseline.
+func refuseACPUWithoutTheBuildsInstructions() {
+    #if arch(x86_64)
+    if overopt_runs_avx2_fma() == 0 {
+        FileHandle.standardError.write(Data("""
+            Error: this overopt build runs on x86-64 CPUs with AVX2 and FMA (2013 on); this CPU lacks \
+            them. Build for it by removing the -target-cpu flags of Package.swift (slower kernels).
+
+            """.utf8))
+        exit(1)
+    }
+    #endif
 }
 
 /// Sets OpenBLAS up before any work. The library reads its environment only when it loads,

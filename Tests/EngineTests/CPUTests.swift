@@ -1,4 +1,5 @@
 // CPU detection, the OpenBLAS core choice, and blocked products.
+import CPUID
 import Foundation
 import Testing
 @testable import OverOptEngine
@@ -67,6 +68,12 @@ struct OpenBLASCoreChoiceTests {
 }
 
 struct CPUDetectionTests {
+    /// The command line's start-up check (C, compiled for the baseline) agrees with CPUFeatures.
+    @Test func theStartUpCheckAgreesWithTheDetectedFeatures() {
+        let host = CPUFeatures.host
+        #expect((overopt_runs_avx2_fma() != 0) == (host.avx2 && host.fma), "\(host.summary)")
+    }
+
     /// CPUID agrees with the kernel's view of the CPU (/proc/cpuinfo), where there is one.
     @Test func hostFeaturesMatchProcCpuinfo() throws {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),

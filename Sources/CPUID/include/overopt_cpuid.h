@@ -15,4 +15,9 @@ int overopt_cpuid(unsigned int leaf, unsigned int subleaf, overopt_cpuid_registe
 /// 0 when XGETBV is unavailable.
 unsigned long long overopt_xcr0(void);
 
+/// 1 when the CPU and the operating system run AVX2 and FMA, which the engine's x86-64 build
+/// targets; 0 otherwise (and on a non-x86 CPU). Compiled for the baseline, so that it can be
+/// asked before any engine code runs.
+int overopt_runs_avx2_fma(void);
+
 #endif
