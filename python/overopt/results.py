@@ -566,3 +566,82 @@ def samples(paths: Paths) -> pd.DataFrame:
     for column in ("n", "step", "prompt_id"):
         out[column] = out[column].astype("Int64")
     return out
+
+
+#: The columns of `load_compare`, after the group's settings.
+COMPARE_COLUMNS = ["baseline", "variant", "metric", "mean", "t_low", "t_high", "bootstrap_low", "bootstrap_high",
+                   "wins", "losses", "ties", "seeds", "p_value", "p_holm", "note"]
+_JSON_DIFFERENCE = {"mean": "mean", "tLow": "t_low", "tHigh": "t_high", "bootstrapLow": "bootstrap_low",
+                    "bootstrapHigh": "bootstrap_high", "pValue": "p_value", "pHolm": "p_holm"}
+
+
+def _settings_from_label(label: str) -> Dict[str, str]:
+    """"data.label_noise=0.25, rm.base=xl" → {"data.label_noise": "0.25", "rm.base": "xl"}."""
+    parts = re.split(r", (?=[A-Za-z_][\w.]*=)", label) if label else []
+    return dict(part.split("=", 1) for part in parts)
+
+
+def _compare_rows_json(p: Path) -> Iterator[Dict[str, Any]]:
+    try:
+        groups = json.loads(p.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise OverOptFileError(f"{p}: not the JSON of `overopt compare --json` ({error.__class__.__name__})") from None
+    if not isinstance(groups, list) or not all(isinstance(g, dict) and "rows" in g for g in groups):
+        raise OverOptFileError(f"{p}: not the JSON of `overopt compare --json` (expected a list of groups with rows)")
+    for g in groups:
+        for r in g["rows"]:
+            row: Dict[str, Any] = {"group": g["group"], "settings": dict(g.get("settings", {})),
+                                   "baseline": g.get("baseline"), "variant": r["variant"], "metric": r["metric"],
+                                   "note": r.get("note")}
+            d = r.get("difference")
+            for key, column in _JSON_DIFFERENCE.items():
+                row[column] = float(d[key]) if d else np.nan   # "nan" and "inf" are strings in the JSON
+            for column in ("wins", "losses", "ties", "seeds"):
+                row[column] = int(d[column]) if d else pd.NA
+            yield row
+
+
+def _compare_rows_hdf5(p: Path) -> Iterator[Dict[str, Any]]:
+    with _open(p) as f:
+        if "compare" not in f:
+            raise OverOptFileError(f"{p}: no /compare group (`overopt compare … -o FILE.h5` writes one)")
+        for name, g in sorted(f["compare"].items()):
+            settings = _settings_from_label(_text(g.attrs.get("settings", "")))
+            seeds = len(g["seeds"][()]) if "seeds" in g else pd.NA
+            for variant, vg in sorted((k, v) for k, v in g.items() if isinstance(v, h5py.Group)):
+                metrics = [_text(m) for m in vg["metric"][()]]
+                columns = {c: vg[c][()] for c in ("mean_difference", "t_low", "t_high", "bootstrap_low",
+                                                   "bootstrap_high", "p_value", "p_holm", "wins", "losses")}
+                for i, metric in enumerate(metrics):
+                    wins, losses = int(columns["wins"][i]), int(columns["losses"][i])
+                    yield {"group": name, "settings": settings, "baseline": _text(g.attrs.get("baseline")),
+                           "variant": variant, "metric": metric, "mean": float(columns["mean_difference"][i]),
+                           **{c: float(columns[c][i]) for c in ("t_low", "t_high", "bootstrap_low", "bootstrap_high",
+                                                               "p_value", "p_holm")},
+                           "wins": wins, "losses": losses, "seeds": seeds,
+                           "ties": seeds - wins - losses if seeds is not pd.NA else pd.NA, "note": None}
+
+
+def load_compare(path: PathLike) -> pd.DataFrame:
+    """`overopt compare` output: one row per (group, variant, metric), the paired difference
+    variant − baseline over the group's seeds.
+
+    ``path`` is the JSON that ``overopt compare --json`` prints (``.json``) or an HDF5 file
+    holding a ``/compare`` group (``overopt compare … -o FILE.h5``). Columns: ``group``, the
+    settings that set the group apart (e.g. ``data.label_noise``; values as strings),
+    ``baseline``, ``variant``, ``metric``, ``mean``, ``t_low``, ``t_high`` (95 % t interval),
+    ``bootstrap_low``, ``bootstrap_high``, ``wins``, ``losses``, ``ties``, ``seeds``,
+    ``p_value`` (sign-flip), ``p_holm`` and ``note``. A metric without a difference (PPO gold
+    at a KL some seed did not reach) is a row with NaN statistics and the reason in ``note``
+    in the JSON; the HDF5 form leaves such metrics out.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise OverOptFileError(f"{p}: no such file")
+    if p.is_dir():
+        raise OverOptFileError(f"{p}: is a folder, expected compare output (.json or .h5)")
+    rows = list(_compare_rows_json(p) if p.suffix.lower() == ".json" else _compare_rows_hdf5(p))
+    keys = sorted({k for r in rows for k in r["settings"]})
+    flat = [{"group": r["group"], **{k: r["settings"].get(k) for k in keys},
+             **{c: r[c] for c in COMPARE_COLUMNS}} for r in rows]
+    return pd.DataFrame(flat, columns=["group", *keys, *COMPARE_COLUMNS])
