@@ -41,5 +41,7 @@ if "decode_products_packed_gflops" in s[0]:
           f"OpenBLAS {m(s, 'decode_products_openblas_gflops'):5.1f} GFLOP/s")
 for key, label in [("train_tokens_per_s", "(a)"), ("sample_tokens_per_s", "(b)")]:
     ratios = sorted(a[key] / b[key] for a, b in zip(s, t))
-    print(f"  per-round {label} ratios: {ratios[0]:4.2f}–{ratios[-1]:4.2f}x")
+    # A round's two runs are adjacent in time, so their ratio is less exposed to the machine's
+    # drift than the ratio of the two medians.
+    print(f"  per-round {label} ratios: {ratios[0]:4.2f}–{ratios[-1]:4.2f}x, median {statistics.median(ratios):4.2f}x")
 PYEOF
