@@ -212,8 +212,10 @@ func flatConfig(_ json: String) -> [String: String] {
 /// The config keys (dotted, sorted) whose values differ between `configs`, other than seed.
 /// A variant's resolved settings (`variants.…`) follow from the run's keys (`rm.base` sets
 /// every `variants.<name>.base`), so they count only when nothing else differs.
-public func differingConfigKeys(_ configs: [String]) -> [String] {
-    let flat = configs.map(flatConfig)
+public func differingConfigKeys(_ configs: [String]) -> [String] { differingKeys(configs.map(flatConfig)) }
+
+/// `differingConfigKeys` of configs already flattened by `flatConfig`.
+func differingKeys(_ flat: [[String: String]]) -> [String] {
     let keys = Set(flat.flatMap(\.keys)).subtracting(["seed"])
     let differing = keys.filter { k in Set(flat.map { $0[k] ?? "–" }).count > 1 }.sorted()
     let ownKeys = differing.filter { !$0.hasPrefix("variants.") }
@@ -224,8 +226,8 @@ public func differingConfigKeys(_ configs: [String]) -> [String] {
 /// first key first — numerically where every value is a number, along the preset ladder
 /// (tiny … xl) where every value is a preset, else as text.
 public func naturalGroupOrder(configs: [String]) -> [Int] {
-    let keys = differingConfigKeys(configs)
     let flat = configs.map(flatConfig)
+    let keys = differingKeys(flat)
     func rank(_ key: String) -> (Int, Int) -> Bool {
         let values = flat.map { $0[key] ?? "" }
         if values.allSatisfy({ Double($0) != nil }) { return { Double(values[$0])! < Double(values[$1])! } }
@@ -246,9 +248,9 @@ public func naturalGroupOrder(configs: [String]) -> [Int] {
 /// section), else `names`
 /// (the groups' run names, without the config hash).
 public func groupLabels(names: [String], configs: [String]) -> [String] {
-    let keys = differingConfigKeys(configs)
-    guard !keys.isEmpty else { return names }
     let flat = configs.map(flatConfig)
+    let keys = differingKeys(flat)
+    guard !keys.isEmpty else { return names }
     // "rm.base" stays whole: "base" would read as the [base] section.
     let sections = Set(flat.flatMap { $0.keys.compactMap { k in k.contains(".") ? k.split(separator: ".").first.map(String.init) : nil } })
     let lasts = keys.map { String($0.split(separator: ".").last ?? Substring($0)) }
@@ -260,8 +262,8 @@ public func groupLabels(names: [String], configs: [String]) -> [String] {
 /// over seeds, against the one numeric config key that differs between the groups.
 func accuracyFigure(_ groups: H5Group, names: [String], configs: [String], options: FigureOptions,
                     fileName: String) throws -> Figure {
-    let keys = differingConfigKeys(configs)
     let flat = configs.map(flatConfig)
+    let keys = differingKeys(flat)
     guard let key = keys.first(where: { k in flat.allSatisfy { Double($0[k] ?? "") != nil } }), keys.count == 1 else {
         throw PlotError("\(fileName): no best-of-n or PPO curves, and its groups do not differ in exactly one numeric config key (they differ in: \(keys.isEmpty ? "nothing" : keys.joined(separator: ", "))) to plot accuracy against")
     }
