@@ -2,7 +2,6 @@
 import subprocess
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import overopt
