@@ -16,10 +16,13 @@ import Foundation
 // MARK: - Embedding
 
 /// out (B,T,C) = wte[tokens] + wpe[0..<T].  tokens (B,T), wte (V,C), wpe (maxT,C).
+/// With `lengths`, only each sequence's first lengths[b] positions; the rest are zeroed.
 public func embeddingForward(out: FPtr, tokens: UnsafePointer<Int32>, wte: FPtr, wpe: FPtr,
-                             B: Int, T: Int, C: Int) {
+                             B: Int, T: Int, C: Int, lengths: [Int]? = nil) {
     for b in 0..<B {
-        for t in 0..<T {
+        let n = lengths?[b] ?? T
+        if n < T { (out + (b * T + n) * C).update(repeating: 0, count: (T - n) * C) }
+        for t in 0..<n {
             let o = out + (b * T + t) * C
             let e = wte + Int(tokens[b * T + t]) * C
             let p = wpe + t * C
@@ -49,12 +52,16 @@ public func embeddingBackward(dwte: FPtr?, dwpe: FPtr?, dout: FPtr, tokens: Unsa
 // MARK: - LayerNorm
 
 /// out (N,C) = (x − mean)/sqrt(var + 1e-5) · w + b; saves mean (N) and rstd (N).
+/// With `rows`, only those rows; the padding rows of out, mean and rstd are zeroed.
 public func layerNormForward(out: FPtr, mean: FPtr, rstd: FPtr, inp: FPtr, weight: FPtr, bias: FPtr,
-                             N: Int, C: Int) {
+                             N: Int, C: Int, rows: TokenRows? = nil) {
     let eps: Float = 1e-5
     let full = C / 16 * 16
-    parallelFor(N, costPerItem: 4 * C) { _, rows in
-        for n in rows {
+    let rows = rows ?? TokenRows(all: N)
+    precondition(rows.N == N, "layerNormForward: rows cover \(rows.N) rows, not N = \(N)")
+    rows.zeroPadding(out, width: C); rows.zeroPadding(mean, width: 1); rows.zeroPadding(rstd, width: 1)
+    rows.forEachRun(costPerRow: 4 * C) { r0, r1 in
+        for n in r0..<r1 {
             let x = inp + n * C
             let m = vsum(x, C) / Float(C)
             let mv = F16(repeating: m)
@@ -201,7 +208,10 @@ func columnSums(into acc: FPtr, _ x: FPtr, N: Int, OC: Int) {
 /// Per (batch, head) the keys are transposed once into a (hs, T) block, then every query
 /// attends over its own prefix only (`singleQueryAttention`): half the work of full
 /// T × T products, with the softmax fused in.
-public func attentionForward(out: FPtr, att: FPtr, qkv: FPtr, B: Int, T: Int, C: Int, NH: Int) {
+///
+/// With `lengths`, sequence b attends only over its first lengths[b] positions: the
+/// padding queries' outputs and probability rows are zeroed.
+public func attentionForward(out: FPtr, att: FPtr, qkv: FPtr, B: Int, T: Int, C: Int, NH: Int, lengths: [Int]? = nil) {
     let hs = C / NH
     let scale = 1 / Float(hs).squareRoot()
     let C3 = 3 * C, Tp = (T + 15) / 16 * 16
@@ -214,13 +224,18 @@ public func attentionForward(out: FPtr, att: FPtr, qkv: FPtr, B: Int, T: Int, C:
             let q = qkv + b * T * C3 + h * hs
             let k = q + C, v = q + 2 * C
             let a = att + (b * NH + h) * T * T
-            for t in 0..<T { for d in 0..<hs { kT[d * Tp + t] = k[t * C3 + d] } }
-            for t in 0..<T {
+            let n = lengths?[b] ?? T
+            for t in 0..<n { for d in 0..<hs { kT[d * Tp + t] = k[t * C3 + d] } }
+            for t in 0..<n {
                 let row = a + t * T
                 singleQueryAttention(q: q + t * C3, keysT: kT, values: v, count: t + 1, timeStride: Tp, valueStride: C3,
                                      hs: hs, scale: scale, scores: scores, out: out + (b * T + t) * C + h * hs,
                                      probabilities: row)
                 if t + 1 < T { (row + t + 1).update(repeating: 0, count: T - t - 1) }
+            }
+            if n < T {
+                (a + n * T).update(repeating: 0, count: (T - n) * T)
+                for t in n..<T { (out + (b * T + t) * C + h * hs).update(repeating: 0, count: hs) }
             }
         }
     }
@@ -351,11 +366,20 @@ public func attentionBackward(dqkv: FPtr, dout: FPtr, qkv: FPtr, att: FPtr, B: I
 
 private let geluScale: Float = (2 / Float.pi).squareRoot()
 
-/// Calls `body(i, c)` for 16-lane blocks [i, i+c) covering 0..<n, in parallel.
+/// Calls `body(i, c)` for 16-lane blocks [i, i+c) covering 0..<n, in parallel. With `rows`
+/// (of `width` values each), the blocks cover only those rows, each row's from its start.
 @inline(__always)
-func forEachBlock16(_ n: Int, _ body: (Int, Int) -> Void) {
-    parallelFor((n + 15) / 16, costPerItem: 256) { _, blocks in
-        for b in blocks { body(b * 16, min(16, n - b * 16)) }
+func forEachBlock16(_ n: Int, rows: TokenRows? = nil, width: Int = 1, _ body: (Int, Int) -> Void) {
+    guard let rows, rows.lengths != nil else {
+        parallelFor((n + 15) / 16, costPerItem: 256) { _, blocks in
+            for b in blocks { body(b * 16, min(16, n - b * 16)) }
+        }
+        return
+    }
+    rows.forEachRun(costPerRow: 16 * width) { r0, r1 in
+        let end = r1 * width
+        var i = r0 * width
+        while i < end { body(i, min(16, end - i)); i += 16 }
     }
 }
 
@@ -393,8 +417,13 @@ public func geluBackward(dinp: FPtr, inp: FPtr, dout: FPtr, n: Int, accumulate: 
 /// The training forward: out = gelu(x), and x is overwritten with gelu'(x), the only thing
 /// the backward needs from it (`geluBackward(derivative:…)`), so the backward does not
 /// recompute the tanh. Same formulas as `geluForward`/`geluBackward`: gradients are identical.
-public func geluForwardSavingDerivative(out: FPtr, inp: FPtr, n: Int) {
-    forEachBlock16(n) { i, c in
+/// With `rows` (of `width` values each), only those rows; the padding rows of both are zeroed.
+public func geluForwardSavingDerivative(out: FPtr, inp: FPtr, n: Int, rows: TokenRows? = nil, width: Int = 1) {
+    if let rows {
+        precondition(rows.N * width == n, "geluForwardSavingDerivative: rows × width must be n")
+        rows.zeroPadding(out, width: width); rows.zeroPadding(inp, width: width)
+    }
+    forEachBlock16(n, rows: rows, width: width) { i, c in
         let x = load16(inp + i, c)
         let th = geluTanh(x)
         store16(0.5 * x * (1 + th), out + i, c)
@@ -432,6 +461,12 @@ public func reluBackward(dinp: FPtr, inp: FPtr, dout: FPtr, n: Int) {
 /// out = a + b.
 public func residualForward(out: FPtr, a: FPtr, b: FPtr, n: Int) {
     parallelFor(n) { _, r in for i in r { out[i] = a[i] + b[i] } }
+}
+
+/// out = a + b on the given rows (of `width` values each); the padding rows of out are zeroed.
+public func residualForward(out: FPtr, a: FPtr, b: FPtr, rows: TokenRows, width: Int) {
+    rows.zeroPadding(out, width: width)
+    rows.forEachRun(costPerRow: width) { r0, r1 in for i in (r0 * width)..<(r1 * width) { out[i] = a[i] + b[i] } }
 }
 
 /// Inverted dropout: mask[i] ∈ {0, 1/(1−p)}; out = x·mask. With p = 0 the mask is all ones.

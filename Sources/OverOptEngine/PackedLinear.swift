@@ -170,8 +170,16 @@ struct PackedLinear: @unchecked Sendable {
 
 /// out (N, OC) = inp (N, C) · weightᵀ + bias (the training forward's products) by a
 /// PackedLinear packed for this call, rows spread over the engine's threads in blocks of 96.
-func packedLinearForward(out: FPtr, inp: FPtr, weight: FPtr, bias: FPtr?, N: Int, C: Int, OC: Int) {
+/// With `rows`, each sequence's token rows are one block and the padding rows of out are
+/// zeroed.
+func packedLinearForward(out: FPtr, inp: FPtr, weight: FPtr, bias: FPtr?, N: Int, C: Int, OC: Int, rows: TokenRows? = nil) {
     let packed = PackedLinear(weight: weight, bias: bias, C: C, OC: OC)
+    if let rows, rows.lengths != nil {
+        precondition(rows.N == N, "packedLinearForward: rows cover \(rows.N) rows, not N = \(N)")
+        rows.zeroPadding(out, width: OC)
+        rows.forEachRun(costPerRow: C * OC) { r0, r1 in packed.forward(out: out + r0 * OC, inp: inp + r0 * C, N: r1 - r0) }
+        return
+    }
     let blocks = (N + 95) / 96
     parallelFor(blocks, costPerItem: 96 * C * OC) { _, range in
         let r0 = range.lowerBound * 96, r1 = min(N, range.upperBound * 96)

@@ -70,6 +70,8 @@ public final class Activations: @unchecked Sendable {
     var tokens: [Int32] = []
     var lengths: [Int] = []
     var B = 0, T = 0
+    /// The rows the last forward computed (the others hold zeros).
+    var rows = TokenRows(all: 0)
     var dropoutUsed = false
 
     public init(config c: TransformerConfig, heads: HeadConfig, B: Int, T: Int) {
@@ -250,9 +252,13 @@ public final class Transformer: @unchecked Sendable {
         a.B = B; a.T = T; a.tokens = batch.tokens; a.lengths = batch.lengths
         let pDrop = training ? config.dropout : 0
         a.dropoutUsed = pDrop > 0
+        // Only each sequence's token rows are computed; padding rows are zeros (TokenRows.swift).
+        let rows = TokenRows(B: B, T: T, lengths: batch.lengths)
+        a.rows = rows
         let proj = work.get("proj", N * C)
         a.tokens.withUnsafeBufferPointer { tok in
-            embeddingForward(out: a.encoded.ptr, tokens: tok.baseAddress!, wte: p("wte"), wpe: p("wpe"), B: B, T: T, C: C)
+            embeddingForward(out: a.encoded.ptr, tokens: tok.baseAddress!, wte: p("wte"), wpe: p("wpe"), B: B, T: T, C: C,
+                             lengths: rows.lengths)
         }
         var residual = a.encoded.ptr
         for l in 0..<config.layers {
@@ -262,25 +268,27 @@ public final class Transformer: @unchecked Sendable {
             let fch = a.fch.ptr + l * N * H, fchGelu = a.fchGelu.ptr + l * N * H
             let att = a.att.ptr + l * B * config.heads * T * T
             layerNormForward(out: ln1, mean: a.ln1Mean.ptr + l * N, rstd: a.ln1Rstd.ptr + l * N, inp: residual,
-                             weight: p(h + "ln1_w"), bias: p(h + "ln1_b"), N: N, C: C)
-            packedLinearForward(out: qkv, inp: ln1, weight: p(h + "qkv_w"), bias: p(h + "qkv_b"), N: N, C: C, OC: 3 * C)
+                             weight: p(h + "ln1_w"), bias: p(h + "ln1_b"), N: N, C: C, rows: rows)
+            packedLinearForward(out: qkv, inp: ln1, weight: p(h + "qkv_w"), bias: p(h + "qkv_b"), N: N, C: C, OC: 3 * C, rows: rows)
             if lora != nil { loraForward(qkv: true, layer: l, inp: ln1, out: qkv, N: N, training: training, rng: &rng) }
-            attentionForward(out: atty, att: att, qkv: qkv, B: B, T: T, C: C, NH: config.heads)
-            packedLinearForward(out: proj, inp: atty, weight: p(h + "attn_proj_w"), bias: p(h + "attn_proj_b"), N: N, C: C, OC: C)
+            attentionForward(out: atty, att: att, qkv: qkv, B: B, T: T, C: C, NH: config.heads, lengths: rows.lengths)
+            packedLinearForward(out: proj, inp: atty, weight: p(h + "attn_proj_w"), bias: p(h + "attn_proj_b"), N: N, C: C, OC: C,
+                                rows: rows)
             if lora != nil { loraForward(qkv: false, layer: l, inp: atty, out: proj, N: N, training: training, rng: &rng) }
             if pDrop > 0 { dropoutForward(out: proj, mask: a.mask1.ptr + nc, inp: proj, n: N * C, p: pDrop, rng: &rng) }
-            residualForward(out: res2, a: residual, b: proj, n: N * C)
+            residualForward(out: res2, a: residual, b: proj, rows: rows, width: C)
             layerNormForward(out: ln2, mean: a.ln2Mean.ptr + l * N, rstd: a.ln2Rstd.ptr + l * N, inp: res2,
-                             weight: p(h + "ln2_w"), bias: p(h + "ln2_b"), N: N, C: C)
-            packedLinearForward(out: fch, inp: ln2, weight: p(h + "fc_w"), bias: p(h + "fc_b"), N: N, C: C, OC: H)
-            geluForwardSavingDerivative(out: fchGelu, inp: fch, n: N * H)   // fch now holds gelu'(fc)
-            packedLinearForward(out: proj, inp: fchGelu, weight: p(h + "mlp_proj_w"), bias: p(h + "mlp_proj_b"), N: N, C: H, OC: C)
+                             weight: p(h + "ln2_w"), bias: p(h + "ln2_b"), N: N, C: C, rows: rows)
+            packedLinearForward(out: fch, inp: ln2, weight: p(h + "fc_w"), bias: p(h + "fc_b"), N: N, C: C, OC: H, rows: rows)
+            geluForwardSavingDerivative(out: fchGelu, inp: fch, n: N * H, rows: rows, width: H)   // fch now holds gelu'(fc)
+            packedLinearForward(out: proj, inp: fchGelu, weight: p(h + "mlp_proj_w"), bias: p(h + "mlp_proj_b"), N: N, C: H, OC: C,
+                                rows: rows)
             if pDrop > 0 { dropoutForward(out: proj, mask: a.mask2.ptr + nc, inp: proj, n: N * C, p: pDrop, rng: &rng) }
-            residualForward(out: res3, a: res2, b: proj, n: N * C)
+            residualForward(out: res3, a: res2, b: proj, rows: rows, width: C)
             residual = res3
         }
         layerNormForward(out: a.hidden.ptr, mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, inp: residual,
-                         weight: p("lnf_w"), bias: p("lnf_b"), N: N, C: C)
+                         weight: p("lnf_w"), bias: p("lnf_b"), N: N, C: C, rows: rows)
     }
 
     /// Convenience forward without dropout.
@@ -289,12 +297,12 @@ public final class Transformer: @unchecked Sendable {
         forward(batch, training: false, rng: &rng)
     }
 
-    /// LM head: logits (N,V) = hidden · lm_head_wᵀ, into `acts!.logits`.
+    /// LM head: logits (N,V) = hidden · lm_head_wᵀ, into `acts!.logits` (zero at padding).
     @discardableResult
     public func lmLogits() -> FPtr {
         let a = acts!, N = a.B * a.T
         packedLinearForward(out: a.logits.ptr, inp: a.hidden.ptr, weight: p("lm_head_w"), bias: nil,
-                      N: N, C: config.width, OC: config.vocabSize)
+                            N: N, C: config.width, OC: config.vocabSize, rows: a.rows)
         return a.logits.ptr
     }
 
@@ -445,6 +453,7 @@ public final class Transformer: @unchecked Sendable {
     /// Back-propagates the gradients of a loss with respect to the heads' outputs of the last
     /// forward pass — dLogits (N,V), dRewards (B), dValues (N); any may be nil — into
     /// `grads` (accumulating). Frozen groups get no gradient; a frozen trunk is skipped.
+    /// Padding rows' hidden states are constant zeros, so gradients there reach only the heads.
     /// `dLatent`: gradients of a loss term on the variational head's μ and log σ² (B·D
     /// each, e.g. a KL regularizer), added to those that flow back from the rewards.
     public func backward(dLogits: FPtr? = nil, dRewards: [Float]? = nil, dValues: FPtr? = nil,
@@ -463,6 +472,9 @@ public final class Transformer: @unchecked Sendable {
             linearBackward(dinp: dhf, dweight: g("vh_w"), dbias: g("vh_b"), dout: dValues, inp: a.hidden.ptr,
                            weight: p("vh_w"), N: N, C: C, OC: 1)
         }
+        // Padding rows were not computed (their hidden states are the constant 0): a gradient
+        // there stops at the heads.
+        a.rows.zeroPadding(dhf, width: C)
         // LoRA hook: adapters need the trunk's backward even when its weights are frozen.
         let loraTrains = lora != nil && !frozen.contains(.lora)
         if !frozen.contains(.trunk) || loraTrains { trunkBackward(dhf: dhf) }

@@ -1,0 +1,58 @@
+// TokenRows.swift — which rows of a padded batch the training forward computes.
+//
+// A batch of B sequences is stored as (B·T, ·) buffers, each sequence right-padded to the
+// longest one's T tokens. Attention is causal, so nothing a token computes depends on the
+// padding after it; in the world's batches a third to a half of the rows are padding.
+// The forward therefore computes only each sequence's token rows and writes zeros to the
+// padding rows. The backward still runs over all B·T rows, as before: there the padding
+// rows' gradients are exact zeros, and they meet zero activations instead of the values
+// the padding used to compute, so every sum gets the same terms it always got. The forward's
+// kernels compute a row the same way whichever rows are computed beside it (PackedLinear,
+// LayerNorm, GELU, attention's one-query kernel), so results are bit for bit those of the
+// full padded forward; a test checks this on a whole training step.
+
+/// The rows a forward computes: rows b·T ..< b·T + lengths[b] of each sequence b, or every
+/// row of an unpadded buffer.
+public struct TokenRows: Sendable {
+    public let B: Int, T: Int
+    /// Tokens per sequence; nil when every row is computed.
+    public let lengths: [Int]?
+
+    /// Every one of N rows (one block, no padding).
+    public init(all N: Int) { B = 1; T = N; lengths = nil }
+
+    /// The token rows of a batch: nil lengths when no sequence is padded.
+    public init(B: Int, T: Int, lengths: [Int]) {
+        precondition(lengths.count == B && lengths.allSatisfy { (1...T).contains($0) }, "TokenRows: one length in 1...T per sequence")
+        self.B = B; self.T = T
+        self.lengths = lengths.allSatisfy { $0 == T } ? nil : lengths
+    }
+
+    /// The number of rows of the buffers (B·T).
+    public var N: Int { B * T }
+
+    /// The number of rows computed.
+    public var count: Int { lengths?.reduce(0, +) ?? N }
+
+    /// Calls `body(r0, r1)` for runs of computed rows covering all of them, in parallel
+    /// (`costPerRow` as `parallelFor`'s cost per item): each sequence's token rows, or
+    /// contiguous blocks of all rows.
+    func forEachRun(costPerRow: Int, _ body: (Int, Int) -> Void) {
+        guard let lengths else {
+            parallelFor(N, costPerItem: costPerRow) { _, r in body(r.lowerBound, r.upperBound) }
+            return
+        }
+        let T = T
+        parallelFor(B, costPerItem: costPerRow * T) { _, seqs in
+            for b in seqs { body(b * T, b * T + lengths[b]) }
+        }
+    }
+
+    /// Sets the padding rows of `x` (N rows of `width`) to zero.
+    func zeroPadding(_ x: FPtr, width: Int) {
+        guard let lengths else { return }
+        for b in 0..<B where lengths[b] < T {
+            (x + (b * T + lengths[b]) * width).update(repeating: 0, count: (T - lengths[b]) * width)
+        }
+    }
+}
