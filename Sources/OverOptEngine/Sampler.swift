@@ -344,9 +344,14 @@ func drawTokenWithLogProb(_ z: FPtr, V: Int, config s: SamplingConfig, probs: FP
 
 /// Zeroes the probabilities outside the top-k and outside the top-p nucleus (in place,
 /// unnormalized). Ties at the boundary are broken by token id so the result is deterministic.
+/// Tokens are ranked by one integer key each, (0x7FFF_FFFF − bits of p) << 32 | token id:
+/// for p ≥ 0 the bits of a Float order as the values do, so ascending keys are descending
+/// probabilities with ties by ascending id — a plain integer sort, without a comparison closure.
 public func filterTopKTopP(_ probs: FPtr, V: Int, topK: Int, topP: Float, order: inout [Int]) {
-    for v in 0..<V { order[v] = v }
-    order.sort { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
+    precondition(V <= 1 << 31, "filterTopKTopP: vocabulary too large for the sort keys")
+    for v in 0..<V { order[v] = (0x7FFF_FFFF - Int(probs[v].bitPattern)) << 32 | v }
+    order[0..<V].sort()
+    for r in 0..<V { order[r] &= 0xFFFF_FFFF }
     var keep = V
     if topK > 0 { keep = min(keep, topK) }
     if topP < 1 {

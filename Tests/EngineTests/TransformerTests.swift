@@ -194,6 +194,33 @@ func tinyBatch() -> TokenBatch {
         #expect(seen.isSubset(of: Set(nucleus.map { Int32($0) })))
         #expect(seen.count == nucleus.count)
     }
+
+    /// The filter keeps exactly the tokens of a ranking by descending probability with ties
+    /// by ascending id, for distributions with ties, zeros and subnormal values.
+    @Test func topKTopPFilterMatchesARankingByProbabilityThenId() {
+        var rng = RNG(seed: 8)
+        for trial in 0..<300 {
+            let V = 1 + rng.int(below: 300)
+            let levels: [Float] = [0, 1e-40, 1e-3, 0.01, 0.01, 0.2, 1]
+            let p = (0..<V).map { _ in trial % 2 == 0 ? levels[rng.int(below: levels.count)] : rng.uniform() }
+            let topK = rng.int(below: 4) == 0 ? 0 : 1 + rng.int(below: V)
+            let topP: Float = rng.int(below: 3) == 0 ? 1 : 0.05 + 0.9 * rng.uniform()
+            let ranked = (0..<V).sorted { p[$0] > p[$1] || (p[$0] == p[$1] && $0 < $1) }
+            var keep = topK > 0 ? min(V, topK) : V
+            if topP < 1 {
+                var cum: Float = 0, n = 0
+                while n < keep { cum += p[ranked[n]]; n += 1; if cum >= topP { break } }
+                keep = n
+            }
+            var expected = p
+            for r in keep..<V { expected[ranked[r]] = 0 }
+            let probs = FloatBuffer(p)
+            var order = [Int](repeating: 0, count: V)
+            filterTopKTopP(probs.ptr, V: V, topK: topK, topP: topP, order: &order)
+            let wrong = zip(probs.array, expected).filter { $0 != $1 }.count
+            #expect(wrong == 0, "trial \(trial): V \(V), top-k \(topK), top-p \(topP)")
+        }
+    }
 }
 
 /// The largest |Δ log p| between the sampler's log-probabilities of its tokens and those of
