@@ -4,8 +4,10 @@
 // longest one's T tokens. Attention is causal, so nothing a token computes depends on the
 // padding after it; in the world's batches a third to a half of the rows are padding.
 // The forward therefore computes only each sequence's token rows and writes zeros to the
-// padding rows. The backward still runs over all B·T rows, as before: there the padding
-// rows' gradients are exact zeros, and they meet zero activations instead of the values
+// padding rows. The backward still runs over all B·T rows, as before (OpenBLAS rounds a row
+// differently by its place in a product, so fewer rows would change results' last bits):
+// the padding rows' gradients are exact zeros (a head's gradient at a padding row stops at
+// the head, `Transformer.backward`), and they meet zero activations instead of the values
 // the padding used to compute, so every sum gets the same terms it always got. The forward's
 // kernels compute a row the same way whichever rows are computed beside it (PackedLinear,
 // LayerNorm, GELU, attention's one-query kernel), so results are bit for bit those of the
