@@ -346,23 +346,44 @@ func drawTokenWithLogProb(_ z: FPtr, V: Int, config s: SamplingConfig, probs: FP
 /// unnormalized). Ties at the boundary are broken by token id so the result is deterministic.
 /// Tokens are ranked by one integer key each, (0x7FFF_FFFF − bits of p) << 32 | token id:
 /// for p ≥ 0 the bits of a Float order as the values do, so ascending keys are descending
-/// probabilities with ties by ascending id — a plain integer sort, without a comparison closure.
+/// probabilities with ties by ascending id. The keys go into a binary min-heap (`order`,
+/// V entries) and are taken off it in rank order only until the nucleus is complete —
+/// usually a few dozen of V — instead of sorting all V.
 public func filterTopKTopP(_ probs: FPtr, V: Int, topK: Int, topP: Float, order: inout [Int]) {
-    precondition(V <= 1 << 31, "filterTopKTopP: vocabulary too large for the sort keys")
-    for v in 0..<V { order[v] = (0x7FFF_FFFF - Int(probs[v].bitPattern)) << 32 | v }
-    order[0..<V].sort()
-    for r in 0..<V { order[r] &= 0xFFFF_FFFF }
-    var keep = V
-    if topK > 0 { keep = min(keep, topK) }
-    if topP < 1 {
-        var cum: Float = 0
-        var n = 0
-        while n < keep {
-            cum += probs[order[n]]
-            n += 1
-            if cum >= topP { break }
+    let limit = topK > 0 ? min(V, topK) : V
+    if limit == V && topP >= 1 { return }
+    precondition(V <= 1 << 31, "filterTopKTopP: vocabulary too large for the ranking keys")
+    order.withUnsafeMutableBufferPointer { heap in
+        func siftDown(_ start: Int, _ count: Int) {
+            var i = start
+            let item = heap[i]
+            while true {
+                var child = 2 * i + 1
+                if child >= count { break }
+                if child + 1 < count && heap[child + 1] < heap[child] { child += 1 }
+                if heap[child] >= item { break }
+                heap[i] = heap[child]
+                i = child
+            }
+            heap[i] = item
         }
-        keep = n
+        for v in 0..<V { heap[v] = (0x7FFF_FFFF - Int(probs[v].bitPattern)) << 32 | v }
+        for i in stride(from: V / 2 - 1, through: 0, by: -1) { siftDown(i, V) }
+        // Take the smallest key off the heap into the slot it frees at the end: the kept
+        // tokens end up in heap[count..<V], each with its probability's bits.
+        var count = V, cum: Float = 0
+        while V - count < limit {
+            let v = heap[0] & 0xFFFF_FFFF
+            count -= 1
+            heap[0] = heap[count]
+            heap[count] = Int(probs[v].bitPattern) << 32 | v
+            siftDown(0, count)
+            if topP < 1 {
+                cum += probs[v]
+                if cum >= topP { break }
+            }
+        }
+        probs.update(repeating: 0, count: V)
+        for i in count..<V { probs[heap[i] & 0xFFFF_FFFF] = Float(bitPattern: UInt32(truncatingIfNeeded: heap[i] >> 32)) }
     }
-    for r in keep..<V { probs[order[r]] = 0 }
 }

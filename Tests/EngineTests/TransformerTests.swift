@@ -220,6 +220,11 @@ func tinyBatch() -> TokenBatch {
             let wrong = zip(probs.array, expected).filter { $0 != $1 }.count
             #expect(wrong == 0, "trial \(trial): V \(V), top-k \(topK), top-p \(topP)")
         }
+        // The nucleus ends at the first token whose cumulative probability reaches top-p.
+        let tied = FloatBuffer([0.25, 0.25, 0.25, 0.25])
+        var order = [Int](repeating: 0, count: 4)
+        filterTopKTopP(tied.ptr, V: 4, topK: 0, topP: 0.5, order: &order)
+        #expect(tied.array == [0.25, 0.25, 0, 0])
     }
 }
 
