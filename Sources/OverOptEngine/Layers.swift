@@ -458,11 +458,6 @@ public func reluBackward(dinp: FPtr, inp: FPtr, dout: FPtr, n: Int) {
 
 // MARK: - Residual and dropout
 
-/// out = a + b.
-public func residualForward(out: FPtr, a: FPtr, b: FPtr, n: Int) {
-    parallelFor(n) { _, r in for i in r { out[i] = a[i] + b[i] } }
-}
-
 /// out = a + b on the given rows (of `width` values each); the padding rows of out are zeroed.
 public func residualForward(out: FPtr, a: FPtr, b: FPtr, rows: TokenRows, width: Int) {
     rows.zeroPadding(out, width: width)

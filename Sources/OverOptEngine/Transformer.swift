@@ -71,7 +71,7 @@ public final class Activations: @unchecked Sendable {
     var lengths: [Int] = []
     var B = 0, T = 0
     /// The rows the last forward computed (the others hold zeros).
-    var rows = TokenRows(all: 0)
+    var rows: TokenRows { TokenRows(B: B, T: T, lengths: lengths) }
     var dropoutUsed = false
 
     public init(config c: TransformerConfig, heads: HeadConfig, B: Int, T: Int) {
@@ -253,8 +253,7 @@ public final class Transformer: @unchecked Sendable {
         let pDrop = training ? config.dropout : 0
         a.dropoutUsed = pDrop > 0
         // Only each sequence's token rows are computed; padding rows are zeros (TokenRows.swift).
-        let rows = TokenRows(B: B, T: T, lengths: batch.lengths)
-        a.rows = rows
+        let rows = a.rows
         let proj = work.get("proj", N * C)
         a.tokens.withUnsafeBufferPointer { tok in
             embeddingForward(out: a.encoded.ptr, tokens: tok.baseAddress!, wte: p("wte"), wpe: p("wpe"), B: B, T: T, C: C,

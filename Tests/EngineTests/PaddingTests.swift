@@ -57,6 +57,10 @@ import OverOptEngine
         let m = Transformer(config: TransformerConfig(vocabSize: 20, contextLength: 16, width: 16, layers: 1, heads: 2))
         var rng = RNG(seed: 2)
         m.initialize(rng: &rng)
+        // A full-length batch first, so that the rows that are padding next hold values.
+        m.forward(TokenBatch(sequences: [[1, 2, 3, 4, 5, 6], [9, 10, 11, 12, 13, 14]]))
+        _ = m.lmLogits()
+        #expect((0..<16).contains { m.acts!.hidden.ptr[(6 + 2) * 16 + $0] != 0 })
         let batch = TokenBatch(sequences: [[1, 2, 3, 4, 5, 6], [7, 8]])
         m.forward(batch)
         let logits = m.lmLogits(), hidden = m.acts!.hidden.ptr
