@@ -175,15 +175,33 @@ public func linearForward(out: FPtr, inp: FPtr, weight: FPtr, bias: FPtr?, N: In
 
 /// dinp (N,C) += dout·weight; dweight (OC,C) += doutᵀ·inp; dbias += Σ_n dout. Any may be nil.
 /// With `accumulate: false`, dinp is overwritten instead (saves zeroing it first).
+///
+/// dinp runs on the forward's packed kernel (PackedLinear.swift), as a layer with OC
+/// inputs whose weight is weightᵀ: a row of dinp is one in-order sum that does not depend
+/// on the rows beside it. dweight, a sum over rows, stays an OpenBLAS product (`gemm`).
+/// With `rows` (the forward's token rows, TokenRows.swift) both read only those rows:
+/// dinp's padding rows are left as they are (zeroed when overwriting), and dweight's
+/// product runs over the token rows gathered into one block, which is the whole sum when
+/// inp is zero at the padding rows, as the forward leaves it. dbias sums over every row.
 public func linearBackward(dinp: FPtr?, dweight: FPtr?, dbias: FPtr?, dout: FPtr, inp: FPtr,
-                           weight: FPtr, N: Int, C: Int, OC: Int, accumulate: Bool = true) {
+                           weight: FPtr, N: Int, C: Int, OC: Int, accumulate: Bool = true, rows: TokenRows? = nil) {
+    let rows = rows ?? TokenRows(all: N)
+    precondition(rows.N == N, "linearBackward: rows cover \(rows.N) rows, not N = \(N)")
     if let dinp {
-        gemm(transA: false, transB: false, M: N, N: C, K: OC, alpha: 1, A: dout, lda: OC,
-             B: weight, ldb: C, beta: accumulate ? 1 : 0, C: dinp, ldc: C)
+        PackedLinear.withPacked(transposing: weight, K: OC, M: C) { weightT in
+            if !accumulate { rows.zeroPadding(dinp, width: C) }
+            rows.forEachRun(costPerRow: C * OC) { r0, r1 in
+                weightT.forward(out: dinp + r0 * C, inp: dout + r0 * OC, N: r1 - r0, accumulate: accumulate)
+            }
+        }
     }
     if let dweight {
-        gemm(transA: true, transB: false, M: OC, N: C, K: N, alpha: 1, A: dout, lda: OC,
-             B: inp, ldb: C, beta: 1, C: dweight, ldc: C)
+        rows.withGathered(dout, width: OC) { doutRows in
+            rows.withGathered(inp, width: C) { inpRows in
+                gemm(transA: true, transB: false, M: OC, N: C, K: rows.count, alpha: 1, A: doutRows, lda: OC,
+                     B: inpRows, ldb: C, beta: 1, C: dweight, ldc: C)
+            }
+        }
     }
     if let dbias { columnSums(into: dbias, dout, N: N, OC: OC) }
 }
@@ -314,8 +332,10 @@ func singleQueryAttention(q: FPtr, keysT: FPtr, values: FPtr, count: Int, timeSt
 
 /// Backward of causal attention: dqkv (B,T,3C) += …  given dout (B,T,C).
 /// With `accumulate: false`, dqkv is overwritten (every entry is written exactly once).
+/// With `lengths` (as in `attentionForward`), sequence b's products run over its first
+/// lengths[b] positions; its padding rows of dqkv are zeroed when overwriting, else left.
 public func attentionBackward(dqkv: FPtr, dout: FPtr, qkv: FPtr, att: FPtr, B: Int, T: Int, C: Int, NH: Int,
-                              accumulate: Bool = true) {
+                              accumulate: Bool = true, lengths: [Int]? = nil) {
     let beta: Float = accumulate ? 1 : 0
     let hs = C / NH
     let scale = 1 / Float(hs).squareRoot()
@@ -325,23 +345,23 @@ public func attentionBackward(dqkv: FPtr, dout: FPtr, qkv: FPtr, att: FPtr, B: I
     let scratch = scratchBuffer.ptr
     parallelFor(B * NH, parts: parts) { part, items in
         for item in items {
-            let b = item / NH, h = item % NH
+            let b = item / NH, h = item % NH, L = lengths?[b] ?? T
             let q = qkv + b * T * C3 + h * hs, k = q + C, v = q + 2 * C
             let dq = dqkv + b * T * C3 + h * hs, dk = dq + C, dv = dq + 2 * C
             let a = att + (b * NH + h) * T * T
             let dO = dout + b * T * C + h * hs
             let dA = scratch + part * T * T
             // dA (T,T) = dO vᵀ ; dv += attᵀ dO
-            gemm(transA: false, transB: true, M: T, N: T, K: hs, alpha: 1, A: dO, lda: C,
+            gemm(transA: false, transB: true, M: L, N: L, K: hs, alpha: 1, A: dO, lda: C,
                  B: v, ldb: C3, beta: 0, C: dA, ldc: T)
-            gemm(transA: true, transB: false, M: T, N: hs, K: T, alpha: 1, A: a, lda: T,
+            gemm(transA: true, transB: false, M: L, N: hs, K: L, alpha: 1, A: a, lda: T,
                  B: dO, ldb: C, beta: beta, C: dv, ldc: C3)
             // softmax backward: dS = att ⊙ (dA − Σ_j att·dA), zero above the diagonal
-            for t in 0..<T {
+            for t in 0..<L {
                 // Whole 16-lane chunks up to the diagonal: att is zero above it, so the extra
                 // lanes add nothing to the dot product and come out zero.
                 let ar = a + t * T, dr = dA + t * T, n = t + 1
-                let vec = min((n + 15) / 16 * 16, T / 16 * 16)
+                let vec = min((n + 15) / 16 * 16, L / 16 * 16)
                 var acc = F16()
                 var j = 0
                 while j < vec { acc = acc.addingProduct(load16(ar + j), load16(dr + j)); j += 16 }
@@ -351,13 +371,18 @@ public func attentionBackward(dqkv: FPtr, dout: FPtr, qkv: FPtr, att: FPtr, B: I
                 j = 0
                 while j < vec { store16(load16(ar + j) * (load16(dr + j) - dot), dr + j); j += 16 }
                 while j < n { dr[j] = ar[j] * (dr[j] - dotS); j += 1 }
-                if j < T { (dr + j).update(repeating: 0, count: T - j) }
+                if j < L { (dr + j).update(repeating: 0, count: L - j) }
             }
             // dq += scale · dS k ; dk += scale · dSᵀ q
-            gemm(transA: false, transB: false, M: T, N: hs, K: T, alpha: scale, A: dA, lda: T,
+            gemm(transA: false, transB: false, M: L, N: hs, K: L, alpha: scale, A: dA, lda: T,
                  B: k, ldb: C3, beta: beta, C: dq, ldc: C3)
-            gemm(transA: true, transB: false, M: T, N: hs, K: T, alpha: scale, A: dA, lda: T,
+            gemm(transA: true, transB: false, M: L, N: hs, K: L, alpha: scale, A: dA, lda: T,
                  B: q, ldb: C3, beta: beta, C: dk, ldc: C3)
+            if !accumulate {
+                for t in L..<T {
+                    for base in [dq, dk, dv] { (base + t * C3).update(repeating: 0, count: hs) }
+                }
+            }
         }
     }
 }

@@ -1,8 +1,9 @@
 // Parallel.swift — the engine's own threads for the non-BLAS work.
 //
 // The engine uses one level of parallelism per phase. In a one-pass training step the
-// backward's matrix products run as shape-fixed blocks of single-threaded OpenBLAS calls
-// (BLAS.swift), and the forward's packed products (PackedLinear.swift) and the elementwise,
+// backward's weight-gradient products run as shape-fixed blocks of single-threaded OpenBLAS
+// calls (BLAS.swift), and the packed products (PackedLinear.swift: the forward's and the
+// backward's input gradients) and the elementwise,
 // normalization, attention and softmax loops between them run on the same threads through
 // `parallelFor`. In decoding, each thread runs whole groups of rows with products on packed
 // weights (`parallelForEachDynamic`; see Sampler.swift), and in data-parallel steps each

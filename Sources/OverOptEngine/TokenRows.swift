@@ -1,17 +1,17 @@
-// TokenRows.swift — which rows of a padded batch the training forward computes.
+// TokenRows.swift — which rows of a padded batch a training step computes.
 //
 // A batch of B sequences is stored as (B·T, ·) buffers, each sequence right-padded to the
 // longest one's T tokens. Attention is causal, so nothing a token computes depends on the
 // padding after it; in the world's batches a third to a half of the rows are padding.
 // The forward therefore computes only each sequence's token rows and writes zeros to the
-// padding rows. The backward still runs over all B·T rows, as before (OpenBLAS rounds a row
-// differently by its place in a product, so fewer rows would change results' last bits):
-// the padding rows' gradients are exact zeros (a head's gradient at a padding row stops at
-// the head, `Transformer.backward`), and they meet zero activations instead of the values
-// the padding used to compute, so every sum gets the same terms it always got. The forward's
-// kernels compute a row the same way whichever rows are computed beside it (PackedLinear,
-// LayerNorm, GELU, attention's one-query kernel), so results are bit for bit those of the
-// full padded forward; a test checks this on a whole training step.
+// padding rows, and the backward's products and attention read only the token rows too
+// (a head's gradient at a padding row stops at the head, `Transformer.backward`).
+// The forward's kernels compute a row the same way whichever rows are computed beside it
+// (PackedLinear, LayerNorm, GELU, attention's one-query kernel), so the forward gives bit
+// for bit what the full padded forward gives. The backward's weight gradients and
+// attention products are OpenBLAS products over fewer rows, which round differently
+// (OpenBLAS rounds a row by its place in a product), so gradients agree with the padded
+// computation to rounding; a test checks both on a whole training step.
 
 /// The rows a forward computes: rows b·T ..< b·T + lengths[b] of each sequence b, or every
 /// row of an unpadded buffer.
@@ -47,6 +47,26 @@ public struct TokenRows: Sendable {
         let T = T
         parallelFor(B, costPerItem: costPerRow * T) { _, seqs in
             for b in seqs { body(b * T, b * T + lengths[b]) }
+        }
+    }
+
+    /// The runs of computed rows in order: each sequence's token rows, or all rows as one.
+    var runs: [Range<Int>] {
+        guard let lengths else { return [0..<N] }
+        return lengths.indices.map { b in b * T ..< b * T + lengths[b] }
+    }
+
+    /// Calls `body` with the computed rows of `x` (N rows of `width`) one after another:
+    /// `x` itself when every row is computed, else a copy in this thread's scratch memory.
+    func withGathered<R>(_ x: UnsafePointer<Float>, width: Int, _ body: (UnsafePointer<Float>) -> R) -> R {
+        guard lengths != nil else { return body(x) }
+        return withScratch(count * width) { dst in
+            var k = 0
+            for run in runs {
+                (dst + k * width).update(from: x + run.lowerBound * width, count: run.count * width)
+                k += run.count
+            }
+            return body(dst)
         }
     }
 

@@ -461,7 +461,7 @@ public final class Transformer: @unchecked Sendable {
         let dhf = work.zeroed("dhf", N * C)
         if let dLogits {
             linearBackward(dinp: dhf, dweight: g("lm_head_w"), dbias: nil, dout: dLogits, inp: a.hidden.ptr,
-                           weight: p("lm_head_w"), N: N, C: C, OC: config.vocabSize)
+                           weight: p("lm_head_w"), N: N, C: C, OC: config.vocabSize, rows: a.rows)
         }
         precondition(dLatent == nil || latentDimension != nil, "dLatent needs a variational reward head")
         if dRewards != nil || dLatent != nil {
@@ -469,7 +469,7 @@ public final class Transformer: @unchecked Sendable {
         }
         if let dValues {
             linearBackward(dinp: dhf, dweight: g("vh_w"), dbias: g("vh_b"), dout: dValues, inp: a.hidden.ptr,
-                           weight: p("vh_w"), N: N, C: C, OC: 1)
+                           weight: p("vh_w"), N: N, C: C, OC: 1, rows: a.rows)
         }
         // Padding rows were not computed (their hidden states are the constant 0): a gradient
         // there stops at the heads.
@@ -522,6 +522,7 @@ public final class Transformer: @unchecked Sendable {
 
     func trunkBackward(dhf: FPtr) {
         let a = acts!, B = a.B, T = a.T, N = B * T, C = config.width, H = config.mlpRatio * C, L = config.layers
+        let rows = a.rows
         let dres = work.zeroed("dresidual", N * C)
         let lastResidual = a.res3.ptr + (L - 1) * N * C
         layerNormBackward(dinp: dres, dweight: g("lnf_w"), dbias: g("lnf_b"), dout: dhf, inp: lastResidual,
@@ -540,21 +541,22 @@ public final class Transformer: @unchecked Sendable {
             var dbranch = dres
             if a.dropoutUsed { dproj.update(repeating: 0, count: N * C); dropoutBackward(dinp: dproj, mask: a.mask2.ptr + nc, dout: dres, n: N * C); dbranch = dproj }
             linearBackward(dinp: dfchGelu, dweight: g(h + "mlp_proj_w"), dbias: g(h + "mlp_proj_b"), dout: dbranch,
-                           inp: fchGelu, weight: p(h + "mlp_proj_w"), N: N, C: H, OC: C, accumulate: false)
+                           inp: fchGelu, weight: p(h + "mlp_proj_w"), N: N, C: H, OC: C, accumulate: false, rows: rows)
             geluBackward(dinp: dfch, derivative: fch, dout: dfchGelu, n: N * H, accumulate: false)
             linearBackward(dinp: dln, dweight: g(h + "fc_w"), dbias: g(h + "fc_b"), dout: dfch, inp: ln2,
-                           weight: p(h + "fc_w"), N: N, C: C, OC: H, accumulate: false)
+                           weight: p(h + "fc_w"), N: N, C: C, OC: H, accumulate: false, rows: rows)
             layerNormBackward(dinp: dres, dweight: g(h + "ln2_w"), dbias: g(h + "ln2_b"), dout: dln, inp: res2,
                               weight: p(h + "ln2_w"), mean: a.ln2Mean.ptr + l * N, rstd: a.ln2Rstd.ptr + l * N, N: N, C: C)
             // res2 = residualIn + dropout(attn_proj(attention(qkv(ln1(residualIn)))))
             dbranch = dres
             if a.dropoutUsed { dproj.update(repeating: 0, count: N * C); dropoutBackward(dinp: dproj, mask: a.mask1.ptr + nc, dout: dres, n: N * C); dbranch = dproj }
             linearBackward(dinp: datty, dweight: g(h + "attn_proj_w"), dbias: g(h + "attn_proj_b"), dout: dbranch,
-                           inp: atty, weight: p(h + "attn_proj_w"), N: N, C: C, OC: C, accumulate: false)
+                           inp: atty, weight: p(h + "attn_proj_w"), N: N, C: C, OC: C, accumulate: false, rows: rows)
             if lora != nil { loraBackward(qkv: false, layer: l, inp: atty, dout: dbranch, dinp: datty, N: N) }
-            attentionBackward(dqkv: dqkv, dout: datty, qkv: qkv, att: att, B: B, T: T, C: C, NH: config.heads, accumulate: false)
+            attentionBackward(dqkv: dqkv, dout: datty, qkv: qkv, att: att, B: B, T: T, C: C, NH: config.heads, accumulate: false,
+                              lengths: rows.lengths)
             linearBackward(dinp: dln, dweight: g(h + "qkv_w"), dbias: g(h + "qkv_b"), dout: dqkv, inp: ln1,
-                           weight: p(h + "qkv_w"), N: N, C: C, OC: 3 * C, accumulate: false)
+                           weight: p(h + "qkv_w"), N: N, C: C, OC: 3 * C, accumulate: false, rows: rows)
             if lora != nil { loraBackward(qkv: true, layer: l, inp: ln1, dout: dqkv, dinp: dln, N: N) }
             layerNormBackward(dinp: dres, dweight: g(h + "ln1_w"), dbias: g(h + "ln1_b"), dout: dln, inp: residualIn,
                               weight: p(h + "ln1_w"), mean: a.ln1Mean.ptr + l * N, rstd: a.ln1Rstd.ptr + l * N, N: N, C: C)

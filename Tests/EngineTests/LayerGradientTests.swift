@@ -42,6 +42,62 @@ import OverOptEngine
         #expect(e.max()! < 1e-2)
     }
 
+    /// The backward's packed products against a Double reference: partial blocks of rows
+    /// and of outputs, overwriting and adding, on every row or on the token rows of a padded
+    /// batch (whose padding rows of dout hold values that must reach neither dweight nor
+    /// dinp), at 1 and 2 threads, which must give the same bits.
+    @Test(arguments: [(1, 7, 16, 16), (3, 11, 24, 80), (4, 13, 64, 192), (2, 45, 256, 64), (5, 9, 33, 1), (3, 20, 64, 203)])
+    func linearBackwardMatchesDoubleReference(B: Int, T: Int, C: Int, OC: Int) {
+        let previous = engineThreadCount()
+        defer { setEngineThreads(previous) }
+        var rng = RNG(seed: UInt64(B * 1000 + T * 31 + C * 7 + OC))
+        let N = B * T
+        let lengths = (0..<B).map { b in b == 0 ? T : 1 + rng.int(below: T) }
+        let inp = randomBuffer(N * C, &rng), w = randomBuffer(OC * C, &rng, scale: 0.25), dout = randomBuffer(N * OC, &rng)
+        let dinp0 = randomBuffer(N * C, &rng), dw0 = randomBuffer(OC * C, &rng)
+        for padded in [false, true] {
+            let rows = TokenRows(B: B, T: T, lengths: padded ? lengths : [Int](repeating: T, count: B))
+            let isToken = (0..<N).map { n in !padded || n % T < lengths[n / T] }
+            // The forward leaves the input zero at padding rows.
+            let x = FloatBuffer(inp.array)
+            for n in 0..<N where !isToken[n] { for c in 0..<C { x[n * C + c] = 0 } }
+            for accumulate in [false, true] {
+                var bits: [[UInt32]] = []
+                for threads in [1, 2] {
+                    setEngineThreads(threads)
+                    let dinp = FloatBuffer(dinp0.array), dw = FloatBuffer(dw0.array)
+                    linearBackward(dinp: dinp.ptr, dweight: dw.ptr, dbias: nil, dout: dout.ptr, inp: x.ptr, weight: w.ptr,
+                                   N: N, C: C, OC: OC, accumulate: accumulate, rows: rows)
+                    var worst = 0.0
+                    for n in 0..<N {
+                        for c in 0..<C {
+                            let start = accumulate ? Double(dinp0[n * C + c]) : 0
+                            guard isToken[n] else {
+                                #expect(Double(dinp[n * C + c]) == start, "padding row \(n) of dinp")
+                                continue
+                            }
+                            var sum = start, scale = abs(start)
+                            for o in 0..<OC { let t = Double(dout[n * OC + o]) * Double(w[o * C + c]); sum += t; scale += abs(t) }
+                            worst = max(worst, abs(Double(dinp[n * C + c]) - sum) / (scale + 1e-30))
+                        }
+                    }
+                    for o in 0..<OC {
+                        for c in 0..<C {
+                            var sum = Double(dw0[o * C + c]), scale = abs(sum)
+                            for n in 0..<N where isToken[n] {
+                                let t = Double(dout[n * OC + o]) * Double(x[n * C + c]); sum += t; scale += abs(t)
+                            }
+                            worst = max(worst, abs(Double(dw[o * C + c]) - sum) / (scale + 1e-30))
+                        }
+                    }
+                    #expect(worst < 1e-6, "padded \(padded), accumulate \(accumulate), threads \(threads): relative error \(worst)")
+                    bits.append((dinp.array + dw.array).map(\.bitPattern))
+                }
+                #expect(bits[0] == bits[1], "padded \(padded), accumulate \(accumulate): 1 and 2 threads differ")
+            }
+        }
+    }
+
     @Test func attentionGradientsMatchFiniteDifferences() {
         var rng = RNG(seed: 3)
         let B = 2, T = 5, C = 8, NH = 2

@@ -1,5 +1,6 @@
-// The training forward computes only each sequence's token rows (TokenRows.swift): the
-// results must be bit for bit those of computing every row of the padded batch.
+// A training step computes only each sequence's token rows (TokenRows.swift): its forward
+// must give bit for bit what computing every row of the padded batch gives, and its
+// gradients the same up to rounding.
 import Testing
 import OverOptEngine
 
@@ -40,17 +41,25 @@ import OverOptEngine
         return (lp.logp, realValues, m.grads.array)
     }
 
+    /// The forward's results are the same bits; the gradients agree to rounding (the
+    /// weight gradients' and attention's OpenBLAS products run over fewer rows, which
+    /// rounds differently), and are the same bits at 1 and 2 threads.
     @Test(arguments: [false, true])
-    func skippingPaddingRowsChangesNoBit(lora: Bool) {
+    func skippingPaddingRowsChangesOnlyRounding(lora: Bool) {
+        var skippedGradients: [[Float]] = []
         for threads in [1, 2] {
             let skipped = step(skipPadding: true, threads: threads, lora: lora)
             let computed = step(skipPadding: false, threads: threads, lora: lora)
             func differing(_ a: [Float], _ b: [Float]) -> Int { zip(a, b).filter { $0.bitPattern != $1.bitPattern }.count }
             #expect(differing(skipped.logp, computed.logp) == 0, "log-probs, threads \(threads)")
             #expect(differing(skipped.values, computed.values) == 0, "values, threads \(threads)")
-            #expect(differing(skipped.grads, computed.grads) == 0, "gradients, threads \(threads)")
+            let scale = computed.grads.map { abs($0) }.max()!
+            let worst = zip(skipped.grads, computed.grads).map { abs($0 - $1) }.max()!
+            #expect(worst <= 1e-5 * scale, "gradients, threads \(threads): largest difference \(worst), largest gradient \(scale)")
             #expect(skipped.grads.contains { $0 != 0 })
+            skippedGradients.append(skipped.grads)
         }
+        #expect(skippedGradients[0].map(\.bitPattern) == skippedGradients[1].map(\.bitPattern), "1 and 2 threads")
     }
 
     @Test func paddingRowsOfTheForwardAreZero() {

@@ -39,7 +39,7 @@ private struct NumbersStage: RunStage {
         let c = run.config
         let base = StageOutput(value: BasePolicy(model: tinyBase()), key: "base-key")
         #expect(try BasePolicyStage(settings: c.base, label: "base").key(run)
-                == StageCache.key(["world": run.world.fingerprint, "base": StageCache.key(c.base), "code": "base-v3"]))
+                == StageCache.key(["world": run.world.fingerprint, "base": StageCache.key(c.base), "code": "base-v4"]))
         #expect(try PreferenceDataStage(base: base).key(run)
                 == StageCache.key(["base": "base-key", "data": StageCache.key(c.data), "seed": "\(c.seed)", "code": "data-v3"]))
         // The samples' tag is "bon", not their cache prefix "bon-samples".
@@ -62,7 +62,7 @@ private struct NumbersStage: RunStage {
         for (optimizer, settings) in [("ppo", StageCache.key(c.ppo)), ("grpo", StageCache.key(c.grpo)), ("rloo", StageCache.key(c.rloo))] {
             let stage = PolicyOptimizerStage(optimizer: optimizer, name: "bt", proxy: rm, base: base)
             #expect(try stage.key(run) == StageCache.key(["rm": "rm-key", "base": "base-key", optimizer: settings, "seed": "\(c.seed)",
-                                                          "detectors": StageCache.key(c.detectors), "code": "\(optimizer)-v2"]))
+                                                          "detectors": StageCache.key(c.detectors), "code": "\(optimizer)-v3"]))
             #expect(stage.label == "\(optimizer)/bt" && stage.unit?.stage == optimizer && stage.unit?.variant == "bt")
         }
     }

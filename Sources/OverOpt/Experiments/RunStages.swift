@@ -131,7 +131,7 @@ func rmBasePresets(_ config: ExperimentConfig) -> [String] {
 /// Pretraining a base model (the policy's, or a proxy's of another preset): one per world
 /// and `[base]` settings, shared by every seed and variant.
 struct BasePolicyStage: RunStage {
-    static let codeVersion = 3
+    static let codeVersion = 4
     let settings: BasePolicyConfig
     let label: String
     var stage: String { "base" }
@@ -194,7 +194,7 @@ struct BestOfNSamplesStage: RunStage {
 /// an earlier result file (`--load-proxy`). Its reward mean and std (`reward_mean`,
 /// `reward_std` of /rm/<name>) are measured on best-of-n samples when that stage ran.
 struct ProxyStage: RunStage {
-    static let codeVersion = 1
+    static let codeVersion = 2
     /// Base-policy samples the reward statistics are measured on: about this many of the
     /// best-of-n samples, spread over all its prompts.
     static let normalizationSampleCount = 1024
@@ -301,7 +301,7 @@ func evaluationRNG(seed: UInt64, proxyName: String) -> RNG {
 /// A policy optimizer with a proxy as reward (PPO, GRPO or RLOO), its evaluation curves
 /// and detector statistics under /<optimizer>/<proxy>.
 struct PolicyOptimizerStage: RunStage {
-    static let codeVersion = 2
+    static let codeVersion = 3
     /// "ppo", "grpo" or "rloo".
     let optimizer: String
     let name: String
@@ -363,7 +363,7 @@ struct PolicyOptimizerStage: RunStage {
 /// Direct alignment (DPO or IPO) on the preference data: no proxy in the loss; the first
 /// proxy's score is reported as `proxy`, for comparison with the RL optimizers.
 struct DirectAlignmentStage: RunStage {
-    static let codeVersion = 1
+    static let codeVersion = 2
     let data: StageOutput<PreferenceDataset>
     let base: StageOutput<BasePolicy>
     /// The first proxy, whose score is reported.
