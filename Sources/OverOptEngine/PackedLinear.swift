@@ -14,11 +14,11 @@
 // The kernel is single-threaded: the sampler runs each decode group on one thread, and
 // the training forward (`packedLinearForward`) packs its weights once per call, in scratch
 // memory (Scratch.swift), and spreads blocks of rows over the engine's threads; the
-// backward's input gradients (`linearBackward`) run the same way on the transposed weight. Without the per-call packing of the rows, the
-// small preset's reward-model steps run ≈ 8% faster than on OpenBLAS. The sum over k runs
-// in order with fused multiply-adds, starting from
-// the bias (and the previous output, when accumulating), so results differ from OpenBLAS's
-// only by rounding, and a row's result does not depend on how the rows are split.
+// backward's input gradients (`linearBackward`) run the same way on the transposed weight.
+// Without the per-call packing of the rows, the small preset's reward-model steps run ≈ 8%
+// faster than on OpenBLAS. The sum over k runs in order with fused multiply-adds, starting
+// from the bias (and the previous output, when accumulating), so results differ from
+// OpenBLAS's only by rounding, and a row's result does not depend on how the rows are split.
 
 import OverOptKernelsAVX512
 
@@ -212,7 +212,8 @@ struct PackedLinear: @unchecked Sendable {
 }
 
 /// out (N, OC) = inp (N, C) · weightᵀ + bias (the training forward's products) by a
-/// PackedLinear packed for this call in scratch memory, rows spread over the engine's threads in blocks of 96.
+/// PackedLinear packed for this call in scratch memory, rows spread over the engine's
+/// threads in blocks of 96.
 /// With `rows`, each sequence's token rows are one block and the padding rows of out are
 /// zeroed.
 func packedLinearForward(out: FPtr, inp: FPtr, weight: FPtr, bias: FPtr?, N: Int, C: Int, OC: Int, rows: TokenRows? = nil) {

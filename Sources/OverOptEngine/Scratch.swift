@@ -20,6 +20,9 @@ final class ScratchStack {
     private var blocks: [(ptr: FPtr, capacity: Int)] = []
     private var used: [Int] = []        // floats in use per block
 
+    /// The number of blocks (one once a workload has settled).
+    var blockCount: Int { blocks.count }
+
     deinit { for b in blocks { free(b.ptr) } }
 
     func push(_ count: Int) -> FPtr {
@@ -36,6 +39,7 @@ final class ScratchStack {
 
     func pop(_ count: Int) {
         let n = (count + 15) / 16 * 16
+        guard n > 0 else { return }
         var last = blocks.count - 1
         while used[last] == 0 { last -= 1 }   // empty blocks above the top allocation
         used[last] -= n
