@@ -32,10 +32,12 @@ public func embeddingForward(out: FPtr, tokens: UnsafePointer<Int32>, wte: FPtr,
 }
 
 /// dwte[tokens] += dout, dwpe[t] += dout.  Either gradient pointer may be nil (frozen).
+/// With `lengths`, only each sequence's first lengths[b] positions (dout's padding rows are
+/// not read).
 public func embeddingBackward(dwte: FPtr?, dwpe: FPtr?, dout: FPtr, tokens: UnsafePointer<Int32>,
-                              B: Int, T: Int, C: Int) {
+                              B: Int, T: Int, C: Int, lengths: [Int]? = nil) {
     for b in 0..<B {
-        for t in 0..<T {
+        for t in 0..<(lengths?[b] ?? T) {
             let d = dout + (b * T + t) * C
             if let dwte {
                 let e = dwte + Int(tokens[b * T + t]) * C
@@ -87,8 +89,10 @@ public func layerNormForward(out: FPtr, mean: FPtr, rstd: FPtr, inp: FPtr, weigh
 }
 
 /// Backward of LayerNorm: dinp += …, dweight += …, dbias += … (weight grads may be nil).
+/// With `rows`, only those rows are read and written.
 public func layerNormBackward(dinp: FPtr, dweight: FPtr?, dbias: FPtr?, dout: FPtr, inp: FPtr,
-                              weight: FPtr, mean: FPtr, rstd: FPtr, N: Int, C: Int) {
+                              weight: FPtr, mean: FPtr, rstd: FPtr, N: Int, C: Int, rows: TokenRows? = nil) {
+    let lengths = rows?.lengths, T = rows?.T ?? N
     // Partial sums of the weight gradients over a fixed number of row chunks (independent of
     // the thread count), added in chunk order: results are identical for any thread count.
     let chunks = min(N, 16), full = C / 16 * 16
@@ -97,6 +101,7 @@ public func layerNormBackward(dinp: FPtr, dweight: FPtr?, dbias: FPtr?, dout: FP
       for chunk in chunkRange {
         let pw = partial.ptr + chunk * 2 * C, pb = pw + C
         for n in (chunk * N / chunks)..<((chunk + 1) * N / chunks) {
+            if let lengths, n % T >= lengths[n / T] { continue }
             let d = dout + n * C, x = inp + n * C, di = dinp + n * C
             let m = mean[n], s = rstd[n]
             let mv = F16(repeating: m), sv = F16(repeating: s)
@@ -203,17 +208,19 @@ public func linearBackward(dinp: FPtr?, dweight: FPtr?, dbias: FPtr?, dout: FPtr
             }
         }
     }
-    if let dbias { columnSums(into: dbias, dout, N: N, OC: OC) }
+    if let dbias { columnSums(into: dbias, dout, N: N, OC: OC, rows: rows) }
 }
 
-/// acc (OC) += Σ_n x[n, ·] for x (N,OC), parallel over column blocks.
-func columnSums(into acc: FPtr, _ x: FPtr, N: Int, OC: Int) {
+/// acc (OC) += Σ_n x[n, ·] for x (N,OC), parallel over column blocks; with `rows`, over
+/// those rows only.
+func columnSums(into acc: FPtr, _ x: FPtr, N: Int, OC: Int, rows: TokenRows? = nil) {
     let blocks = (OC + 15) / 16
+    let runs = rows?.runs ?? [0..<N]
     parallelFor(blocks, costPerItem: 16 * N) { _, range in
         for blk in range {
             let j0 = blk * 16, w = min(16, OC - j0)
             var s = F16()
-            for n in 0..<N { s += load16(x + n * OC + j0, w) }
+            for run in runs { for n in run { s += load16(x + n * OC + j0, w) } }
             store16(load16(acc + j0, w) + s, acc + j0, w)
         }
     }
@@ -462,8 +469,10 @@ public func geluForwardSavingDerivative(out: FPtr, inp: FPtr, n: Int, rows: Toke
 }
 
 /// dinp (+)= derivative · dout, with the derivative saved by `geluForwardSavingDerivative`.
-public func geluBackward(dinp: FPtr, derivative: FPtr, dout: FPtr, n: Int, accumulate: Bool = true) {
-    forEachBlock16(n) { i, c in
+/// With `rows` (of `width` values each), only those rows are read and written.
+public func geluBackward(dinp: FPtr, derivative: FPtr, dout: FPtr, n: Int, accumulate: Bool = true, rows: TokenRows? = nil,
+                         width: Int = 1) {
+    forEachBlock16(n, rows: rows, width: width) { i, c in
         let g: F16 = load16(derivative + i, c) * load16(dout + i, c)
         store16(accumulate ? load16(dinp + i, c) + g : g, dinp + i, c)
     }

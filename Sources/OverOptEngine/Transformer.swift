@@ -235,10 +235,13 @@ public final class Transformer: @unchecked Sendable {
 
     // MARK: Forward
 
+    /// Activations for a B × T batch. They are made for the whole context length, since a
+    /// padded batch's T changes from batch to batch: growing them a few positions at a time
+    /// would allocate (and have the kernel zero) tens of megabytes each time.
     func activations(B: Int, T: Int) -> Activations {
         if let a = acts, a.fits(B: B, T: T) { return a }
         let a = Activations(config: config, heads: heads, B: max(B, acts?.capacityB ?? 0),
-                            T: max(T, acts?.capacityT ?? 0))
+                            T: max(T, config.contextLength))
         acts = a
         return a
     }
@@ -468,11 +471,13 @@ public final class Transformer: @unchecked Sendable {
             rewardBackward(dRewards ?? [Float](repeating: 0, count: B), dLatent: dLatent, dhf: dhf)
         }
         if let dValues {
-            linearBackward(dinp: dhf, dweight: g("vh_w"), dbias: g("vh_b"), dout: dValues, inp: a.hidden.ptr,
+            linearBackward(dinp: dhf, dweight: g("vh_w"), dbias: nil, dout: dValues, inp: a.hidden.ptr,
                            weight: p("vh_w"), N: N, C: C, OC: 1, rows: a.rows)
+            // A padding row's value is the bias alone (its hidden state is 0): its gradient counts.
+            if let db = g("vh_b") { columnSums(into: db, dValues, N: N, OC: 1) }
         }
         // Padding rows were not computed (their hidden states are the constant 0): a gradient
-        // there stops at the heads.
+        // there stops at the heads, and the trunk's backward reads only token rows.
         a.rows.zeroPadding(dhf, width: C)
         // LoRA hook: adapters need the trunk's backward even when its weights are frozen.
         let loraTrains = lora != nil && !frozen.contains(.lora)
@@ -526,7 +531,7 @@ public final class Transformer: @unchecked Sendable {
         let dres = work.zeroed("dresidual", N * C)
         let lastResidual = a.res3.ptr + (L - 1) * N * C
         layerNormBackward(dinp: dres, dweight: g("lnf_w"), dbias: g("lnf_b"), dout: dhf, inp: lastResidual,
-                          weight: p("lnf_w"), mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, N: N, C: C)
+                          weight: p("lnf_w"), mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, N: N, C: C, rows: rows)
         let dln = work.get("dln", N * C), dqkv = work.get("dqkv", N * 3 * C), datty = work.get("datty", N * C)
         let dfch = work.get("dfch", N * H), dfchGelu = work.get("dfchGelu", N * H)
         let dproj = work.get("dproj", N * C)
@@ -542,11 +547,11 @@ public final class Transformer: @unchecked Sendable {
             if a.dropoutUsed { dproj.update(repeating: 0, count: N * C); dropoutBackward(dinp: dproj, mask: a.mask2.ptr + nc, dout: dres, n: N * C); dbranch = dproj }
             linearBackward(dinp: dfchGelu, dweight: g(h + "mlp_proj_w"), dbias: g(h + "mlp_proj_b"), dout: dbranch,
                            inp: fchGelu, weight: p(h + "mlp_proj_w"), N: N, C: H, OC: C, accumulate: false, rows: rows)
-            geluBackward(dinp: dfch, derivative: fch, dout: dfchGelu, n: N * H, accumulate: false)
+            geluBackward(dinp: dfch, derivative: fch, dout: dfchGelu, n: N * H, accumulate: false, rows: rows, width: H)
             linearBackward(dinp: dln, dweight: g(h + "fc_w"), dbias: g(h + "fc_b"), dout: dfch, inp: ln2,
                            weight: p(h + "fc_w"), N: N, C: C, OC: H, accumulate: false, rows: rows)
             layerNormBackward(dinp: dres, dweight: g(h + "ln2_w"), dbias: g(h + "ln2_b"), dout: dln, inp: res2,
-                              weight: p(h + "ln2_w"), mean: a.ln2Mean.ptr + l * N, rstd: a.ln2Rstd.ptr + l * N, N: N, C: C)
+                              weight: p(h + "ln2_w"), mean: a.ln2Mean.ptr + l * N, rstd: a.ln2Rstd.ptr + l * N, N: N, C: C, rows: rows)
             // res2 = residualIn + dropout(attn_proj(attention(qkv(ln1(residualIn)))))
             dbranch = dres
             if a.dropoutUsed { dproj.update(repeating: 0, count: N * C); dropoutBackward(dinp: dproj, mask: a.mask1.ptr + nc, dout: dres, n: N * C); dbranch = dproj }
@@ -559,12 +564,13 @@ public final class Transformer: @unchecked Sendable {
                            weight: p(h + "qkv_w"), N: N, C: C, OC: 3 * C, accumulate: false, rows: rows)
             if lora != nil { loraBackward(qkv: true, layer: l, inp: ln1, dout: dqkv, dinp: dln, N: N) }
             layerNormBackward(dinp: dres, dweight: g(h + "ln1_w"), dbias: g(h + "ln1_b"), dout: dln, inp: residualIn,
-                              weight: p(h + "ln1_w"), mean: a.ln1Mean.ptr + l * N, rstd: a.ln1Rstd.ptr + l * N, N: N, C: C)
+                              weight: p(h + "ln1_w"), mean: a.ln1Mean.ptr + l * N, rstd: a.ln1Rstd.ptr + l * N, N: N, C: C, rows: rows)
         }
         let dwte = g("wte"), dwpe = g("wpe")
         if dwte != nil || dwpe != nil {
             a.tokens.withUnsafeBufferPointer { tok in
-                embeddingBackward(dwte: dwte, dwpe: dwpe, dout: dres, tokens: tok.baseAddress!, B: B, T: T, C: C)
+                embeddingBackward(dwte: dwte, dwpe: dwpe, dout: dres, tokens: tok.baseAddress!, B: B, T: T, C: C,
+                                  lengths: rows.lengths)
             }
         }
     }
