@@ -4,8 +4,9 @@
 // longest one's T tokens. Attention is causal, so nothing a token computes depends on the
 // padding after it; in the world's batches a third to a half of the rows are padding.
 // The forward therefore computes only each sequence's token rows and writes zeros to the
-// padding rows, and the backward's products and attention read only the token rows too
-// (a head's gradient at a padding row stops at the head, `Transformer.backward`).
+// padding rows, and the backward's products, attention and elementwise passes read only
+// the token rows too (a head's gradient at a padding row stops at the head,
+// `Transformer.backward`); a padding row of a backward buffer may hold anything.
 // The forward's kernels compute a row the same way whichever rows are computed beside it
 // (PackedLinear, LayerNorm, GELU, attention's one-query kernel), so the forward gives bit
 // for bit what the full padded forward gives. The backward's weight gradients and
