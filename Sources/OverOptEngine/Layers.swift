@@ -387,7 +387,9 @@ public func attentionBackward(dqkv: FPtr, dout: FPtr, qkv: FPtr, att: FPtr, B: I
                  B: q, ldb: C3, beta: beta, C: dk, ldc: C3)
             if !accumulate {
                 for t in L..<T {
-                    for base in [dq, dk, dv] { (base + t * C3).update(repeating: 0, count: hs) }
+                    (dq + t * C3).update(repeating: 0, count: hs)
+                    (dk + t * C3).update(repeating: 0, count: hs)
+                    (dv + t * C3).update(repeating: 0, count: hs)
                 }
             }
         }

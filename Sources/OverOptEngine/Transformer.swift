@@ -476,9 +476,8 @@ public final class Transformer: @unchecked Sendable {
             // A padding row's value is the bias alone (its hidden state is 0): its gradient counts.
             if let db = g("vh_b") { columnSums(into: db, dValues, N: N, OC: 1) }
         }
-        // Padding rows were not computed (their hidden states are the constant 0): a gradient
-        // there stops at the heads, and the trunk's backward reads only token rows.
-        a.rows.zeroPadding(dhf, width: C)
+        // Padding rows were not computed (their hidden states are the constant 0): the heads'
+        // input gradients skip them, and the trunk's backward reads only token rows.
         // LoRA hook: adapters need the trunk's backward even when its weights are frozen.
         let loraTrains = lora != nil && !frozen.contains(.lora)
         if !frozen.contains(.trunk) || loraTrains { trunkBackward(dhf: dhf) }
